@@ -1,0 +1,1 @@
+"""Benchmark loaders: one schema per benchmark, clear errors for malformed files."""
