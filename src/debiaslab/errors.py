@@ -13,8 +13,8 @@ class DataFormatError(DebiaslabError, ValueError):
     """A data file is malformed. The message names the file, the row/record and the field.
 
     Example:
-        >>> str(DataFormatError("unknown label 'pro'", file="x.csv", row=3, field="stereo_antistereo"))
-        "x.csv: row 3, field 'stereo_antistereo': unknown label 'pro'"
+        >>> str(DataFormatError("unknown label 'pro'", file="x.csv", row=3, field="direction"))
+        "x.csv: row 3, field 'direction': unknown label 'pro'"
     """
 
     def __init__(

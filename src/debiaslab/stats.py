@@ -59,3 +59,36 @@ def bootstrap_ci(
         for key, value in statistic(idx).items():
             draws.setdefault(key, []).append(value)
     return {key: percentile_ci(np.array(vals), alpha) for key, vals in draws.items()}
+
+
+def bootstrap_vectorized(
+    statistic: Callable[[np.ndarray], dict[str, np.ndarray]],
+    n: int,
+    *,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    alpha: float = ALPHA,
+) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """Point estimates and percentile CIs for a statistic that works on a batch of resamples.
+
+    ``statistic`` maps an index matrix of shape ``(k, n)`` (each row one sample of item
+    positions) to ``{metric: array of shape (k,)}``. It is called once with the identity row
+    (the point estimate) and once with all ``n_boot`` resamples.
+
+    Example:
+        >>> values = np.array([0.0, 1.0] * 50)
+        >>> point, ci = bootstrap_vectorized(lambda idx: {"mean": values[idx].mean(axis=1)}, 100)
+        >>> point["mean"], ci["mean"][0] < 0.5 < ci["mean"][1]
+        (0.5, True)
+    """
+    identity = np.arange(n)[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point = {k: float(v[0]) for k, v in statistic(identity).items()}
+        draws = statistic(bootstrap_indices(n, n_boot, seed))
+    # Counts (keys ending in n_*) describe the sample; they get no interval.
+    intervals = {
+        k: percentile_ci(v, alpha)
+        for k, v in draws.items()
+        if not k.rsplit("/", 1)[-1].startswith("n_")
+    }
+    return point, intervals

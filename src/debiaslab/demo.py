@@ -1,0 +1,151 @@
+"""The offline demo: planted-bias calibration of the measurement pipeline.
+
+Trains tiny causal and masked LMs on corpora with planted stereotype rates 0.2, 0.5 and 0.8,
+scores each with CrowS-Pairs and StereoSet on a held-out planted benchmark (whose true bias
+direction is known) and on the real benchmark files when they are available offline, writes
+one result JSON per run, a calibration figure, and prints a table. A measurement pipeline that
+cannot rank these models 0.2 < 0.5 < 0.8 cannot be trusted on real ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from debiaslab.data.fetch import cache_dir
+from debiaslab.errors import DataNotFoundError
+from debiaslab.results import load_all
+
+log = logging.getLogger(__name__)
+
+RATES = (0.2, 0.5, 0.8)
+FAMILIES = ("causal", "masked")
+# The headline bias score of each benchmark on a 0-100 scale (50 = no preference).
+HEADLINE = {
+    ("crows_pairs", "masked"): ("metric_score", 1.0),
+    ("crows_pairs", "causal"): ("pct_stereotype", 100.0),
+    ("stereoset", "masked"): ("intrasentence/overall/ss", 1.0),
+    ("stereoset", "causal"): ("intrasentence/overall/ss", 1.0),
+}
+
+
+def _real_data_available() -> dict[str, bool]:
+    from debiaslab.data.crows_pairs import load_crows_pairs
+    from debiaslab.data.stereoset import load_stereoset
+
+    out = {}
+    for name, loader in (("crows_pairs", load_crows_pairs), ("stereoset", load_stereoset)):
+        try:
+            loader()
+            out[name] = True
+        except DataNotFoundError as exc:
+            log.warning("real %s data not available offline (%s): skipped", name, exc)
+            out[name] = False
+    return out
+
+
+def headline_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, benchmark, family, rate): the headline score with its CI."""
+    rows = []
+    for run, runs in frame.groupby("run_id"):
+        first = runs.iloc[0]
+        key = HEADLINE.get((first["benchmark"], first["family"]))
+        if key is None or pd.isna(first.get("planted_rate")):
+            continue
+        metric, scale = key
+        hit = runs[runs["metric"] == metric]
+        if hit.empty:
+            continue
+        row = hit.iloc[0]
+        rows.append(
+            {
+                "dataset": first["dataset"],
+                "benchmark": first["benchmark"],
+                "family": first["family"],
+                "rate": float(first["planted_rate"]),
+                "metric": metric,
+                "value": row["value"] * scale,
+                "ci_low": row["ci_low"] * scale,
+                "ci_high": row["ci_high"] * scale,
+                "run_id": run,
+            }
+        )
+    return pd.DataFrame(rows).sort_values(["dataset", "benchmark", "family", "rate"])
+
+
+def run_demo(
+    output: str | Path = "results/demo",
+    figures: str | Path = "figures",
+    *,
+    models_dir: str | Path | None = None,
+    quick: bool = False,
+) -> pd.DataFrame:
+    """Run the calibration demo; return the headline table."""
+    from debiaslab import plots, tiny
+    from debiaslab.data.stereoset import write_stereoset_json
+    from debiaslab.runner import evaluate
+
+    started = time.perf_counter()
+    output = Path(output)
+    data_dir = output / "planted_data"
+    n_pairs, n_examples, limit, n_boot = (60, 60, 100, 200) if quick else (300, 300, None, 1000)
+    planted_crows = tiny.write_planted_crows_pairs(
+        data_dir / "planted_crows_pairs.csv", n_pairs=n_pairs, seed=1
+    )
+    planted_ss = write_stereoset_json(
+        tiny.planted_stereoset(n_examples, seed=1), data_dir / "planted_stereoset.json"
+    )
+    print(f"[demo] held-out planted benchmarks: {planted_crows}, {planted_ss}")
+    models_dir = Path(models_dir) if models_dir else cache_dir() / "tiny" / "planted"
+    print(f"[demo] training planted-bias tiny models in {models_dir} (reused when present)")
+    paths = tiny.planted_models(rates=RATES, families=FAMILIES, out_dir=models_dir, seed=0)
+    real = _real_data_available()
+    jobs = [
+        ("planted", "crows_pairs", str(planted_crows)),
+        ("planted", "stereoset", str(planted_ss)),
+    ]
+    jobs += [("real", bench, None) for bench in ("crows_pairs", "stereoset") if real[bench]]
+    for (family, rate), path in sorted(paths.items()):
+        for dataset, benchmark, data in jobs:
+            result = evaluate(
+                str(path),
+                benchmark,
+                output / dataset,
+                data=data,
+                limit=limit if dataset == "real" else None,
+                n_boot=n_boot,
+                seed=0,
+                progress=False,
+                name=f"tiny-{family}-planted{rate}",
+                model_meta={"planted_rate": rate},
+            )
+            state = "reused" if result.skipped else "written"
+            print(f"[demo] {dataset:<7} {benchmark:<11} {family:<6} rate {rate}: {state}")
+    frames = []
+    for dataset in ("planted", "real"):
+        if (output / dataset).is_dir():
+            frame = load_all(output / dataset)
+            frame["dataset"] = dataset
+            frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
+    frame["planted_rate"] = frame["model"].str.extract(r"planted([0-9.]+)$")[0].astype(float)
+    table = headline_table(frame)
+    panels = [
+        (f"{dataset} {benchmark.replace('_', '-')}", rows)
+        for (dataset, benchmark), rows in table.groupby(["dataset", "benchmark"], sort=False)
+    ]
+    written = plots.calibration(panels, Path(figures) / "calibration")
+    print()
+    print("Bias score by planted stereotype rate (50 = no preference; 95% bootstrap CI):")
+    for _, row in table.iterrows():
+        print(
+            f"  {row['dataset']:<8}{row['benchmark']:<12}{row['family']:<7}"
+            f"rate {row['rate']:.1f}  {row['metric']:<25}{row['value']:6.1f}  "
+            f"[{row['ci_low']:5.1f}, {row['ci_high']:5.1f}]"
+        )
+    print(f"\n[demo] figure: {', '.join(str(p) for p in written)}")
+    print(f"[demo] results: {output}  ({time.perf_counter() - started:.0f} s)")
+    return table

@@ -1,0 +1,229 @@
+"""Where am I and what can I run on: platform, paths, device, dtype, secrets.
+
+This is the one module that knows platform paths (``/kaggle/...``, ``/content``). Nothing here
+runs at import time; call :func:`setup` from a notebook or script.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from debiaslab.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+PLATFORMS = ("kaggle", "colab", "ci", "local")
+OUTPUT_ENV = "DEBIASLAB_OUTPUT"
+
+
+def detect_platform(environ: dict[str, str] | None = None) -> str:
+    """Return ``kaggle``, ``colab``, ``ci`` or ``local``.
+
+    Example:
+        >>> detect_platform({"KAGGLE_KERNEL_RUN_TYPE": "Interactive"})
+        'kaggle'
+        >>> detect_platform({"COLAB_RELEASE_TAG": "release-colab_20261101"})
+        'colab'
+        >>> detect_platform({"CI": "true"})
+        'ci'
+        >>> detect_platform({})
+        'local'
+    """
+    env = os.environ if environ is None else environ
+    if "KAGGLE_KERNEL_RUN_TYPE" in env or "KAGGLE_URL_BASE" in env:
+        return "kaggle"
+    if "COLAB_RELEASE_TAG" in env or "COLAB_GPU" in env:
+        return "colab"
+    if env.get("CI", "").lower() in ("1", "true", "yes"):
+        return "ci"
+    return "local"
+
+
+def output_root(platform: str | None = None) -> Path:
+    """Where results, figures and checkpoints go: ``$DEBIASLAB_OUTPUT`` or the platform's place."""
+    if os.environ.get(OUTPUT_ENV):
+        return Path(os.environ[OUTPUT_ENV])
+    platform = platform or detect_platform()
+    if platform == "kaggle":
+        return Path("/kaggle/working")
+    if platform == "colab":
+        return Path("/content")
+    return Path.cwd()
+
+
+def input_root(platform: str | None = None) -> Path | None:
+    """Where attached read-only inputs live (Kaggle datasets), or ``None``."""
+    platform = platform or detect_platform()
+    if platform == "kaggle":
+        return Path("/kaggle/input")
+    if platform == "colab":
+        return Path("/content")
+    return None
+
+
+# --------------------------------------------------------------------------- device and dtype
+
+
+def _cuda_kernel_problem(torch) -> str | None:
+    """A message if the installed torch has no kernels for the visible GPU, else ``None``."""
+    major, minor = torch.cuda.get_device_capability(0)
+    arch = f"sm_{major}{minor}"
+    supported = torch.cuda.get_arch_list()
+    # A build runs on its listed archs and, through PTX, on newer ones of the same major.
+    if arch in supported or any(
+        a.startswith("compute_") and int(a.split("_")[1]) <= major * 10 + minor for a in supported
+    ):
+        return None
+    name = torch.cuda.get_device_name(0)
+    return (
+        f"the installed torch {torch.__version__} has no CUDA kernels for {name} ({arch}); "
+        f"it supports {', '.join(supported)}. On Kaggle pick the 'GPU T4 x2' accelerator, or "
+        "install a torch build that still ships this architecture "
+        "(e.g. pip install 'torch<2.6' --index-url https://download.pytorch.org/whl/cu118)."
+    )
+
+
+def select_device(requested: str | None = None):
+    """Pick ``cuda``/``mps``/``cpu`` (or honour ``requested``), failing fast on unusable GPUs.
+
+    Raises:
+        ConfigError: CUDA was requested but is unavailable, or torch lacks kernels for the GPU.
+    """
+    import torch
+
+    if requested in (None, "auto"):
+        if torch.cuda.is_available():
+            requested = "cuda"
+        elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            requested = "mps"
+        else:
+            requested = "cpu"
+    device = torch.device(requested)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {requested!r} requested but torch sees no CUDA GPU")
+        problem = _cuda_kernel_problem(torch)
+        if problem:
+            raise ConfigError(problem)
+    return device
+
+
+def supports_bf16(device) -> bool:
+    """bf16 needs compute capability ≥ 8.0 on CUDA (T4 is 7.5, P100 6.0: no bf16)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device)[0] >= 8
+    return device.type == "cpu"
+
+
+def select_dtype(device, requested: str = "auto"):
+    """Choose the compute dtype: fp32 on CPU, bf16 where supported on GPU, else fp16.
+
+    Raises:
+        ConfigError: bf16 requested on a GPU without bf16 (T4, P100), with advice.
+    """
+    import torch
+
+    names = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+    }
+    if requested == "auto":
+        if device.type == "cpu":
+            return torch.float32
+        return torch.bfloat16 if supports_bf16(device) else torch.float16
+    if requested not in names:
+        raise ConfigError(f"unknown dtype {requested!r}; use auto, {', '.join(sorted(names))}")
+    dtype = names[requested]
+    if dtype == torch.bfloat16 and device.type == "cuda" and not supports_bf16(device):
+        raise ConfigError(
+            f"{torch.cuda.get_device_name(device)} has no bfloat16 support (compute capability "
+            "< 8.0, e.g. T4, P100): use dtype 'float16' or 'auto'."
+        )
+    return dtype
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def get_secret(name: str) -> str | None:
+    """Read a secret: environment variable → Kaggle secrets → Colab userdata; never printed.
+
+    Returns ``None`` when no source has it. Only the *source* is logged, never the value.
+    """
+    value = os.environ.get(name)
+    if value:
+        log.debug("secret %s taken from the environment", name)
+        return value
+    try:  # Kaggle: Add-ons → Secrets
+        from kaggle_secrets import UserSecretsClient  # type: ignore[import-not-found]
+
+        value = UserSecretsClient().get_secret(name)
+        if value:
+            log.debug("secret %s taken from Kaggle secrets", name)
+            return value
+    except Exception:
+        pass
+    try:  # Colab: the key icon in the left bar
+        from google.colab import userdata  # type: ignore[import-not-found]
+
+        value = userdata.get(name)
+        if value:
+            log.debug("secret %s taken from Colab userdata", name)
+            return value
+    except Exception:
+        pass
+    return None
+
+
+# --------------------------------------------------------------------------- setup
+
+
+@dataclass(frozen=True)
+class Environment:
+    platform: str
+    device: str
+    dtype: str
+    output_root: Path
+    input_root: Path | None
+    seed: int
+
+    def describe(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.__dict__.items()}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup(seed: int = 0, device: str | None = None, dtype: str = "auto") -> Environment:
+    """Detect the platform, pick device and dtype, seed RNGs, and log a one-line summary."""
+    platform = detect_platform()
+    dev = select_device(device)
+    chosen = select_dtype(dev, dtype)
+    seed_everything(seed)
+    env = Environment(
+        platform=platform,
+        device=str(dev),
+        dtype=str(chosen).replace("torch.", ""),
+        output_root=output_root(platform),
+        input_root=input_root(platform),
+        seed=seed,
+    )
+    log.info("debiaslab environment: %s", env.describe())
+    return env

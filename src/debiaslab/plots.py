@@ -1,0 +1,65 @@
+"""Figures from result files; nothing typed by hand. Uses matplotlib's object API (no pyplot
+state, no import-time style changes) and writes PNG + PDF atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+
+def save_figure(fig, path_stem: str | Path, formats=("png", "pdf")) -> list[Path]:
+    """Save ``fig`` as ``<stem>.png`` and ``<stem>.pdf``, each through a temp file + rename."""
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        target = stem.with_suffix(f".{fmt}")
+        fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=f".{target.name}.", suffix=f".{fmt}")
+        os.close(fd)
+        try:
+            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        written.append(target)
+    return written
+
+
+def calibration(panels: list[tuple[str, pd.DataFrame]], path_stem: str | Path) -> list[Path]:
+    """Measured bias score against planted stereotype rate, one panel per benchmark.
+
+    Args:
+        panels: ``(title, frame)`` pairs; each frame has columns ``family``, ``rate``,
+            ``value``, ``ci_low``, ``ci_high`` (scores on a 0–100 scale, 50 = unbiased).
+        path_stem: output path without suffix.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.2 * len(panels), 3.6))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    markers = {"causal": "o", "masked": "s", "seq2seq": "^"}
+    for ax, (title, frame) in zip(axes, panels, strict=True):
+        for family, rows in frame.sort_values("rate").groupby("family"):
+            err = [rows["value"] - rows["ci_low"], rows["ci_high"] - rows["value"]]
+            ax.errorbar(
+                rows["rate"],
+                rows["value"],
+                yerr=err,
+                marker=markers.get(family, "o"),
+                capsize=3,
+                label=f"{family} LM",
+            )
+        ax.axhline(50, color="grey", lw=0.8, ls="--")
+        ax.plot([0, 1], [0, 100], color="grey", lw=0.6, ls=":", label="score = 100·rate")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 100)
+        ax.set_xlabel("planted stereotype rate")
+        ax.set_ylabel("measured bias score (50 = none)")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle("Planted-bias calibration (tiny offline models, 95% bootstrap CIs)", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path_stem)

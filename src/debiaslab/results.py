@@ -1,0 +1,267 @@
+"""One self-describing JSON file per run, written atomically, and a tidy loader over them.
+
+A result file holds ``metrics`` (a flat dict of floats with ``/``-joined keys), ``ci`` (95%
+bootstrap intervals), ``higher_is_better`` (``true``/``false``, or ``null`` where the ideal is
+a midpoint such as 50, given in ``ideal``), the resolved ``config``, ``model``, ``benchmark``,
+``n_items``, ``timing``, package version, git hash, environment and date. Per-item records go
+beside it as ``<run_id>.items.csv``. The file name is the run id: a rerun with the same
+configuration finds it and can skip the work.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import platform as _platform
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import debiaslab
+from debiaslab.errors import DataFormatError
+
+SCHEMA = "debiaslab.result/1"
+# Side files written beside a result as ``<run_id>.<name>.json`` (not results themselves).
+ARTIFACT_NAMES = ("predictions",)
+
+
+@dataclass
+class BenchmarkOutput:
+    """What a benchmark returns: metrics with CIs and directions, plus per-item records."""
+
+    benchmark: str
+    metrics: dict[str, float]
+    ci: dict[str, tuple[float, float]]
+    higher_is_better: dict[str, bool | None]
+    n_items: int
+    items: pd.DataFrame | None = None
+    ideal: dict[str, float] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    # Side outputs written beside the result (e.g. StereoSet predictions in the official format).
+    artifacts: dict[str, Any] = field(default_factory=dict)
+
+
+def slug(text: str) -> str:
+    """File-name-safe form of a model name or path.
+
+    Example:
+        >>> slug("google/flan-t5-base")
+        'google--flan-t5-base'
+    """
+    text = text.rstrip("/").replace("/", "--")
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[-80:]
+
+
+def run_id(model: str, benchmark: str, config: dict[str, Any], stage: str = "eval") -> str:
+    """Deterministic experiment id: model, benchmark, stage and a hash of the config."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{slug(model)}__{benchmark}__{stage}__{digest[:8]}"
+
+
+def git_hash(cwd: str | Path | None = None) -> str | None:
+    """The checkout's commit (with ``-dirty`` if modified), or ``None`` outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+def environment_info(device: str | None = None) -> dict[str, Any]:
+    """Versions and hardware that a result depends on (no secrets, no paths)."""
+    import torch
+    import transformers
+
+    from debiaslab.env import detect_platform
+
+    info = {
+        "python": _platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "platform": detect_platform(),
+        "machine": _platform.machine(),
+        "device": device,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _jsonable(value.item())
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def make_record(
+    output: BenchmarkOutput,
+    *,
+    model: dict[str, Any],
+    config: dict[str, Any],
+    timing: dict[str, float],
+    stage: str = "eval",
+    run: str | None = None,
+) -> dict[str, Any]:
+    """Assemble the self-describing result record of one run."""
+    rid = run or run_id(model.get("name", "model"), output.benchmark, config, stage)
+    return _jsonable(
+        {
+            "schema": SCHEMA,
+            "run_id": rid,
+            "benchmark": output.benchmark,
+            "stage": stage,
+            "model": model,
+            "metrics": output.metrics,
+            "ci": {k: list(v) for k, v in output.ci.items()},
+            "higher_is_better": output.higher_is_better,
+            "ideal": output.ideal,
+            "n_items": output.n_items,
+            "config": {**output.config, **config},
+            "timing": timing,
+            "debiaslab_version": debiaslab.__version__,
+            "git_hash": git_hash(Path(__file__).parent),
+            "environment": environment_info(model.get("device")),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+    )
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_result(
+    record: dict[str, Any],
+    out_dir: str | Path,
+    items: pd.DataFrame | None = None,
+    artifacts: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``<run_id>.json`` (+ ``.items.csv``, + ``.<artifact>.json``) atomically.
+
+    Every text is rendered before anything is written, each file replaces its previous
+    version in one rename, and the result JSON is written last: a failure never leaves a
+    partial result behind, and a result file always has its side files. Returns its path.
+    """
+    out = Path(out_dir)
+    rid = record["run_id"]
+    texts: dict[str, str] = {}
+    if items is not None:
+        texts[f"{rid}.items.csv"] = items.to_csv(index=False)
+        record["items_file"] = f"{rid}.items.csv"
+    for name, content in (artifacts or {}).items():
+        if name not in ARTIFACT_NAMES:
+            raise ValueError(f"unknown artifact {name!r}; known: {ARTIFACT_NAMES}")
+        texts[f"{rid}.{name}.json"] = json.dumps(_jsonable(content), indent=1) + "\n"
+        record.setdefault("artifact_files", {})[name] = f"{rid}.{name}.json"
+    texts[f"{rid}.json"] = json.dumps(record, indent=2, allow_nan=False) + "\n"
+    for name, text in texts.items():
+        atomic_write_text(out / name, text)
+    return out / f"{rid}.json"
+
+
+def read_result(path: str | Path) -> dict[str, Any]:
+    """Read one result file, checking that it is a debiaslab result."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataFormatError(f"not a valid JSON result file ({exc})", file=path) from exc
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        raise DataFormatError(
+            f"not a debiaslab result (schema must be {SCHEMA!r})", file=path, field="schema"
+        )
+    for key in ("run_id", "benchmark", "metrics"):
+        if key not in record:
+            raise DataFormatError("missing required field", file=path, field=key)
+    return record
+
+
+def load_all(results_dir: str | Path) -> pd.DataFrame:
+    """Every result under ``results_dir`` (recursively) as a tidy frame, one row per metric.
+
+    Columns: run_id, model, family, benchmark, stage, metric, value, ci_low, ci_high,
+    higher_is_better, ideal, n_items, date, file.
+    """
+    rows = []
+    for path in sorted(Path(results_dir).rglob("*.json")):
+        if any(path.name.endswith(f".{name}.json") for name in ARTIFACT_NAMES):
+            continue
+        record = read_result(path)
+        model = record.get("model") or {}
+        for metric, value in record["metrics"].items():
+            low, high = (record.get("ci") or {}).get(metric) or (None, None)
+            rows.append(
+                {
+                    "run_id": record["run_id"],
+                    "model": model.get("name"),
+                    "family": model.get("family"),
+                    "benchmark": record["benchmark"],
+                    "stage": record.get("stage", "eval"),
+                    "metric": metric,
+                    "value": float("nan") if value is None else float(value),
+                    "ci_low": float("nan") if low is None else float(low),
+                    "ci_high": float("nan") if high is None else float(high),
+                    "higher_is_better": (record.get("higher_is_better") or {}).get(metric),
+                    "ideal": (record.get("ideal") or {}).get(metric),
+                    "n_items": record.get("n_items"),
+                    "date": record.get("date"),
+                    "file": str(path),
+                }
+            )
+    columns = [
+        "run_id",
+        "model",
+        "family",
+        "benchmark",
+        "stage",
+        "metric",
+        "value",
+        "ci_low",
+        "ci_high",
+        "higher_is_better",
+        "ideal",
+        "n_items",
+        "date",
+        "file",
+    ]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,337 @@
+"""The shared, batched log-likelihood engine. Every likelihood benchmark goes through it.
+
+Three primitives, one per model family:
+
+* :func:`masked_logprobs` — masked LMs: ``log p(target | sequence with one position masked)``
+  for many (sequence, position, target) queries. Queries are bucketed by exact length, so a
+  batch has no padding and needs no attention mask; the LM head (the vocabulary projection,
+  usually the most expensive layer of a small encoder) runs only at the masked position.
+* :func:`causal_logprobs` — causal LMs: per-token log-probabilities of a continuation given a
+  context (for a whole sentence: the sentence after a BOS token, as lm-evaluation-harness).
+* :func:`seq2seq_logprobs` — encoder-decoder LMs: per-token log-probabilities of a decoder
+  target given an encoder input.
+
+All three sort work by length, fill batches up to a token budget, show a tqdm bar, and halve
+the batch on an out-of-memory error and carry on. Log-softmax is taken in float32.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
+
+# Token budgets per forward pass (batch size × sequence length). Large matmuls are what a CPU
+# runs near peak; on a GPU these are small. Halved automatically on out-of-memory.
+MASKED_BATCH_TOKENS = 4096
+CAUSAL_BATCH_TOKENS = 4096
+SEQ2SEQ_BATCH_TOKENS = 4096
+
+
+@dataclass(frozen=True)
+class MaskedQuery:
+    """Mask ``input_ids[position]`` and ask for ``log p(target)`` there."""
+
+    input_ids: tuple[int, ...]
+    position: int
+    target: int
+
+
+# --------------------------------------------------------------------------- shared machinery
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _length_batches(
+    lengths: Sequence[int], max_tokens: int, exact: bool, max_size: int | None = None
+) -> list[list[int]]:
+    """Group item indices into batches of ≤ ``max_tokens`` padded tokens, longest first.
+
+    With ``exact`` every batch holds items of one length only (no padding at all);
+    ``max_size`` caps the number of sequences in a batch.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        width = lengths[current[0]] if current else lengths[i]
+        same = not exact or lengths[i] == width
+        full = (len(current) + 1) * width > max_tokens or len(current) == (max_size or -1)
+        if current and (not same or full):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _run_batches(
+    batches: list[list[int]],
+    run: Callable[[list[int]], list],
+    *,
+    n_items: int,
+    progress: bool,
+    desc: str,
+) -> list:
+    """Run ``run`` on each batch; on OOM split the batch in two and retry. Results by item."""
+    results: list = [None] * n_items
+    todo = list(reversed(batches))
+    with tqdm(total=n_items, desc=desc, disable=not progress, unit="seq", leave=False) as bar:
+        while todo:
+            batch = todo.pop()
+            try:
+                out = run(batch)
+            except Exception as exc:
+                if not _is_oom(exc) or len(batch) == 1:
+                    raise
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                half = len(batch) // 2
+                log.warning("out of memory at batch size %d; retrying with %d", len(batch), half)
+                todo.extend([batch[half:], batch[:half]])
+                continue
+            for i, value in zip(batch, out, strict=True):
+                results[i] = value
+            bar.update(len(batch))
+    return results
+
+
+def _unwrap(model):
+    """The transformers model under a PEFT wrapper (adapter layers stay active)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def _device_of(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def prefix_token_id(tokenizer) -> int:
+    """The token a sentence is conditioned on: BOS, else EOS (lm-evaluation-harness)."""
+    if tokenizer.bos_token_id is not None:
+        return tokenizer.bos_token_id
+    if tokenizer.eos_token_id is not None:
+        return tokenizer.eos_token_id
+    raise ValueError("tokenizer has neither a BOS nor an EOS token to condition on")
+
+
+# --------------------------------------------------------------------------- masked LMs
+
+
+def _mlm_head(model) -> tuple[torch.nn.Module, Callable] | None:
+    """(encoder, head) for known masked-LM classes, so the head runs only where needed."""
+    name = type(model).__name__
+    if name in ("BertForMaskedLM", "DebertaV2ForMaskedLM") and hasattr(model, "cls"):
+        return model.base_model, model.cls
+    if name in ("RobertaForMaskedLM", "XLMRobertaForMaskedLM", "CamembertForMaskedLM"):
+        return model.base_model, model.lm_head
+    if name == "AlbertForMaskedLM":
+        return model.base_model, model.predictions
+    if name == "DistilBertForMaskedLM":
+
+        def head(hidden):
+            hidden = model.activation(model.vocab_transform(hidden))
+            return model.vocab_projector(model.vocab_layer_norm(hidden))
+
+        return model.base_model, head
+    return None
+
+
+def masked_logprobs(
+    lm,
+    queries: Sequence[MaskedQuery],
+    *,
+    progress: bool = True,
+    desc: str = "masked LM",
+) -> np.ndarray:
+    """``log p(target | input with position masked)`` for every query (float64 array).
+
+    Example:
+        >>> from debiaslab.models import from_objects
+        >>> from debiaslab.tiny import build_tiny
+        >>> lm = from_objects(*build_tiny("masked", seed=0))
+        >>> ids = tuple(lm.tokenizer("the nurse is here")["input_ids"])
+        >>> lp = masked_logprobs(lm, [MaskedQuery(ids, 2, ids[2])], progress=False)
+        >>> lp.shape, bool(lp[0] < 0)
+        ((1,), True)
+    """
+    model, tokenizer = _unwrap(lm.model), lm.tokenizer
+    mask_id = tokenizer.mask_token_id
+    if mask_id is None:
+        raise ValueError("tokenizer has no mask token: masked-LM scoring needs one")
+    device = _device_of(model)
+    parts = _mlm_head(model)
+    lengths = [len(q.input_ids) for q in queries]
+
+    @torch.inference_mode()
+    def run(batch: list[int]) -> list[float]:
+        ids = torch.tensor([queries[i].input_ids for i in batch], dtype=torch.long)
+        rows = torch.arange(len(batch))
+        positions = torch.tensor([queries[i].position for i in batch])
+        targets = torch.tensor([queries[i].target for i in batch])
+        ids[rows, positions] = mask_id
+        ids = ids.to(device)
+        if parts is not None:
+            encoder, head = parts
+            hidden = encoder(input_ids=ids).last_hidden_state
+            logits = head(hidden[rows.to(device), positions.to(device)])
+        else:
+            logits = model(input_ids=ids).logits[rows.to(device), positions.to(device)]
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        return logprobs[rows.to(device), targets.to(device)].tolist()
+
+    budget = lm.batch_tokens or MASKED_BATCH_TOKENS
+    batches = _length_batches(lengths, budget, exact=True, max_size=lm.batch_size)
+    out = _run_batches(batches, run, n_items=len(queries), progress=progress, desc=desc)
+    return np.asarray(out, dtype=np.float64)
+
+
+def pll_queries(token_ids: Sequence[int], positions: Sequence[int]) -> list[MaskedQuery]:
+    """One query per position: mask that token and predict it (pseudo-log-likelihood)."""
+    ids = tuple(int(t) for t in token_ids)
+    return [MaskedQuery(ids, p, ids[p]) for p in positions]
+
+
+# --------------------------------------------------------------------------- causal LMs
+
+
+def causal_logprobs(
+    lm,
+    items: Sequence[tuple[Sequence[int], Sequence[int]]],
+    *,
+    progress: bool = True,
+    desc: str = "causal LM",
+) -> list[np.ndarray]:
+    """Per-token ``log p(continuation_j | context, continuation_<j)`` for each (context, cont).
+
+    The context must be non-empty (use ``[prefix_token_id(tokenizer)]`` for a bare sentence).
+    Batches are right-padded, which leaves every real position of a causal model unchanged.
+    """
+    model, tokenizer = _unwrap(lm.model), lm.tokenizer
+    device = _device_of(model)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for k, (context, continuation) in enumerate(items):
+        if len(context) == 0 or len(continuation) == 0:
+            raise ValueError(f"item {k}: context and continuation must both be non-empty")
+    # The model reads context + continuation without its last token.
+    lengths = [len(c) + len(t) - 1 for c, t in items]
+
+    @torch.inference_mode()
+    def run(batch: list[int]) -> list[np.ndarray]:
+        width = max(lengths[i] for i in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        rows, cols, targets, owners = [], [], [], []
+        for b, i in enumerate(batch):
+            context, continuation = items[i]
+            seq = [*context, *continuation][:-1]
+            ids[b, : len(seq)] = torch.tensor(seq)
+            attention[b, : len(seq)] = 1
+            start = len(context) - 1
+            rows.extend([b] * len(continuation))
+            cols.extend(range(start, start + len(continuation)))
+            targets.extend(continuation)
+            owners.append(len(continuation))
+        logits = model(input_ids=ids.to(device), attention_mask=attention.to(device)).logits
+        picked = logits[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
+        logprobs = torch.log_softmax(picked.float(), dim=-1)
+        values = logprobs[
+            torch.arange(len(targets), device=device), torch.tensor(targets, device=device)
+        ]
+        return [v.numpy() for v in torch.split(values.double().cpu(), owners)]
+
+    budget = lm.batch_tokens or CAUSAL_BATCH_TOKENS
+    batches = _length_batches(lengths, budget, exact=False, max_size=lm.batch_size)
+    return _run_batches(batches, run, n_items=len(items), progress=progress, desc=desc)
+
+
+# --------------------------------------------------------------------------- seq2seq LMs
+
+
+def seq2seq_logprobs(
+    lm,
+    items: Sequence[tuple[Sequence[int], Sequence[int]]],
+    *,
+    progress: bool = True,
+    desc: str = "seq2seq LM",
+) -> list[np.ndarray]:
+    """Per-token ``log p(target_j | encoder input, target_<j)`` for each (encoder ids, target)."""
+    model, tokenizer = _unwrap(lm.model), lm.tokenizer
+    device = _device_of(model)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for k, (source, target) in enumerate(items):
+        if len(source) == 0 or len(target) == 0:
+            raise ValueError(f"item {k}: encoder input and target must both be non-empty")
+    lengths = [len(s) + len(t) for s, t in items]
+
+    @torch.inference_mode()
+    def run(batch: list[int]) -> list[np.ndarray]:
+        src_width = max(len(items[i][0]) for i in batch)
+        tgt_width = max(len(items[i][1]) for i in batch)
+        ids = torch.full((len(batch), src_width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), src_width), dtype=torch.long)
+        labels = torch.full((len(batch), tgt_width), -100, dtype=torch.long)
+        for b, i in enumerate(batch):
+            source, target = items[i]
+            ids[b, : len(source)] = torch.tensor(source)
+            attention[b, : len(source)] = 1
+            labels[b, : len(target)] = torch.tensor(target)
+        out = model(
+            input_ids=ids.to(device), attention_mask=attention.to(device), labels=labels.to(device)
+        )
+        logprobs = torch.log_softmax(out.logits.float(), dim=-1)
+        safe = labels.clamp(min=0).to(device)
+        values = logprobs.gather(-1, safe.unsqueeze(-1)).squeeze(-1).double().cpu()
+        return [values[b, : len(items[i][1])].numpy() for b, i in enumerate(batch)]
+
+    budget = lm.batch_tokens or SEQ2SEQ_BATCH_TOKENS
+    batches = _length_batches(lengths, budget, exact=False, max_size=lm.batch_size)
+    return _run_batches(batches, run, n_items=len(items), progress=progress, desc=desc)
+
+
+# --------------------------------------------------------------------------- sentences
+
+
+def sentence_token_logprobs(
+    lm, sentences: Sequence[str], *, progress: bool = True, desc: str = "sentences"
+) -> list[np.ndarray]:
+    """Per-token log-probabilities of whole sentences, by family (lm-evaluation-harness).
+
+    * causal: the sentence's tokens (no special tokens) after the BOS (else EOS) token;
+    * seq2seq: the sentence (with the tokenizer's special tokens, i.e. ``</s>``) as the decoder
+      target, given an encoder input of just the prefix token;
+    * masked: the pseudo-log-likelihood terms of every non-special token (Salazar et al. 2020).
+    """
+    tok = lm.tokenizer
+    if lm.family == "causal":
+        prefix = [prefix_token_id(tok)]
+        items = [(prefix, tok(s, add_special_tokens=False)["input_ids"]) for s in sentences]
+        return causal_logprobs(lm, items, progress=progress, desc=desc)
+    if lm.family == "seq2seq":
+        prefix = [prefix_token_id(tok)]
+        items = [(prefix, tok(s)["input_ids"]) for s in sentences]
+        return seq2seq_logprobs(lm, items, progress=progress, desc=desc)
+    if lm.family == "masked":
+        queries, owners = [], defaultdict(list)
+        for k, s in enumerate(sentences):
+            ids = tok(s)["input_ids"]
+            special = set(tok.all_special_ids)
+            for p, t in enumerate(ids):
+                if t not in special:
+                    owners[k].append(len(queries))
+                    queries.append(MaskedQuery(tuple(ids), p, t))
+        flat = masked_logprobs(lm, queries, progress=progress, desc=desc)
+        return [flat[owners[k]] for k in range(len(sentences))]
+    raise ValueError(f"unknown family {lm.family!r}")

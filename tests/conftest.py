@@ -1,0 +1,40 @@
+"""Shared fixtures. None is autouse: a test asks for what it needs."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import pytest
+
+from debiaslab.data import fetch
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real benchmark files in ``../shared/data`` (next to the repository); skip if absent."""
+    root = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    if not root.is_dir():
+        pytest.skip(
+            f"real benchmark files not found at {root}; these tests need the shared data "
+            "directory next to the repository (see shared/data/SOURCES.md)"
+        )
+    return root
+
+
+@pytest.fixture
+def offline_data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty cache, no ``$DEBIASLAB_DATA_DIR`` and no network; returns the cache directory.
+
+    Any download attempt fails with :class:`~debiaslab.errors.DataNotFoundError` unless the test
+    patches ``urllib.request.urlopen`` itself.
+    """
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(fetch.CACHE_DIR_ENV, str(cache))
+    monkeypatch.delenv(fetch.DATA_DIR_ENV, raising=False)
+
+    def no_network(url, timeout=None):
+        raise urllib.error.URLError(f"tests are offline (tried {url})")
+
+    monkeypatch.setattr(fetch.urllib.request, "urlopen", no_network)
+    return cache
