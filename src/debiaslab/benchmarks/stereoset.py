@@ -295,7 +295,9 @@ def mc_metrics(choices: pd.DataFrame):
         with np.errstate(invalid="ignore", divide="ignore"):
             ss = np.where(present & (pro + anti > 0), 100 * pro / (pro + anti), np.nan)
             lms = np.where(present, 100 * (pro + anti) / total, np.nan)
-        ss_mean, lms_mean = np.nanmean(ss, axis=1), np.nanmean(lms, axis=1)
+        with warnings.catch_warnings():  # a resample may leave a scope without any term
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ss_mean, lms_mean = np.nanmean(ss, axis=1), np.nanmean(lms, axis=1)
         icat = lms_mean * np.minimum(ss_mean, 100 - ss_mean) / 50
         return ss_mean, lms_mean, icat
 
@@ -336,11 +338,7 @@ def run_multiple_choice(
     )
     if choices.empty:
         raise ValueError("StereoSet: no examples to ask in the requested splits")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # nanmean over a term-less resample
-        metrics, ci = bootstrap_vectorized(
-            mc_metrics(choices), len(choices), n_boot=n_boot, seed=seed
-        )
+    metrics, ci = bootstrap_vectorized(mc_metrics(choices), len(choices), n_boot=n_boot, seed=seed)
 
     def direction(key: str):
         if key.endswith(("/lms", "/icat")):
