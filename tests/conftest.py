@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from debiaslab.data import fetch
+from debiaslab.tiny import build_tiny, save_tiny
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +39,13 @@ def offline_data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     monkeypatch.setattr(fetch.urllib.request, "urlopen", no_network)
     return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
+    """Randomly initialised tiny models saved as local directories, one per family."""
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {
+        family: save_tiny(*build_tiny(family, seed=0), root / family)
+        for family in ("masked", "causal", "seq2seq")
+    }

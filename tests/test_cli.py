@@ -8,16 +8,6 @@ import pandas as pd
 import pytest
 
 from debiaslab.cli import build_parser, main
-from debiaslab.tiny import build_tiny, save_tiny
-
-
-@pytest.fixture(scope="module")
-def tiny_dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    return {
-        family: save_tiny(*build_tiny(family, seed=0), root / family)
-        for family in ("masked", "causal", "seq2seq")
-    }
 
 
 @pytest.fixture

@@ -8,18 +8,9 @@ import torch
 from debiaslab.errors import ConfigError
 from debiaslab.models import load_model
 from debiaslab.scoring import sentence_token_logprobs
-from debiaslab.tiny import build_tiny, save_tiny
+from debiaslab.tiny import build_tiny
 
 TEXT = ["The nurse said that she was tired."]
-
-
-@pytest.fixture(scope="module")
-def tiny_dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    return {
-        family: save_tiny(*build_tiny(family, seed=0), root / family)
-        for family in ("masked", "causal", "seq2seq")
-    }
 
 
 @pytest.mark.parametrize("family", ["masked", "causal", "seq2seq"])

@@ -52,6 +52,18 @@ def seq2seq():
     return from_objects(*build_tiny("seq2seq", seed=1))
 
 
+def plain_masked_logprobs(model, mask_id: int, queries) -> list[float]:
+    """One query per forward pass through the whole model (LM head at every position)."""
+    out = []
+    for q in queries:
+        ids = torch.tensor([q.input_ids])
+        ids[0, q.position] = mask_id
+        with torch.inference_mode():
+            logits = model(input_ids=ids).logits[0, q.position]
+        out.append(torch.log_softmax(logits, -1)[q.target].item())
+    return out
+
+
 def _queries(tok, sentences):
     out = []
     for s in sentences:
@@ -63,14 +75,7 @@ def _queries(tok, sentences):
 def test_masked_engine_equals_one_query_per_pass(masked):
     queries = _queries(masked.tokenizer, SENTENCES)
     engine = masked_logprobs(masked, queries, progress=False)
-    mask_id = masked.tokenizer.mask_token_id
-    plain = []
-    for q in queries:
-        ids = torch.tensor([q.input_ids])
-        ids[0, q.position] = mask_id
-        with torch.inference_mode():
-            logits = masked.model(input_ids=ids).logits[0, q.position]
-        plain.append(torch.log_softmax(logits, -1)[q.target].item())
+    plain = plain_masked_logprobs(masked.model, masked.tokenizer.mask_token_id, queries)
     np.testing.assert_allclose(engine, plain, atol=1e-5)
     assert len({len(q.input_ids) for q in queries}) > 1  # several length buckets exercised
 
@@ -129,14 +134,7 @@ def test_masked_head_shortcut_matches_full_logits(masked, make):
     lm = from_objects(model, masked.tokenizer)
     queries = _queries(masked.tokenizer, SENTENCES[:3])
     engine = masked_logprobs(lm, queries, progress=False)
-    mask_id = masked.tokenizer.mask_token_id
-    plain = []
-    for q in queries:
-        ids = torch.tensor([q.input_ids])
-        ids[0, q.position] = mask_id
-        with torch.inference_mode():
-            logits = model(input_ids=ids).logits[0, q.position]
-        plain.append(torch.log_softmax(logits, -1)[q.target].item())
+    plain = plain_masked_logprobs(model, masked.tokenizer.mask_token_id, queries)
     np.testing.assert_allclose(engine, plain, atol=1e-5)
 
 

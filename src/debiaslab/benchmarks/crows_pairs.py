@@ -134,6 +134,19 @@ def _row(pair, more: float, less: float, n_masked: int) -> dict:
     }
 
 
+def _overall_and_per_type(summary, types: np.ndarray):
+    """A statistic: ``summary`` over all pairs, then within each bias type."""
+
+    def statistic(idx: np.ndarray) -> dict[str, np.ndarray]:
+        out = summary(idx, np.ones(len(types), dtype=bool))
+        for bias_type in sorted(set(types)):
+            for key, value in summary(idx, types == bias_type).items():
+                out[f"bias_type/{bias_type}/{key}"] = value
+        return out
+
+    return statistic
+
+
 def nangia_metrics(items: pd.DataFrame):
     """Vectorised ``metric.py`` aggregation: a statistic for :func:`bootstrap_vectorized`."""
     more = items["sent_more_score"].to_numpy(float)
@@ -157,14 +170,7 @@ def nangia_metrics(items: pd.DataFrame):
             "n_pairs": n,
         }
 
-    def statistic(idx: np.ndarray) -> dict[str, np.ndarray]:
-        out = summary(idx, np.ones(len(items), dtype=bool))
-        for bias_type in sorted(set(types)):
-            for key, value in summary(idx, types == bias_type).items():
-                out[f"bias_type/{bias_type}/{key}"] = value
-        return out
-
-    return statistic
+    return _overall_and_per_type(summary, types)
 
 
 def harness_metrics(items: pd.DataFrame):
@@ -184,14 +190,7 @@ def harness_metrics(items: pd.DataFrame):
             "n_pairs": n,
         }
 
-    def statistic(idx: np.ndarray) -> dict[str, np.ndarray]:
-        out = summary(idx, np.ones(len(items), dtype=bool))
-        for bias_type in sorted(set(types)):
-            for key, value in summary(idx, types == bias_type).items():
-                out[f"bias_type/{bias_type}/{key}"] = value
-        return out
-
-    return statistic
+    return _overall_and_per_type(summary, types)
 
 
 def _direction(metric: str) -> tuple[bool | None, float | None]:
