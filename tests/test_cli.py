@@ -167,19 +167,39 @@ def test_stereoset_score_official_gpt2_predictions(data_env, tmp_path):
     assert record["n_items"] == 9 and 0 <= record["metrics"]["overall/icat"] <= 100
 
 
-def test_malformed_data_fails_with_location_and_writes_nothing(tiny_dirs, tmp_path, capsys):
-    bad = tmp_path / "bad.csv"
-    bad.write_text(
-        ",sent_more,sent_less,stereo_antistereo,bias_type\n0,A man.,A woman.,pro,gender\n"
-    )
+@pytest.mark.parametrize(
+    "benchmark,name,content,where",
+    [
+        (
+            "crows_pairs",
+            "bad.csv",
+            ",sent_more,sent_less,stereo_antistereo,bias_type\n0,A man.,A woman.,pro,gender\n",
+            ["row 1", "stereo_antistereo"],
+        ),
+        (
+            "stereoset",
+            "bad.json",
+            '{"version": "1", "data": {"intrasentence": [{"id": "e1", "target": "t", '
+            '"bias_type": "gender", "context": "no blank here", "sentences": []}]}}',
+            ["intrasentence[0]"],
+        ),
+    ],
+)
+def test_malformed_data_fails_with_location_and_writes_nothing(
+    tiny_dirs, tmp_path, capsys, benchmark, name, content, where
+):
+    bad = tmp_path / name
+    bad.write_text(content)
     out = tmp_path / "results"
+    out.mkdir()
+    (out / "previous.json").write_text("{}")  # an earlier result stays as it was
     code = main(
         [
             "eval",
             "--model",
-            str(tiny_dirs["masked"]),
+            str(tiny_dirs["causal"]),
             "--benchmark",
-            "crows_pairs",
+            benchmark,
             "--data",
             str(bad),
             "--output",
@@ -189,8 +209,9 @@ def test_malformed_data_fails_with_location_and_writes_nothing(tiny_dirs, tmp_pa
     )
     err = capsys.readouterr().err
     assert code == 2
-    assert "bad.csv" in err and "row 1" in err and "stereo_antistereo" in err
-    assert not out.exists() or not any(out.iterdir())
+    assert name in err and all(w in err for w in where), err
+    assert [p.name for p in out.iterdir()] == ["previous.json"]
+    assert (out / "previous.json").read_text() == "{}"
 
 
 def test_unknown_model_is_a_clear_error(tmp_path, data_env, capsys):
