@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from debiaslab import tiny
 from debiaslab.data import fetch
 from debiaslab.tiny import build_tiny, save_tiny
 
@@ -49,3 +50,17 @@ def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
         family: save_tiny(*build_tiny(family, seed=0), root / family)
         for family in ("masked", "causal", "seq2seq")
     }
+
+
+@pytest.fixture(scope="session")
+def planted_models(tmp_path_factory) -> dict[tuple[str, float], Path]:
+    """Planted-bias tiny models (causal and masked at rates 0.2, 0.5, 0.8), trained once.
+
+    ``$DEBIASLAB_TEST_MODELS`` names a folder to keep them between runs (the inner loop);
+    otherwise they are trained into a temporary folder.
+    """
+    import os
+
+    keep = os.environ.get("DEBIASLAB_TEST_MODELS")
+    out = Path(keep) if keep else tmp_path_factory.mktemp("planted")
+    return tiny.planted_models((0.2, 0.5, 0.8), ("causal", "masked"), out_dir=out, seed=0)

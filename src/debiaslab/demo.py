@@ -91,7 +91,7 @@ def run_demo(
     started = time.perf_counter()
     output = Path(output)
     data_dir = output / "planted_data"
-    n_pairs, n_examples, limit, n_boot = (60, 60, 100, 200) if quick else (300, 300, None, 1000)
+    n_pairs, n_examples, limit, n_boot = (60, 40, 100, 200) if quick else (200, 100, None, 1000)
     planted_crows = tiny.write_planted_crows_pairs(
         data_dir / "planted_crows_pairs.csv", n_pairs=n_pairs, seed=1
     )
