@@ -88,6 +88,9 @@ def run_demo(
     from debiaslab.data.stereoset import write_stereoset_json
     from debiaslab.runner import evaluate
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-model "Loading weights" bars drown the table
     started = time.perf_counter()
     output = Path(output)
     data_dir = output / "planted_data"
