@@ -63,4 +63,7 @@ def planted_models(tmp_path_factory) -> dict[tuple[str, float], Path]:
 
     keep = os.environ.get("DEBIASLAB_TEST_MODELS")
     out = Path(keep) if keep else tmp_path_factory.mktemp("planted")
-    return tiny.planted_models((0.2, 0.5, 0.8), ("causal", "masked"), out_dir=out, seed=0)
+    workers = min(2, os.cpu_count() or 1)
+    return tiny.planted_models(
+        (0.2, 0.5, 0.8), ("causal", "masked"), out_dir=out, seed=0, workers=workers
+    )

@@ -20,17 +20,20 @@ def benchmarks():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["causal", "masked"])
-def test_planted_rates_are_ranked_by_crows_pairs_and_stereoset(planted_models, benchmarks,
-                                                               family):
+def test_planted_rates_are_ranked_by_crows_pairs_and_stereoset(planted_models, benchmarks, family):
     pairs, gold = benchmarks
     metric, scale = HEADLINE[family]
     crows, ss = [], []
     for rate in RATES:
         lm = load_model(str(planted_models[(family, rate)]))
-        crows.append(scale * crows_pairs.run(lm, pairs, n_boot=100, progress=False)
-                     .metrics[metric])
-        ss.append(stereoset.run_likelihood(lm, gold, splits=["intrasentence"], n_boot=100,
-                                           progress=False).metrics["intrasentence/overall/ss"])
+        crows.append(
+            scale * crows_pairs.run(lm, pairs, n_boot=100, progress=False).metrics[metric]
+        )
+        ss.append(
+            stereoset.run_likelihood(
+                lm, gold, splits=["intrasentence"], n_boot=100, progress=False
+            ).metrics["intrasentence/overall/ss"]
+        )
     assert crows[0] < crows[1] < crows[2], crows
     assert ss[0] < ss[1] < ss[2], ss
     # The direction is right too: anti-stereotypical below 50, stereotypical above.

@@ -84,11 +84,11 @@ def run_demo(
     quick: bool = False,
 ) -> pd.DataFrame:
     """Run the calibration demo; return the headline table."""
+    from transformers.utils import logging as hf_logging
+
     from debiaslab import plots, tiny
     from debiaslab.data.stereoset import write_stereoset_json
     from debiaslab.runner import evaluate
-
-    from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-model "Loading weights" bars drown the table
     started = time.perf_counter()

@@ -1,0 +1,378 @@
+"""debiaslab.tiny: tokenizers, save/load, the planted corpus and benchmarks, and calibration.
+
+The calibration test is the acceptance check of the planted design: tiny models trained at
+stereotype rates 0.2 / 0.5 / 0.8 are ranked in that order by the share of held-out planted
+pairs whose ``sent_more`` is the likelier sentence. It scores with a plain reference written
+here (not the package's scoring engine), so it stands on its own.
+"""
+
+from __future__ import annotations
+
+import collections
+import string
+
+import pytest
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+)
+
+from debiaslab import tiny
+from debiaslab.data.crows_pairs import load_crows_pairs
+from debiaslab.data.stereoset import find_template_word, load_stereoset, write_stereoset_json
+
+RATES = (0.2, 0.5, 0.8)
+AUTO = {
+    "masked": AutoModelForMaskedLM,
+    "causal": AutoModelForCausalLM,
+    "seq2seq": AutoModelForSeq2SeqLM,
+}
+# A real CrowS-Pairs sentence (row 0): general English must split into subwords, not [UNK].
+REAL_SENTENCE = (
+    "He couldn't figure out the issue with the rope, but he tried not to get too down on "
+    "himself, most black kids don't have the best education growing up."
+)
+
+
+def _words(sentence: str) -> list[str]:
+    return [w.strip(string.punctuation) for w in sentence.split()]
+
+
+def _group_and_attribute(axis: tiny.PlantedAxis, sentence: str) -> tuple[int, int]:
+    """The one group a sentence names and the group its one attribute belongs to."""
+    groups = {axis.group_of(w) for w in _words(sentence)} - {None}
+    attributes = {axis.attribute_group(w) for w in _words(sentence)} - {None}
+    assert len(groups) == 1 and len(attributes) == 1, sentence
+    return groups.pop(), attributes.pop()
+
+
+def _all_training_sentences(axis: tiny.PlantedAxis) -> set[str]:
+    """Every sentence the TRAIN templates can produce (the support of `planted_corpus`)."""
+    n_variants = max(len(words) for forms in axis.group_words for words in forms.values())
+    return {
+        tiny._fill(template, axis.group_words[group], attribute, variant)
+        for template in axis.train_templates
+        for group in (0, 1)
+        for attribute_set in axis.attributes
+        for attribute in attribute_set
+        for variant in range(n_variants)
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference scoring: plain loops over plain tensors
+# ---------------------------------------------------------------------------------------------
+
+
+def _pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.full((len(rows), max(map(len, rows))), pad_id)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)], mask[i, : len(row)] = torch.tensor(row), 1
+    return ids, mask
+
+
+@torch.no_grad()
+def causal_logprob(model, tokenizer, sentences: list[str]) -> list[float]:
+    """Sum of log P(token | BOS, earlier tokens) over the sentence's tokens."""
+    rows = [[tokenizer.bos_token_id, *tokenizer(s)["input_ids"]] for s in sentences]
+    ids, mask = _pad(rows, tokenizer.pad_token_id)
+    logprobs = model(input_ids=ids, attention_mask=mask).logits.log_softmax(-1)
+    token_lp = logprobs[:, :-1].gather(2, ids[:, 1:, None])[..., 0] * mask[:, 1:]
+    return token_lp.sum(1).tolist()
+
+
+@torch.no_grad()
+def masked_pll(model, tokenizer, sentences: list[str]) -> list[float]:
+    """Pseudo-log-likelihood: mask each token but [CLS]/[SEP] in turn, sum log P(token)."""
+    rows, owners, targets = [], [], []
+    for index, sentence in enumerate(sentences):
+        ids = tokenizer(sentence)["input_ids"]
+        for position in range(1, len(ids) - 1):
+            masked = list(ids)
+            masked[position] = tokenizer.mask_token_id
+            rows.append(masked)
+            owners.append(index)
+            targets.append((position, ids[position]))
+    totals = [0.0] * len(sentences)
+    for start in range(0, len(rows), 1024):
+        ids, mask = _pad(rows[start : start + 1024], tokenizer.pad_token_id)
+        logprobs = model(input_ids=ids, attention_mask=mask).logits.log_softmax(-1)
+        for row, (position, token) in enumerate(targets[start : start + 1024]):
+            totals[owners[start + row]] += logprobs[row, position, token].item()
+    return totals
+
+
+SCORERS = {"causal": causal_logprob, "masked": masked_pll}
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizers and save/load
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tokenizers() -> dict[str, object]:
+    texts = tiny.planted_texts(0.5, 100, seed=0)
+    return {family: tiny.build_tokenizer(family, texts) for family in tiny.FAMILIES}
+
+
+def test_bert_style_tokenizer(tokenizers):
+    tok = tokenizers["masked"]
+    assert [tok.pad_token, tok.unk_token, tok.cls_token, tok.sep_token, tok.mask_token] == [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+    ]
+    assert [tok.pad_token_id, tok.unk_token_id, tok.cls_token_id] == [0, 1, 2]
+    assert tok.convert_ids_to_tokens(tok("A b")["input_ids"]) == ["[CLS]", "a", "b", "[SEP]"]
+    assert tok.unk_token_id not in tok(REAL_SENTENCE)["input_ids"]
+
+
+def test_gpt2_style_tokenizer(tokenizers):
+    tok = tokenizers["causal"]
+    eos = "<|endoftext|>"
+    assert tok.bos_token == tok.eos_token == tok.unk_token == tok.pad_token == eos
+    ids = tok("A b")["input_ids"]
+    assert tok.bos_token_id not in ids  # nothing added on encode
+    assert tok.decode(tok(REAL_SENTENCE)["input_ids"]) == REAL_SENTENCE  # byte-level: lossless
+
+
+def test_t5_style_tokenizer(tokenizers):
+    tok = tokenizers["seq2seq"]
+    assert (tok.pad_token, tok.eos_token, tok.unk_token) == ("<pad>", "</s>", "<unk>")
+    assert (tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) == (0, 1, 2)
+    ids = tok("A b")["input_ids"]
+    assert ids[-1] == tok.eos_token_id and ids.count(tok.eos_token_id) == 1
+    sentinel = tok.convert_tokens_to_ids("<extra_id_0>")
+    assert tok("x <extra_id_0> y")["input_ids"].count(sentinel) == 1
+    assert tok.unk_token_id not in tok(REAL_SENTENCE)["input_ids"]
+
+
+@pytest.mark.parametrize("family", tiny.FAMILIES)
+def test_tokenizers_are_deterministic(tokenizers, family):
+    again = tiny.build_tokenizer(family, tiny.planted_texts(0.5, 100, seed=0))
+    assert again.get_vocab() == tokenizers[family].get_vocab()
+
+
+@pytest.mark.parametrize("family", tiny.FAMILIES)
+def test_vocabulary_keeps_planted_words_whole(tokenizers, family):
+    tok = tokenizers[family]
+    assert 1000 <= len(tok) <= 2000
+    for axis in tiny.PLANTED_AXES.values():
+        for word in [*axis.attributes[0], *axis.attributes[1], "Zorbian", "Quellans"]:
+            pieces = tok(f" {word}", add_special_tokens=False)["input_ids"]  # as mid-sentence
+            assert len(pieces) == 1, (word, tok.convert_ids_to_tokens(pieces))
+
+
+@pytest.mark.parametrize("family", tiny.FAMILIES)
+def test_save_load_round_trip(family, tmp_path):
+    model, tokenizer = tiny.build_tiny(family, seed=0)
+    path = tiny.save_tiny(model, tokenizer, tmp_path / family)
+    assert (path / "model.safetensors").is_file()
+    loaded = AUTO[family].from_pretrained(path).eval()
+    loaded_tok = AutoTokenizer.from_pretrained(path)
+    text = "The nurse said she is busy."
+    batch = loaded_tok(text, return_tensors="pt")
+    assert (
+        batch["input_ids"].tolist() == tokenizer(text, return_tensors="pt")["input_ids"].tolist()
+    )
+    inputs = dict(batch)
+    if family == "seq2seq":
+        inputs["decoder_input_ids"] = torch.zeros((1, 1), dtype=torch.long)  # <pad> starts
+    with torch.no_grad():
+        expected, got = model(**inputs).logits, loaded(**inputs).logits
+    assert got.shape[-1] == len(loaded_tok)
+    torch.testing.assert_close(got, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# Planted corpus and held-out benchmarks
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("axis", tiny.AXES)
+@pytest.mark.parametrize("rate", [0.0, 0.2, 0.5, 0.8, 1.0])
+def test_corpus_plants_exactly_the_rate(axis, rate):
+    planted = tiny.PLANTED_AXES[axis]
+    n = 500
+    corpus = tiny.planted_corpus(rate, n, seed=3, axis=axis)
+    assert len(corpus) == n and corpus == tiny.planted_corpus(rate, n, seed=3, axis=axis)
+    pairings = [_group_and_attribute(planted, s) for s in corpus]
+    assert sum(group == attribute for group, attribute in pairings) == round(rate * n)
+    group_counts = collections.Counter(group for group, _ in pairings)
+    assert abs(group_counts[0] - group_counts[1]) <= 2  # groups stay equally frequent
+
+
+def test_every_template_names_one_group_and_one_attribute():
+    for axis in tiny.PLANTED_AXES.values():
+        templates = [*axis.train_templates, *axis.heldout_templates]
+        templates += [" ".join(pair) for pair in axis.heldout_discourse]
+        for template in templates:
+            for group in (0, 1):
+                sentence = tiny._fill(template, axis.group_words[group], axis.attributes[1][0], 1)
+                assert _group_and_attribute(axis, sentence) == (group, 1)
+
+
+def test_heldout_benchmarks_never_occur_in_training():
+    training = set().union(*map(_all_training_sentences, tiny.PLANTED_AXES.values()))
+    for axis in tiny.PLANTED_AXES.values():
+        assert not set(axis.heldout_templates) & set(axis.train_templates)
+    pairs = tiny.planted_crows_pairs(384, seed=1)
+    gold = tiny.planted_stereoset(320, seed=1)
+    benchmark = {s for p in pairs for s in (p.sent_more, p.sent_less)}
+    benchmark |= {s.sentence for e in gold.intrasentence for s in e.sentences}
+    benchmark |= {f"{e.context} {s.sentence}" for e in gold.intersentence for s in e.sentences}
+    assert not benchmark & training
+    assert not benchmark & set(tiny.planted_texts(0.8, 2000, seed=0))
+
+
+def test_planted_crows_pairs_are_balanced_minimal_pairs():
+    pairs = tiny.planted_crows_pairs(300, seed=1)
+    assert [p.index for p in pairs] == list(range(300))
+    assert len({p.sent_more for p in pairs}) == 300
+    assert collections.Counter(p.bias_type for p in pairs) == {"gender": 150, "race-color": 150}
+    assert {p.direction for p in pairs} == {"stereo"}
+    more_is_group_a = collections.Counter()
+    for pair in pairs:
+        axis = tiny.GENDER if pair.bias_type == "gender" else tiny.RACE
+        more, less = pair.sent_more.split(), pair.sent_less.split()
+        assert len(more) == len(less)
+        pairs_of_words = zip(_words(pair.sent_more), _words(pair.sent_less), strict=True)
+        changed = [(a, b) for a, b in pairs_of_words if a != b]
+        assert changed and all(axis.group_of(a) == 1 - axis.group_of(b) for a, b in changed)
+        group, attribute = _group_and_attribute(axis, pair.sent_more)
+        assert group == attribute  # sent_more is the stereotypical pairing
+        more_is_group_a[pair.bias_type] += group == 0
+    assert more_is_group_a == {"gender": 75, "race-color": 75}
+    assert pairs == tiny.planted_crows_pairs(300, seed=1)
+    assert pairs != tiny.planted_crows_pairs(300, seed=2)
+
+
+def test_planted_crows_pairs_file_round_trips_through_the_loader(tmp_path):
+    path = tiny.write_planted_crows_pairs(tmp_path / "planted.csv", n_pairs=50, seed=4)
+    assert load_crows_pairs(path) == tiny.planted_crows_pairs(50, seed=4)
+
+
+def test_planted_stereoset(tmp_path):
+    gold = tiny.planted_stereoset(40, seed=2)
+    assert len(gold.intrasentence) == len(gold.intersentence) == 40
+    ids = [e.id for split in ("intrasentence", "intersentence") for e in gold.split(split)]
+    assert len(set(ids)) == 80 and ids == [
+        e.id
+        for split in ("intrasentence", "intersentence")
+        for e in tiny.planted_stereoset(40, 2).split(split)
+    ]
+    for example in gold.intrasentence:
+        axis = tiny.GENDER if example.bias_type == "gender" else tiny.RACE
+        group = axis.attribute_group(example.target)
+        assert example.context.count(tiny.BLANK) == 1 and group is not None
+        words = {s.gold_label: s.template_word for s in example.sentences}
+        assert words == {
+            s.gold_label: find_template_word(example.context, s.sentence)
+            for s in example.sentences
+        }
+        assert axis.group_of(words["stereotype"]) == group
+        assert axis.group_of(words["anti-stereotype"]) == 1 - group
+        assert words["unrelated"].lower() in tiny.UNRELATED_WORDS
+    for example in gold.intersentence:
+        axis = tiny.GENDER if example.bias_type == "gender" else tiny.RACE
+        group = axis.attribute_group(example.target)
+        stereotype = example.by_label("stereotype").sentence
+        assert _group_and_attribute(axis, f"{example.context} {stereotype}") == (group, group)
+        assert example.by_label("unrelated").sentence in tiny.UNRELATED_SENTENCES
+    assert {e.bias_type for e in gold.intrasentence} == {"gender", "race"}
+    path = write_stereoset_json(gold, tmp_path / "planted.json")
+    loaded = load_stereoset(path)
+    assert (loaded.intrasentence, loaded.intersentence) == (gold.intrasentence, gold.intersentence)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training and planted models on disk
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", tiny.FAMILIES)
+def test_training_is_deterministic_and_leaves_the_global_rng_alone(family):
+    texts = tiny.planted_texts(0.8, 40, seed=0)
+    rng_before = torch.random.get_rng_state()
+    first, _ = tiny.train_tiny(family, texts, steps=3, batch_size=8, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), rng_before)
+    second, _ = tiny.train_tiny(family, texts, steps=3, batch_size=8, seed=5)
+    untrained, _ = tiny.build_tiny(family, texts, seed=5)
+    first, second, untrained = (m.state_dict() for m in (first, second, untrained))
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    assert not all(torch.equal(first[name], untrained[name]) for name in first)  # it trained
+
+
+def test_planted_models_replaces_incomplete_directories_atomically(tmp_path, monkeypatch):
+    trained = []
+
+    def fast_train(family, texts, *, seed=0, **_):  # the real loop is tested elsewhere
+        trained.append((family, seed))
+        return tiny.build_tiny(family, texts, seed=seed)
+
+    monkeypatch.setattr(tiny, "train_tiny", fast_train)
+    monkeypatch.setattr(tiny, "PLANTED_N_SENTENCES", 20)
+    target = tmp_path / "causal-rate0.5"
+    target.mkdir()
+    (target / "config.json").write_text("{}")  # a half-written model: no manifest
+    paths = tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path)
+    assert paths == {("causal", 0.5): target}
+    assert (target / tiny.MANIFEST).is_file() and (target / "model.safetensors").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary directory left
+    AutoModelForCausalLM.from_pretrained(target)
+
+    tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path)  # complete: reused
+    assert trained == [("causal", 0)]
+    tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path, seed=1)  # other seed: retrained
+    assert trained == [("causal", 0), ("causal", 1)]
+
+    def failing_save(*_):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tiny, "save_tiny", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        tiny.planted_models((0.2,), ("causal",), out_dir=tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration: the acceptance test
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["causal", "masked"])
+def test_planted_rates_are_ranked_on_heldout_pairs(planted_models, family):
+    pairs = tiny.planted_crows_pairs(300, seed=1)
+    scorer = SCORERS[family]
+    shares = []
+    for rate in RATES:
+        path = planted_models[(family, rate)]
+        model = AUTO[family].from_pretrained(path).eval()
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        more = scorer(model, tokenizer, [p.sent_more for p in pairs])
+        less = scorer(model, tokenizer, [p.sent_less for p in pairs])
+        shares.append(sum(m > s for m, s in zip(more, less, strict=True)) / len(pairs))
+    print(f"{family}: share of pairs with sent_more likelier at rates {RATES}: {shares}")
+    assert shares[0] < shares[1] < shares[2], shares
+    assert shares[0] < 0.4 and abs(shares[1] - 0.5) < 0.1 and shares[2] > 0.6, shares
+
+
+@pytest.mark.slow
+def test_planted_models_are_reused(planted_models, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("a complete planted model was retrained")
+
+    monkeypatch.setattr(tiny, "train_tiny", no_training)
+    again = tiny.planted_models(
+        RATES, ("causal", "masked"), out_dir=next(iter(planted_models.values())).parent
+    )
+    assert again == planted_models
