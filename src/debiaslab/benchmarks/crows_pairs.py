@@ -194,13 +194,14 @@ def harness_metrics(items: pd.DataFrame):
 
 
 def _direction(metric: str) -> tuple[bool | None, float | None]:
+    """(higher_is_better, ideal) of a metric key: bias scores have a midpoint ideal."""
     leaf = metric.rsplit("/", 1)[-1]
     if leaf in ("metric_score", "stereo_score", "antistereo_score"):
         return None, 50.0
     if leaf == "pct_stereotype":
         return None, 0.5
-    if leaf in ("likelihood_diff", "neutral", "neutral_pct"):
-        return (False, None) if leaf == "likelihood_diff" else (None, None)
+    if leaf == "likelihood_diff":
+        return False, None
     return None, None
 
 
