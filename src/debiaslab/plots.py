@@ -3,28 +3,22 @@ state, no import-time style changes) and writes PNG + PDF atomically."""
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import pandas as pd
 
+from debiaslab.data.fetch import write_bytes_atomic
+
 
 def save_figure(fig, path_stem: str | Path, formats=("png", "pdf")) -> list[Path]:
-    """Save ``fig`` as ``<stem>.png`` and ``<stem>.pdf``, each through a temp file + rename."""
+    """Save ``fig`` as ``<stem>.png`` and ``<stem>.pdf``, each rendered first, then renamed in."""
     stem = Path(path_stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
-        target = stem.with_suffix(f".{fmt}")
-        fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=f".{target.name}.", suffix=f".{fmt}")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
-            os.replace(tmp, target)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        written.append(target)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight")
+        written.append(write_bytes_atomic(stem.with_suffix(f".{fmt}"), buffer.getvalue()))
     return written
 
 

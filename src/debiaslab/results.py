@@ -18,7 +18,6 @@ import os
 import platform as _platform
 import re
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 import debiaslab
+from debiaslab.data.fetch import write_bytes_atomic
 from debiaslab.errors import DataFormatError
 
 SCHEMA = "debiaslab.result/1"
@@ -159,15 +159,8 @@ def make_record(
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    """Write ``text`` (UTF-8) to ``path`` atomically (temp file in the same folder + rename)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_result(
