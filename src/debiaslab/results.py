@@ -158,11 +158,6 @@ def make_record(
     )
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically (temp file in the same folder + rename)."""
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
 def write_result(
     record: dict[str, Any],
     out_dir: str | Path,
@@ -188,7 +183,7 @@ def write_result(
         record.setdefault("artifact_files", {})[name] = f"{rid}.{name}.json"
     texts[f"{rid}.json"] = json.dumps(record, indent=2, allow_nan=False) + "\n"
     for name, text in texts.items():
-        atomic_write_text(out / name, text)
+        write_bytes_atomic(out / name, text.encode("utf-8"))
     return out / f"{rid}.json"
 
 

@@ -198,12 +198,6 @@ def masked_logprobs(
     return np.asarray(out, dtype=np.float64)
 
 
-def pll_queries(token_ids: Sequence[int], positions: Sequence[int]) -> list[MaskedQuery]:
-    """One query per position: mask that token and predict it (pseudo-log-likelihood)."""
-    ids = tuple(int(t) for t in token_ids)
-    return [MaskedQuery(ids, p, ids[p]) for p in positions]
-
-
 # --------------------------------------------------------------------------- causal LMs
 
 

@@ -81,6 +81,7 @@ from typing import Any
 
 import numpy as np
 
+from debiaslab.data.fetch import parse_json
 from debiaslab.data.stereoset import (
     DOMAINS,
     GOLD_LABELS,
@@ -407,12 +408,7 @@ def read_predictions_by_split(path: str | Path) -> dict[str, dict[str, float]]:
             'file is empty; expected {"intrasentence": [{"id": ..., "score": ...}], ...}',
             file=path,
         )
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataFormatError(
-            f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}", file=path
-        ) from None
+    data = parse_json(text, path)
     if not isinstance(data, dict):
         raise DataFormatError(
             f"expected a JSON object with 'intrasentence' and/or 'intersentence' lists, got "

@@ -12,6 +12,7 @@ UTF-8 that still lets a loader say which record holds a bad byte) and
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -21,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from debiaslab.errors import ChecksumError, DataNotFoundError
+from debiaslab.errors import ChecksumError, DataFormatError, DataNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,16 @@ def decode_utf8(data: bytes) -> tuple[str, str | None]:
         line = data.count(b"\n", 0, pos) + 1
         where = f"line {line}, byte offset {pos} (0x{data[pos]:02x})"
         return data[start:].decode("utf-8", "surrogateescape"), where
+
+
+def parse_json(text: str, file: str | Path):
+    """``json.loads`` whose syntax error names the file, line and column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(
+            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", file=file
+        ) from None
 
 
 def has_undecodable(text: str) -> bool:

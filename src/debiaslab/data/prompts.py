@@ -19,7 +19,6 @@ Card:
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import random
@@ -29,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from debiaslab.data.fetch import decode_utf8, resolve
+from debiaslab.data.fetch import decode_utf8, parse_json, resolve
 from debiaslab.errors import DataFormatError
 
 log = logging.getLogger(__name__)
@@ -106,12 +105,7 @@ def load_bold(
 
 
 def _parse_bold(domain: str, path: Path) -> list[BoldPrompt]:
-    try:
-        data = json.loads(_read_text(path))
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(
-            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", file=path
-        ) from exc
+    data = parse_json(_read_text(path), path)
     if not isinstance(data, dict) or not data:
         raise DataFormatError("expected a non-empty object {group: {entity: [prompt]}}", file=path)
     out, empty = [], 0

@@ -399,12 +399,7 @@ def _parse_flat(text: str, file: str | Path) -> StereoSet:
 
 
 def _parse_official(text: str, file: str | Path) -> StereoSet:
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(
-            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", file=file
-        ) from None
+    document = fetch.parse_json(text, file)
     shape = (
         'expected the official schema {"version": ..., "data": {"intersentence": [...], '
         '"intrasentence": [...]}} or JSON Lines'
