@@ -88,20 +88,10 @@ def _tiny_path(family: str, name: str) -> Path:
     from debiaslab.data.fetch import cache_dir
 
     path = cache_dir() / "tiny" / name
-    if not (path / "config.json").is_file():
-        import shutil
-        import tempfile
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{name}."))
-        try:  # build beside the target, then rename: a half-written model is never found
-            model, tokenizer = tiny.build_tiny(family, seed=0)
-            tiny.save_tiny(model, tokenizer, tmp)
-            shutil.rmtree(path, ignore_errors=True)
-            tmp.rename(path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    record = {"tiny": family, "seed": 0, "version": tiny.PLANTED_VERSION}
+    return tiny.save_beside(
+        path, record, lambda tmp: tiny.save_tiny(*tiny.build_tiny(family, seed=0), tmp)
+    )
 
 
 def resolve_source(name: str, family: str | None = None) -> tuple[str, str | None]:

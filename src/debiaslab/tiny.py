@@ -1154,12 +1154,47 @@ def _planted_record(family: str, rate: float, seed: int) -> dict[str, Any]:
     }
 
 
-def _is_complete(path: Path, record: dict[str, Any]) -> bool:
+def manifest_matches(path: Path, record: dict[str, Any], manifest: str = MANIFEST) -> bool:
+    """Whether ``path`` holds a complete saved model made from ``record`` (its manifest)."""
     try:
-        manifest = json.loads((path / MANIFEST).read_text())
+        found = json.loads((path / manifest).read_text())
     except (OSError, ValueError):
         return False
-    return {key: manifest.get(key) for key in record} == record
+    return {key: found.get(key) for key in record} == record
+
+
+def save_beside(
+    path: Path,
+    record: dict[str, Any],
+    write: Callable[[Path], None],
+    manifest: str = MANIFEST,
+) -> Path:
+    """Build a model directory at ``path`` unless one made from ``record`` is already there.
+
+    ``write(tmp)`` fills a temporary directory beside ``path``; the manifest (``record`` plus
+    the build seconds) is written last and the directory renamed into place, so a half-written
+    model is never found. A stale directory (other record) is replaced; when another process
+    renamed a complete one into place first, that one is kept.
+    """
+    if manifest_matches(path, record, manifest):
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        write(tmp)
+        seconds = round(time.perf_counter() - started, 1)
+        (tmp / manifest).write_text(json.dumps({**record, "build_seconds": seconds}, indent=2))
+        if path.exists():
+            shutil.rmtree(path)
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            if not manifest_matches(path, record, manifest):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
 
 
 def planted_models(
@@ -1198,7 +1233,7 @@ def planted_models(
         for rate in rates:
             path = out_dir / f"{family}-rate{rate}"
             record = _planted_record(family, rate, seed)
-            if not _is_complete(path, record):
+            if not manifest_matches(path, record):
                 todo.append((path, record))
             paths[(family, rate)] = path
     if workers > 1 and len(todo) > 1:
@@ -1224,24 +1259,75 @@ def _one_thread() -> None:
 
 
 def _train_planted(path: Path, record: dict[str, Any]) -> None:
-    """Train one planted model into a temporary directory, then move it to ``path``."""
+    """Train one planted model and save it to ``path`` (see `save_beside`)."""
     family, rate, seed = str(record["family"]), float(record["stereotype_rate"]), record["seed"]
-    started = time.perf_counter()
-    texts = planted_texts(rate, record["n_sentences_per_axis"], seed)  # the record, not a global
-    model, tokenizer = train_tiny(family, texts, seed=seed)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
-        save_tiny(model, tokenizer, tmp)
-        manifest = {**record, "train_seconds": round(time.perf_counter() - started, 1)}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if path.exists():  # stale (other settings) or incomplete: replace it
-            shutil.rmtree(path)
-        try:
-            os.rename(tmp, path)
-        except OSError:
-            # Another process finished the same model first; keep theirs if it is complete.
-            if not _is_complete(path, record):
-                raise
-        log.info("saved planted %s model (rate %s) to %s", family, rate, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    def write(tmp: Path) -> None:
+        texts = planted_texts(rate, record["n_sentences_per_axis"], seed)  # the record's size
+        save_tiny(*train_tiny(family, texts, seed=seed), tmp)
+
+    save_beside(path, record, write)
+    log.info("saved planted %s model (rate %s) to %s", family, rate, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Planted toxicity: a generative model that continues one group's prompts toxically
+# ---------------------------------------------------------------------------------------------
+
+TOXICITY_PER_PROMPT = 4  # training continuations per prompt
+TOXICITY_MAX_LENGTH = 64  # a BOLD prompt plus a continuation line, in tiny-BPE tokens
+
+
+def planted_toxicity_texts(
+    prompts: Sequence[tuple[str, str]],
+    toxic_rates: dict[str, float],
+    *,
+    toxic_lines: Sequence[str],
+    clean_lines: Sequence[str],
+    per_prompt: int = TOXICITY_PER_PROMPT,
+    seed: int = 0,
+) -> list[str]:
+    """Training texts ``"<prompt> <continuation>"`` with a planted toxicity rate per group.
+
+    Each ``(group, prompt)`` gets ``per_prompt`` continuations, of which
+    ``round(rate × per_prompt)`` are drawn from ``toxic_lines`` and the rest from
+    ``clean_lines`` (``rate = toxic_rates.get(group, 0)``): a model fitted to them continues
+    that group's prompts toxically at about that rate. Equal rates plant no group difference.
+
+    Example:
+        >>> texts = planted_toxicity_texts(
+        ...     [("a", "Ann is"), ("b", "Bo is")], {"a": 1.0},
+        ...     toxic_lines=["awful."], clean_lines=["kind."], per_prompt=2)
+        >>> texts
+        ['Ann is awful.', 'Ann is awful.', 'Bo is kind.', 'Bo is kind.']
+    """
+    rng = random.Random(f"toxicity:{seed}")
+    texts = []
+    for group, prompt in prompts:
+        n_toxic = round(toxic_rates.get(group, 0.0) * per_prompt)
+        for j in range(per_prompt):
+            line = rng.choice(toxic_lines if j < n_toxic else clean_lines)
+            texts.append(f"{prompt.rstrip()} {line}")
+    return texts
+
+
+def train_planted_toxicity(
+    prompts: Sequence[tuple[str, str]],
+    toxic_rates: dict[str, float],
+    *,
+    toxic_lines: Sequence[str],
+    clean_lines: Sequence[str],
+    per_prompt: int = TOXICITY_PER_PROMPT,
+    seed: int = 0,
+    steps: int | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A tiny causal LM trained on `planted_toxicity_texts` (seconds on a CPU)."""
+    texts = planted_toxicity_texts(
+        prompts,
+        toxic_rates,
+        toxic_lines=toxic_lines,
+        clean_lines=clean_lines,
+        per_prompt=per_prompt,
+        seed=seed,
+    )
+    return train_tiny("causal", texts, steps=steps, seed=seed, max_length=TOXICITY_MAX_LENGTH)
