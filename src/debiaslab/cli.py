@@ -11,13 +11,19 @@ import logging
 import sys
 
 from debiaslab.errors import DebiaslabError
+from debiaslab.textclass import REGARD_MODEL, TOXIC_LABEL, TOXICITY_MODEL
+
+GENERATIVE_SCORES = ("toxicity", "regard", "honest")
 
 
 def _headline_keys(metrics: dict) -> list[str]:
-    """Top-level metrics and per-split overall scores; per-type detail stays in the file."""
+    """Top-level metrics, overall scores and group gaps; the detail stays in the file."""
     keys = [k for k in metrics if "/" not in k]
     keys += [k for k in metrics if "/overall/" in k or k.startswith("overall/")]
-    return keys[:16]
+    # BOLD / HONEST: overall scores, then each domain's gaps and their p-values.
+    keys += [k for k in metrics if k.count("/") == 1 and k.split("/")[0] in GENERATIVE_SCORES]
+    keys += [k for k in metrics if k.endswith(("/gap", "/gap_p_value"))]
+    return keys[:24]
 
 
 def _print_metrics(record: dict, keys: list[str] | None = None) -> None:
@@ -31,6 +37,27 @@ def _print_metrics(record: dict, keys: list[str] | None = None) -> None:
         if low is not None and high is not None:
             text += f"  [{low:.3f}, {high:.3f}]"
         print(f"  {key:<{width}}  {text}")
+
+
+def _generation(args: argparse.Namespace):
+    """Sampling settings from the flags (None: the benchmark's defaults)."""
+    from debiaslab.generation import GenerationSettings
+
+    given = {
+        "max_new_tokens": args.max_new_tokens,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "top_k": args.top_k,
+        "num_return_sequences": args.num_return_sequences,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    if args.greedy:
+        given["do_sample"] = False
+    if not given:
+        return None
+    if args.benchmark == "honest":
+        given.setdefault("max_new_tokens", 15)
+    return GenerationSettings(seed=args.seed, **given)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -56,6 +83,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         trust_remote_code=args.trust_remote_code,
         use_safetensors=None if args.allow_pickle_weights else True,
+        metrics=args.metrics.split(",") if args.metrics else None,
+        backend=args.backend,
+        domains=args.domains,
+        groups=args.groups,
+        honest_set=args.honest_set,
+        honest_k=args.honest_k,
+        generation=_generation(args),
+        toxicity_model=args.toxicity_model,
+        toxic_label=args.toxic_label,
+        regard_model=args.regard_model,
+        hurtlex=args.hurtlex,
+        threshold=args.threshold,
+        compare=tuple(args.compare) if args.compare else None,
     )
     verb = "exists (skipped; --force recomputes)" if result.skipped else "written"
     print(f"{result.path} {verb}")
@@ -98,17 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
         "eval",
         help="evaluate a model on a bias benchmark",
         description="Evaluate a model on a bias benchmark and write "
-        "DIR/<run_id>.json (+ .items.csv, + StereoSet .predictions.json).",
+        "DIR/<run_id>.json (+ .items.csv, + StereoSet .predictions.json, + BOLD/HONEST "
+        "generations in DIR/generations/*.jsonl).",
     )
     ev.add_argument("--model", required=True, help="preset (debiaslab models), hub id or path")
     ev.add_argument(
-        "--benchmark", required=True, choices=["crows_pairs", "stereoset", "stereoset_mc"]
+        "--benchmark",
+        required=True,
+        choices=["crows_pairs", "stereoset", "stereoset_mc", "bold", "honest"],
     )
     ev.add_argument("--output", required=True, help="results directory")
     ev.add_argument(
         "--data", help="benchmark file (default: $DEBIASLAB_DATA_DIR, cache, download)"
     )
-    ev.add_argument("--limit", type=int, help="first N pairs / examples per split")
+    ev.add_argument(
+        "--limit",
+        type=int,
+        help="first N pairs / examples per split; BOLD/HONEST: N prompts per group (seeded)",
+    )
     ev.add_argument("--batch-size", type=int, help="max sequences per forward pass")
     ev.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
     ev.add_argument("--dtype", default="auto", help="auto, float32, float16, bfloat16")
@@ -127,6 +174,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument(
         "--splits", nargs="+", choices=["intrasentence", "intersentence"], help="StereoSet splits"
+    )
+    gen = ev.add_argument_group("BOLD and HONEST (generation-based metrics)")
+    gen.add_argument(
+        "--metrics", help="comma-separated: toxicity,regard,honest (default: all for bold)"
+    )
+    gen.add_argument(
+        "--backend",
+        default="builtin",
+        choices=["builtin", "evaluate"],
+        help="builtin (offline) or Hugging Face evaluate's measurements (online cross-check)",
+    )
+    gen.add_argument("--domains", nargs="+", help="BOLD domains (default: all five)")
+    gen.add_argument("--groups", nargs="+", help="BOLD groups / HONEST template categories")
+    gen.add_argument("--honest-set", default="binary", choices=["binary", "queer_nonqueer"])
+    gen.add_argument("--honest-k", type=int, default=20, help="completions per template")
+    gen.add_argument("--max-new-tokens", type=int, help="default 30 (BOLD), 15 (HONEST)")
+    gen.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
+    gen.add_argument("--top-p", type=float, help="nucleus sampling (default 0.9)")
+    gen.add_argument("--top-k", type=int, help="top-k sampling (default 0: off)")
+    gen.add_argument("--num-return-sequences", type=int, help="continuations per BOLD prompt")
+    gen.add_argument("--greedy", action="store_true", help="greedy decoding, no sampling")
+    gen.add_argument(
+        "--toxicity-model",
+        default=TOXICITY_MODEL,
+        help="toxicity classifier: hub id, local path or tiny-toxicity",
+    )
+    gen.add_argument("--toxic-label", default=TOXIC_LABEL, help="the classifier's toxic label")
+    gen.add_argument(
+        "--regard-model",
+        default=REGARD_MODEL,
+        help="regard classifier: hub id, local path or tiny-regard",
+    )
+    gen.add_argument(
+        "--hurtlex", help="HurtLex TSV (default: $DEBIASLAB_DATA_DIR, cache, download)"
+    )
+    gen.add_argument("--threshold", type=float, default=0.5, help="toxicity ratio threshold")
+    gen.add_argument(
+        "--compare", nargs=2, metavar=("GROUP_A", "GROUP_B"), help="regard compare mode"
     )
     ev.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
     ev.add_argument("--seed", type=int, default=0)

@@ -12,13 +12,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from debiaslab.benchmarks.text_scores import THRESHOLD
 from debiaslab.data.fetch import sha256_of
 from debiaslab.errors import ConfigError
+from debiaslab.generation import GenerationSettings
 from debiaslab.results import BenchmarkOutput, make_record, run_id, write_result
+from debiaslab.textclass import REGARD_MODEL, TOXIC_LABEL, TOXICITY_MODEL
 
 log = logging.getLogger(__name__)
 
-BENCHMARKS = ("crows_pairs", "stereoset", "stereoset_mc")
+BENCHMARKS = ("crows_pairs", "stereoset", "stereoset_mc", "bold", "honest")
+GENERATIVE = ("bold", "honest")
+DEFAULT_METRICS = {"bold": ("toxicity", "regard", "honest"), "honest": ("honest",)}
 
 
 @dataclass
@@ -28,12 +33,35 @@ class RunResult:
     skipped: bool
 
 
-def _load_data(benchmark: str, data: str | None, limit: int | None):
+def _load_data(
+    benchmark: str,
+    data: str | None,
+    limit: int | None,
+    *,
+    domains: list[str] | None = None,
+    groups: list[str] | None = None,
+    honest_set: str = "binary",
+    seed: int = 0,
+):
     if benchmark == "crows_pairs":
         from debiaslab.data.crows_pairs import load_crows_pairs
 
         pairs = load_crows_pairs(data)
         return pairs[:limit] if limit else pairs
+    if benchmark in GENERATIVE:
+        from debiaslab.data import prompts
+
+        if benchmark == "bold":
+            items = prompts.load_bold(domains, data)
+            return prompts.sample_prompts(items, groups=groups, limit=limit, seed=seed)
+        templates = prompts.load_honest_templates(honest_set, data)
+        return prompts.sample_prompts(
+            templates,
+            groups=groups,
+            limit=limit,
+            seed=seed,
+            key=lambda t: (honest_set, t.category),
+        )
     from debiaslab.data.stereoset import StereoSet, load_stereoset
 
     gold = load_stereoset(data)
@@ -47,13 +75,21 @@ def _load_data(benchmark: str, data: str | None, limit: int | None):
     return gold
 
 
-def _data_source(benchmark: str, data: str | None, loaded) -> tuple[str, str | None]:
+def _data_source(
+    benchmark: str, data: str | None, loaded, *, honest_set: str = "binary"
+) -> tuple[str, str | None]:
+    from debiaslab.data.fetch import resolve
+
     path = Path(data) if data else None
+    if path is None and benchmark == "bold":  # one file per domain: name them all
+        domains = list(dict.fromkeys(p.domain for p in loaded))
+        files = [resolve(f"bold_{d}") for d in domains]
+        return ",".join(f.name for f in files), ",".join(sha256_of(f) for f in files)
+    if path is None and benchmark == "honest":
+        path = resolve(f"honest_{honest_set}")
     if path is None and benchmark != "crows_pairs" and getattr(loaded, "source", ""):
         path = Path(loaded.source)
     if path is None:
-        from debiaslab.data.fetch import resolve
-
         path = resolve("crows_pairs")
     return path.name, sha256_of(path) if path.is_file() else None
 
@@ -82,15 +118,30 @@ def evaluate(
     stage: str = "eval",
     name: str | None = None,
     model_meta: dict | None = None,
+    metrics: list[str] | None = None,
+    backend: str = "builtin",
+    domains: list[str] | None = None,
+    groups: list[str] | None = None,
+    honest_set: str = "binary",
+    honest_k: int = 20,
+    generation: GenerationSettings | None = None,
+    toxicity_model: str = TOXICITY_MODEL,
+    toxic_label: str = TOXIC_LABEL,
+    regard_model: str = REGARD_MODEL,
+    hurtlex: str | None = None,
+    threshold: float = THRESHOLD,
+    compare: tuple[str, str] | None = None,
 ) -> RunResult:
     """Evaluate ``model`` on ``benchmark`` and write ``output/<run_id>.json`` (+ items).
 
     Args:
         model: preset name, hub id or local directory.
-        benchmark: ``crows_pairs``, ``stereoset`` (likelihood) or ``stereoset_mc`` (prompt).
-        output: results directory.
+        benchmark: ``crows_pairs``, ``stereoset`` (likelihood), ``stereoset_mc`` (prompt),
+            ``bold`` (continuations) or ``honest`` (template completions).
+        output: results directory (generations are cached under ``output/generations``).
         data: explicit data file; default: ``$DEBIASLAB_DATA_DIR`` → cache → download.
-        limit: only the first ``limit`` pairs (CrowS-Pairs) or examples per split (StereoSet).
+        limit: only the first ``limit`` pairs (CrowS-Pairs) or examples per split (StereoSet);
+            for BOLD and HONEST a seeded sample of at most ``limit`` prompts per group.
         mode: CrowS-Pairs scoring mode (``auto``, ``nangia``, ``harness``).
         splits: StereoSet splits (default: intrasentence for masked LMs, both otherwise).
         family, device, dtype, quantization, adapter, batch_size, trust_remote_code,
@@ -101,6 +152,15 @@ def evaluate(
         stage: experiment stage recorded in the result (``eval``, ``pre``, ``post`` …).
         name: the model's name in results and run ids (default: ``model``).
         model_meta: extra facts about the model to record (e.g. a planted stereotype rate).
+        metrics: BOLD/HONEST scores, some of ``toxicity``, ``regard``, ``honest`` (default:
+            all three for BOLD, ``honest`` for HONEST).
+        backend: ``builtin`` (offline) or ``evaluate`` (Hugging Face evaluate, online).
+        domains, groups: BOLD domains and groups (HONEST: template categories) to run.
+        honest_set, honest_k: HONEST template set and completions per template.
+        generation: sampling settings of BOLD continuations and generative HONEST.
+        toxicity_model, toxic_label, regard_model: classifiers (preset, hub id or path).
+        hurtlex: explicit HurtLex file.
+        threshold: toxicity threshold; compare: two groups for regard's compare mode.
     """
     from debiaslab.models import load_model
 
@@ -108,8 +168,11 @@ def evaluate(
         raise ConfigError(f"unknown benchmark {benchmark!r}; expected one of {BENCHMARKS}")
     if limit is not None and limit <= 0:
         raise ConfigError(f"--limit must be a positive number, got {limit}")
-    loaded = _load_data(benchmark, data, limit)  # bad data fails before a model is loaded
-    data_name, data_sha = _data_source(benchmark, data, loaded)
+    # Bad data fails before a model is loaded.
+    loaded = _load_data(
+        benchmark, data, limit, domains=domains, groups=groups, honest_set=honest_set, seed=seed
+    )
+    data_name, data_sha = _data_source(benchmark, data, loaded, honest_set=honest_set)
     name = name or model
     config = {
         "benchmark": benchmark,
@@ -126,6 +189,30 @@ def evaluate(
         "n_boot": n_boot,
         "seed": seed,
     }
+    scorers = None
+    if benchmark in GENERATIVE:
+        from debiaslab.benchmarks.text_scores import check_metrics, make_scorers
+
+        metrics = check_metrics(metrics or list(DEFAULT_METRICS[benchmark]))
+        generation = generation or GenerationSettings(
+            max_new_tokens=30 if benchmark == "bold" else 15
+        )
+        config.update(
+            {
+                "metrics": metrics,
+                "backend": backend,
+                "domains": domains,
+                "groups": groups,
+                "generation": generation.as_dict(),
+                "toxicity_model": toxicity_model if "toxicity" in metrics else None,
+                "toxic_label": toxic_label if "toxicity" in metrics else None,
+                "regard_model": regard_model if "regard" in metrics else None,
+                "threshold": threshold,
+                "compare": list(compare) if compare else None,
+            }
+        )
+        if benchmark == "honest":
+            config.update({"honest_set": honest_set, "honest_k": honest_k})
     rid = run_id(name, benchmark, config, stage)
     target = Path(output) / f"{rid}.json"
     if target.is_file() and not force:
@@ -134,6 +221,17 @@ def evaluate(
         log.info("%s exists: skipping (use force to recompute)", target)
         return RunResult(target, json.loads(target.read_text("utf-8")), skipped=True)
 
+    if benchmark in GENERATIVE:  # classifiers load (and fail) before the model generates
+        scorers = make_scorers(
+            metrics,
+            backend,
+            toxicity_model=toxicity_model,
+            toxic_label=toxic_label,
+            regard_model=regard_model,
+            hurtlex=hurtlex,
+            device=device,
+            progress=progress,
+        )
     lm = load_model(
         model,
         family=family,
@@ -146,16 +244,32 @@ def evaluate(
         use_safetensors=use_safetensors,
     )
     started = time.perf_counter()
-    result = run_benchmark(
-        lm,
-        benchmark,
-        loaded,
-        mode=mode,
-        splits=splits,
-        n_boot=n_boot,
-        seed=seed,
-        progress=progress,
-    )
+    if benchmark in GENERATIVE:
+        from debiaslab.benchmarks import generative
+        from debiaslab.generation import cache_path
+
+        cache = cache_path(output, name, generation)
+        common = {"settings": generation, "cache": cache, "threshold": threshold}
+        common.update({"n_boot": n_boot, "seed": seed, "progress": progress})
+        if benchmark == "bold":
+            result = generative.run_bold(lm, loaded, scorers, compare=compare, **common)
+        else:
+            result = generative.run_honest(
+                lm, loaded, scorers, set_name=honest_set, k=honest_k, **common
+            )
+        if lm.family != "masked":
+            result.config["generations_file"] = str(cache.relative_to(Path(output)))
+    else:
+        result = run_benchmark(
+            lm,
+            benchmark,
+            loaded,
+            mode=mode,
+            splits=splits,
+            n_boot=n_boot,
+            seed=seed,
+            progress=progress,
+        )
     score_seconds = time.perf_counter() - started
     record = make_record(
         result,

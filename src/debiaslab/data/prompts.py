@@ -24,9 +24,10 @@ import os
 import random
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from debiaslab.data.fetch import decode_utf8, parse_json, resolve
 from debiaslab.errors import DataFormatError
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 BOLD_DOMAINS = ("gender", "race", "religious_ideology", "profession", "political_ideology")
 HONEST_SETS = ("binary", "queer_nonqueer")
 HONEST_COLUMNS = ("template_masked", "raw", "identity", "number", "category", "type")
+T = TypeVar("T")
 HURTLEX_COLUMNS = ("id", "pos", "category", "stereotype", "lemma", "level")
 
 
@@ -133,31 +135,36 @@ def _parse_bold(domain: str, path: Path) -> list[BoldPrompt]:
 
 
 def sample_prompts(
-    prompts: Sequence[BoldPrompt],
+    prompts: Sequence[T],
     *,
     groups: Iterable[str] | None = None,
     limit: int | None = None,
     seed: int = 0,
-) -> list[BoldPrompt]:
+    key: Callable[[T], tuple[str, str]] = lambda p: (p.domain, p.group),
+) -> list[T]:
     """A seeded sample, balanced over groups: at most ``limit`` prompts per group.
 
     Without ``limit`` every prompt of the chosen groups is kept, in file order. With it, each
     group contributes its first ``limit`` prompts of a seeded shuffle, so small groups are not
     crowded out by large ones and the same seed always gives the same prompts.
+
+    ``key`` gives an item's (domain, group): BOLD prompts by default; for HONEST templates
+    ``lambda t: (set_name, t.category)``.
     """
     chosen = set(groups) if groups is not None else None
-    by_group: dict[tuple[str, str], list[BoldPrompt]] = defaultdict(list)
+    by_group: dict[tuple[str, str], list[T]] = defaultdict(list)
     for prompt in prompts:
-        if chosen is None or prompt.group in chosen:
-            by_group[(prompt.domain, prompt.group)].append(prompt)
+        domain, group = key(prompt)
+        if chosen is None or group in chosen:
+            by_group[(domain, group)].append(prompt)
     if chosen is not None and (missing := chosen - {g for _, g in by_group}):
-        raise DataFormatError(f"no prompts for groups {sorted(missing)}", file="BOLD")
+        raise DataFormatError(f"no prompts for groups {sorted(missing)}", file="prompt set")
     if limit is None:
         return [p for group in by_group.values() for p in group]
     out = []
-    for key, group in by_group.items():
-        rng = random.Random(f"{seed}:{key[0]}:{key[1]}")
-        out += rng.sample(group, min(limit, len(group)))
+    for (domain, group), members in by_group.items():
+        rng = random.Random(f"{seed}:{domain}:{group}")
+        out += rng.sample(members, min(limit, len(members)))
     return out
 
 
