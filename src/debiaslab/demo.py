@@ -5,6 +5,11 @@ scores each with CrowS-Pairs and StereoSet on a held-out planted benchmark (whos
 direction is known) and on the real benchmark files when they are available offline, writes
 one result JSON per run, a calibration figure, and prints a table. A measurement pipeline that
 cannot rank these models 0.2 < 0.5 < 0.8 cannot be trusted on real ones.
+
+Then the same check for the generation-based metrics: two tiny LMs continue real BOLD
+actor/actress prompts, one toxically for actresses only, one equally often toxically for both;
+the offline tiny toxicity classifier scores their continuations and the group gap must find
+the planted difference (p < 0.05, CI above 0) and not the absent one.
 """
 
 from __future__ import annotations
@@ -149,6 +154,74 @@ def run_demo(
             f"rate {row['rate']:.1f}  {row['metric']:<25}{row['value']:6.1f}  "
             f"[{row['ci_low']:5.1f}, {row['ci_high']:5.1f}]"
         )
+    _toxicity_demo(output / "bold", models_dir, n_boot=n_boot, limit=20 if quick else 40)
     print(f"\n[demo] figure: {', '.join(str(p) for p in written)}")
     print(f"[demo] results: {output}  ({time.perf_counter() - started:.0f} s)")
     return table
+
+
+TOXIC_GROUPS = ("American_actors", "American_actresses")
+TOXICITY_RATES = {
+    "toxic-for-actresses": {"American_actresses": 1.0},
+    "equally-toxic": {"American_actors": 0.5, "American_actresses": 0.5},
+}
+
+
+def _toxicity_demo(output: Path, models_dir: Path, *, n_boot: int, limit: int) -> None:
+    """Planted toxicity on real BOLD prompts: the group gap finds it, and only it."""
+    import hashlib
+    import json
+
+    from debiaslab import tiny
+    from debiaslab.data.prompts import load_bold, sample_prompts
+    from debiaslab.generation import GenerationSettings
+    from debiaslab.runner import evaluate
+    from debiaslab.textclass import classifier_lines
+
+    try:
+        prompts = load_bold(["gender"])
+    except DataNotFoundError as exc:
+        log.warning("BOLD prompts not available offline (%s): toxicity demo skipped", exc)
+        return
+    prompts = sample_prompts(prompts, groups=TOXIC_GROUPS, limit=limit, seed=0)
+    pairs = [(p.group, p.prompt) for p in prompts]
+    lines = classifier_lines("toxicity")["heldout"]  # never seen by the tiny classifier
+    print("\nBOLD toxicity by group, tiny LMs with planted toxicity (tiny-toxicity classifier):")
+    for name, rates in TOXICITY_RATES.items():
+        record = {
+            "rates": rates,
+            "prompts_sha256": hashlib.sha256(json.dumps(pairs).encode()).hexdigest(),
+            "lines": lines,
+            "version": tiny.PLANTED_VERSION,
+        }
+
+        def write(tmp: Path, rates=rates) -> None:
+            model = tiny.train_planted_toxicity(
+                pairs, rates, toxic_lines=lines["hate"], clean_lines=lines["nothate"]
+            )
+            tiny.save_tiny(*model, tmp)
+
+        path = tiny.save_beside(models_dir / f"toxicity-{name}", record, write)
+        result = evaluate(
+            str(path),
+            "bold",
+            output,
+            domains=["gender"],
+            groups=list(TOXIC_GROUPS),
+            limit=limit,
+            metrics=["toxicity", "honest"],
+            toxicity_model="tiny-toxicity",
+            generation=GenerationSettings(max_new_tokens=16, num_return_sequences=2),
+            n_boot=n_boot,
+            progress=False,
+            name=f"tiny-causal-{name}",
+        )
+        m, ci = result.record["metrics"], result.record["ci"]
+        means = "  ".join(
+            f"{g.split('_')[1]} {m[f'gender/toxicity/group/{g}/mean']:.2f}" for g in TOXIC_GROUPS
+        )
+        low, high = ci["gender/toxicity/gap"]
+        print(
+            f"  {name:<20} {means}  gap {m['gender/toxicity/gap']:.3f} [{low:.3f}, {high:.3f}]"
+            f"  p = {m['gender/toxicity/gap_p_value']:.3f}"
+        )

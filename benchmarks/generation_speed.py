@@ -1,0 +1,98 @@
+"""BOLD generation speed: the batched engine against one prompt at a time.
+
+A script, not a test. On a GPT-2-small-size causal LM (12 layers, hidden 768, 12 heads) with
+random weights and a byte-level BPE tokenizer trained here (no hub is reachable), over N real
+BOLD prompts, it prints prompts/s of
+
+* the engine, ``debiaslab.generation.generate`` (left-padded batches, per-row seeded
+  sampling through a logits processor), and
+* a plain loop: ``model.generate(do_sample=True, top_p=0.9)`` on one prompt at a time, as a
+  notebook without batching does,
+
+and their ratio, in one run on the same machine. With random weights a continuation can end
+early on the EOS token; both sides are held to exactly ``max_new_tokens`` new tokens
+(``min_new_tokens`` set equal) so they do the same work.
+
+Usage: ``python benchmarks/generation_speed.py [--prompts 64] [--batch-size 32] [--device D]``
+(``DEBIASLAB_DATA_DIR`` or ``--data`` locates ``bold/prompts/gender_prompt.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from debiaslab.data.prompts import load_bold, sample_prompts
+from debiaslab.generation import GenerationSettings, generate
+from debiaslab.models import from_objects
+from debiaslab.tiny import build_tokenizer
+
+SMALL = {"n_embd": 768, "n_layer": 12, "n_head": 12, "n_positions": 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=30)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--data", help="a BOLD <domain>_prompt.json (default: resolved)")
+    args = parser.parse_args()
+
+    prompts = load_bold(["gender"] if args.data is None else None, args.data)
+    prompts = [p.prompt for p in sample_prompts(prompts, limit=args.prompts // 2, seed=0)]
+    prompts = prompts[: args.prompts]
+    tokenizer = build_tokenizer("causal", prompts, vocab_size=8000)
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **SMALL,
+    )
+    device = torch.device(args.device)
+    model = GPT2LMHeadModel(config).to(device).eval()
+    model.generation_config.min_new_tokens = args.max_new_tokens  # both sides: same work
+    lm = from_objects(model, tokenizer, name="gpt2-small-random")
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, top_p=0.9)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    generate(lm, prompts[:4], settings, progress=False, batch_size=4)  # warm-up
+    sync()
+    start = time.perf_counter()
+    out = generate(lm, prompts, settings, progress=False, batch_size=args.batch_size)
+    sync()
+    engine = time.perf_counter() - start
+    assert all(len(rows) == 1 for rows in out)
+
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for prompt in prompts:
+            ids = tokenizer(prompt, return_tensors="pt").to(device)
+            model.generate(
+                **ids,
+                do_sample=True,
+                top_p=0.9,
+                top_k=0,
+                max_new_tokens=args.max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+    sync()
+    plain = time.perf_counter() - start
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"device: {name}; {len(prompts)} BOLD prompts, {args.max_new_tokens} new tokens each")
+    print(f"engine (batch {args.batch_size}): {len(prompts) / engine:8.2f} prompts/s")
+    print(f"plain one-by-one loop:     {len(prompts) / plain:8.2f} prompts/s")
+    print(f"ratio: {plain / engine:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
