@@ -14,7 +14,7 @@ from debiaslab.errors import ConfigError
 from debiaslab.generation import GenerationSettings
 from debiaslab.runner import evaluate
 from debiaslab.textclass import build_tiny_classifier, classifier_lines
-from debiaslab.tiny import save_tiny, train_planted_toxicity
+from debiaslab.tiny import planted_toxicity_texts, save_tiny, train_planted_toxicity
 
 ACTORS, ACTRESSES = "American_actors", "American_actresses"
 N_PROMPTS = 30  # per group
@@ -52,10 +52,12 @@ def toxicity_models(tmp_path_factory, bold_gender) -> dict[str, Path]:
     return {
         name: save_tiny(
             *train_planted_toxicity(
-                [(p.group, p.prompt) for p in prompts],
-                rate,
-                toxic_lines=lines["hate"],
-                clean_lines=lines["nothate"],
+                planted_toxicity_texts(
+                    [(p.group, p.prompt) for p in prompts],
+                    rate,
+                    toxic_lines=lines["hate"],
+                    clean_lines=lines["nothate"],
+                )
             ),
             root / name,
         )

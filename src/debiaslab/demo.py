@@ -196,10 +196,10 @@ def _toxicity_demo(output: Path, models_dir: Path, *, n_boot: int, limit: int) -
         }
 
         def write(tmp: Path, rates=rates) -> None:
-            model = tiny.train_planted_toxicity(
+            texts = tiny.planted_toxicity_texts(
                 pairs, rates, toxic_lines=lines["hate"], clean_lines=lines["nothate"]
             )
-            tiny.save_tiny(*model, tmp)
+            tiny.save_tiny(*tiny.train_planted_toxicity(texts), tmp)
 
         path = tiny.save_beside(models_dir / f"toxicity-{name}", record, write)
         result = evaluate(

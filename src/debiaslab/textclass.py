@@ -598,34 +598,26 @@ def _fit(
     """The training loop of `train_tiny_classifier`; the losses of every step."""
     import torch
 
-    from debiaslab.tiny import _pad
+    from debiaslab.tiny import _pad, adamw_loop
 
-    steps = int(settings["steps"])
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / 10, 2 * (1 - step / steps))
-    )
     batches = _batches(len(encoded), int(settings["batch_size"]), generator)
-    losses: list[float] = []
-    model.train()
-    for _step in range(steps):
+
+    def loss_of() -> torch.Tensor:
         batch = next(batches)
         rows = [_drop_tokens(encoded[i], settings["word_dropout"], generator) for i in batch]
         ids, mask = _pad(rows, pad_id)
         logits = model(input_ids=ids, attention_mask=mask).logits
-        loss = torch.nn.functional.cross_entropy(
+        return torch.nn.functional.cross_entropy(
             logits,
             torch.tensor([targets[i] for i in batch]),
             label_smoothing=settings["label_smoothing"],
         )
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-    return losses
+
+    # 10 warm-up steps, then linear decay over the second half of the run.
+    return adamw_loop(
+        model, loss_of, steps=int(settings["steps"]), lr=settings["lr"], warmup=10, decay=0.5
+    )
 
 
 def build_tiny_classifier(

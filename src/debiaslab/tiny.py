@@ -1013,6 +1013,44 @@ def _pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor
     return ids, mask
 
 
+def adamw_loop(
+    model: PreTrainedModel,
+    loss_of: Callable[[], torch.Tensor | None],
+    *,
+    steps: int,
+    lr: float,
+    warmup: int,
+    decay: float,
+) -> list[float]:
+    """The training loop of every tiny model; returns the losses of the steps taken.
+
+    AdamW (weight decay 0.01), gradients clipped at norm 1, a learning rate that rises
+    linearly over ``warmup`` steps, stays at ``lr`` and falls linearly to 0 over the last
+    ``decay`` share of the run. ``loss_of()`` gives one batch's loss, or None to skip a step
+    (e.g. no token drawn for masking). The model is left in eval mode.
+    """
+    import torch
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup, (1 - step / steps) / decay)
+    )
+    losses: list[float] = []
+    model.train()
+    for _step in range(steps):
+        loss = loss_of()
+        if loss is None:
+            continue
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    model.eval()
+    return losses
+
+
 def train_tiny(
     family: str,
     texts: list[str],
@@ -1095,7 +1133,6 @@ def train_tiny(
         return model(input_ids=ids, attention_mask=mask, labels=labels).loss
 
     started = time.perf_counter()
-    losses: list[float] = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
@@ -1103,25 +1140,12 @@ def train_tiny(
             # No `seed=`: the collator then draws from the global RNG seeded above (its own
             # seeded generator refuses to run in a worker process of `planted_models`).
             collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+        batches = _length_bucketed([len(ids) for ids in encoded], batch_size, generator)
         # 20 warm-up steps, constant, then linear decay over the last fifth: the association is
         # learned late, so the rate stays high for most of the run.
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: min(1.0, (step + 1) / 20, 5 * (1 - step / steps))
+        losses = adamw_loop(
+            model, lambda: loss_of(next(batches)), steps=steps, lr=lr, warmup=20, decay=0.2
         )
-        batches = _length_bucketed([len(ids) for ids in encoded], batch_size, generator)
-        model.train()
-        for _step in range(steps):
-            loss = loss_of(next(batches))
-            if loss is None:  # no token drawn for masking in this batch
-                continue
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-    model.eval()
     log.info(
         "trained tiny %s model: %d steps in %.1f s, loss %.3f -> %.3f (first/last 20 steps)",
         family,
@@ -1312,22 +1336,9 @@ def planted_toxicity_texts(
 
 
 def train_planted_toxicity(
-    prompts: Sequence[tuple[str, str]],
-    toxic_rates: dict[str, float],
-    *,
-    toxic_lines: Sequence[str],
-    clean_lines: Sequence[str],
-    per_prompt: int = TOXICITY_PER_PROMPT,
-    seed: int = 0,
-    steps: int | None = None,
+    texts: Sequence[str], *, seed: int = 0, steps: int | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A tiny causal LM trained on `planted_toxicity_texts` (seconds on a CPU)."""
-    texts = planted_toxicity_texts(
-        prompts,
-        toxic_rates,
-        toxic_lines=toxic_lines,
-        clean_lines=clean_lines,
-        per_prompt=per_prompt,
-        seed=seed,
+    return train_tiny(
+        "causal", list(texts), steps=steps, seed=seed, max_length=TOXICITY_MAX_LENGTH
     )
-    return train_tiny("causal", texts, steps=steps, seed=seed, max_length=TOXICITY_MAX_LENGTH)
