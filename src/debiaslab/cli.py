@@ -1,7 +1,8 @@
 """``debiaslab <verb>``: every notebook step is also a command.
 
-Verbs: ``eval``, ``stereoset-score``, ``demo``, ``models``. ``debiaslab VERB --help`` lists
-each verb's options. Errors in the input print one line that says what and where, exit 2.
+Verbs: ``eval``, ``finetune``, ``stereoset-score``, ``demo``, ``models``.
+``debiaslab VERB --help`` lists each verb's options. Errors in the input print one line that
+says what and where, exit 2.
 """
 
 from __future__ import annotations
@@ -96,10 +97,51 @@ def cmd_eval(args: argparse.Namespace) -> int:
         hurtlex=args.hurtlex,
         threshold=args.threshold,
         compare=tuple(args.compare) if args.compare else None,
+        crows_split=args.crows_split,
+        split_seed=args.split_seed,
+        allow_train_pairs=args.allow_train_pairs,
     )
     verb = "exists (skipped; --force recomputes)" if result.skipped else "written"
     print(f"{result.path} {verb}")
     _print_metrics(result.record)
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from debiaslab.mitigation.data import recipe_texts
+    from debiaslab.mitigation.finetune import FinetuneConfig, finetune
+
+    texts, info = recipe_texts(args.recipe, args.data, split_seed=args.split_seed)
+    config = FinetuneConfig(
+        method=args.method,
+        steps=args.steps,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        seq_len=args.seq_len,
+        lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        lora_targets=args.lora_targets,
+        fp16=args.fp16,
+        gradient_checkpointing=args.gradient_checkpointing,
+        save_steps=args.save_steps,
+        seed=args.seed,
+    )
+    result = finetune(
+        args.model,
+        args.output,
+        texts,
+        config,
+        recipe=args.recipe,
+        recipe_info=info,
+        family=args.family,
+        device=args.device,
+        resume=args.resume,
+        progress=not args.no_progress,
+        trust_remote_code=args.trust_remote_code,
+    )
+    print(f"{result.weights} written; {result.manifest.get('metrics')}")
     return 0
 
 
@@ -213,6 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--compare", nargs=2, metavar=("GROUP_A", "GROUP_B"), help="regard compare mode"
     )
+    ev.add_argument(
+        "--crows-split",
+        default="all",
+        choices=["all", "train", "heldout"],
+        help="CrowS-Pairs part of the fine-tuning split (heldout after crows_counter training)",
+    )
+    ev.add_argument("--split-seed", type=int, default=0, help="seed of that split")
+    ev.add_argument(
+        "--allow-train-pairs",
+        action="store_true",
+        help="evaluate a model fine-tuned on CrowS-Pairs on its own training pairs",
+    )
     ev.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--force", action="store_true", help="recompute an existing result")
@@ -228,6 +282,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept .bin (pickle) weights when no safetensors exist",
     )
     ev.set_defaults(func=cmd_eval)
+
+    ft = sub.add_parser(
+        "finetune",
+        help="fine-tune a model on counter-stereotypical or counterfactual data",
+        description="Full, LoRA or QLoRA fine-tuning with the family's objective; checkpoints "
+        "in OUTPUT/checkpoints, the result in OUTPUT/adapter or OUTPUT/model with "
+        "OUTPUT/finetune.json. Two GPUs: accelerate launch -m debiaslab.cli finetune ...",
+    )
+    ft.add_argument("--model", required=True, help="preset, hub id or path")
+    ft.add_argument("--output", required=True, help="run directory")
+    ft.add_argument(
+        "--recipe",
+        default="crows_counter",
+        choices=["crows_counter", "cda", "texts"],
+        help="crows_counter: counter-stereotypical CrowS-Pairs sentences (train split); "
+        "cda: a text file augmented with gender swaps; texts: a text file as it is",
+    )
+    ft.add_argument("--data", help="CrowS-Pairs CSV, or a text file (one text per line)")
+    ft.add_argument("--split-seed", type=int, default=0, help="CrowS-Pairs split seed")
+    ft.add_argument("--method", default="lora", choices=["full", "lora", "qlora"])
+    ft.add_argument("--steps", type=int, default=200)
+    ft.add_argument("--lr", type=float, help="default 5e-5 (full), 2e-4 (LoRA, QLoRA)")
+    ft.add_argument("--batch-size", type=int, default=8)
+    ft.add_argument("--grad-accum", type=int, default=1)
+    ft.add_argument("--seq-len", type=int, default=64)
+    ft.add_argument("--lora-r", type=int, default=8)
+    ft.add_argument("--lora-alpha", type=int, default=16)
+    ft.add_argument("--lora-dropout", type=float, default=0.05)
+    ft.add_argument("--lora-targets", nargs="+", help="module names (default: by model type)")
+    ft.add_argument("--fp16", action="store_true", help="mixed precision (GPU; not for T5)")
+    ft.add_argument("--gradient-checkpointing", action="store_true")
+    ft.add_argument("--save-steps", type=int, default=50, help="checkpoint every N steps")
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    ft.add_argument("--family", choices=["causal", "masked", "seq2seq"])
+    ft.add_argument("--device", help="cpu, cuda, cuda:1 (default: best available)")
+    ft.add_argument("--no-progress", action="store_true")
+    ft.add_argument("--trust-remote-code", action="store_true")
+    ft.set_defaults(func=cmd_finetune)
 
     ss = sub.add_parser(
         "stereoset-score",

@@ -42,11 +42,14 @@ def _load_data(
     groups: list[str] | None = None,
     honest_set: str = "binary",
     seed: int = 0,
+    crows_split: str = "all",
+    split_seed: int = 0,
 ):
     if benchmark == "crows_pairs":
         from debiaslab.data.crows_pairs import load_crows_pairs
+        from debiaslab.mitigation.data import split_pairs
 
-        pairs = load_crows_pairs(data)
+        pairs = split_pairs(load_crows_pairs(data), crows_split, seed=split_seed)
         return pairs[:limit] if limit else pairs
     if benchmark in GENERATIVE:
         from debiaslab.data import prompts
@@ -131,6 +134,9 @@ def evaluate(
     hurtlex: str | None = None,
     threshold: float = THRESHOLD,
     compare: tuple[str, str] | None = None,
+    crows_split: str = "all",
+    split_seed: int = 0,
+    allow_train_pairs: bool = False,
 ) -> RunResult:
     """Evaluate ``model`` on ``benchmark`` and write ``output/<run_id>.json`` (+ items).
 
@@ -161,6 +167,9 @@ def evaluate(
         toxicity_model, toxic_label, regard_model: classifiers (preset, hub id or path).
         hurtlex: explicit HurtLex file.
         threshold: toxicity threshold; compare: two groups for regard's compare mode.
+        crows_split, split_seed: CrowS-Pairs part (``all``, ``train``, ``heldout``) of the
+            fine-tuning split (:mod:`debiaslab.mitigation.data`) and its seed.
+        allow_train_pairs: evaluate a model fine-tuned on CrowS-Pairs on its training pairs.
     """
     from debiaslab.models import load_model
 
@@ -168,9 +177,25 @@ def evaluate(
         raise ConfigError(f"unknown benchmark {benchmark!r}; expected one of {BENCHMARKS}")
     if limit is not None and limit <= 0:
         raise ConfigError(f"--limit must be a positive number, got {limit}")
+    if benchmark == "crows_pairs":
+        from debiaslab.mitigation.data import check_crows_evaluation
+        from debiaslab.mitigation.finetune import read_manifest
+
+        trained = read_manifest(adapter) or read_manifest(model if Path(model).is_dir() else None)
+        check_crows_evaluation(trained, crows_split, allow_train_pairs=allow_train_pairs)
+        if trained and trained.get("recipe") == "crows_counter":
+            split_seed = trained.get("recipe_info", {}).get("split_seed", split_seed)
     # Bad data fails before a model is loaded.
     loaded = _load_data(
-        benchmark, data, limit, domains=domains, groups=groups, honest_set=honest_set, seed=seed
+        benchmark,
+        data,
+        limit,
+        domains=domains,
+        groups=groups,
+        honest_set=honest_set,
+        seed=seed,
+        crows_split=crows_split,
+        split_seed=split_seed,
     )
     data_name, data_sha = _data_source(benchmark, data, loaded, honest_set=honest_set)
     name = name or model
@@ -189,6 +214,8 @@ def evaluate(
         "n_boot": n_boot,
         "seed": seed,
     }
+    if benchmark == "crows_pairs" and crows_split != "all":
+        config.update({"crows_split": crows_split, "split_seed": split_seed})
     scorers = None
     if benchmark in GENERATIVE:
         from debiaslab.benchmarks.text_scores import check_metrics, make_scorers

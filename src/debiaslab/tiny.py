@@ -986,7 +986,7 @@ def _length_bucketed(
                 yield batches[b]
 
 
-def _sentinel_input(text: str, rng: random.Random, rate: float) -> str:
+def sentinel_input(text: str, rng: random.Random, rate: float) -> str:
     """The seq2seq input: ``text`` with a share ``rate`` of its words (at least one) hidden.
 
     The k-th hidden word becomes ``<extra_id_k>`` and the target is the whole sentence, so
@@ -1124,7 +1124,7 @@ def train_tiny(
             labels = ids.masked_fill(mask == 0, -100)
             return model(input_ids=ids, attention_mask=mask, labels=labels).loss
         sources = [
-            tokenizer(_sentinel_input(texts[i], sentinel_rng, mlm_probability), **encode)
+            tokenizer(sentinel_input(texts[i], sentinel_rng, mlm_probability), **encode)
             for i in indices
         ]
         ids, mask = _pad([source["input_ids"] for source in sources], pad_id)

@@ -193,6 +193,27 @@ def harness_metrics(items: pd.DataFrame):
     return _overall_and_per_type(summary, types)
 
 
+def paired_difference(
+    pre: pd.DataFrame, post: pd.DataFrame, *, mode: str, n_boot: int = 1000, seed: int = 0
+) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """Post − pre of every CrowS-Pairs metric on the same pairs, with a paired bootstrap CI.
+
+    Both item tables must hold the same pairs in the same order (two runs of one data file):
+    each resample draws pair positions once and scores both runs on them, so the interval is
+    that of the *change*, not of two independent scores.
+    """
+    if len(pre) != len(post) or list(pre["index"]) != list(post["index"]):
+        raise ValueError("paired_difference needs the same pairs, in the same order, in both")
+    metrics = nangia_metrics if mode == "nangia" else harness_metrics
+    before, after = metrics(pre), metrics(post)
+
+    def change(idx: np.ndarray) -> dict[str, np.ndarray]:
+        a, b = before(idx), after(idx)
+        return {k: b[k] - a[k] for k in a if not k.rsplit("/", 1)[-1].startswith("n_")}
+
+    return bootstrap_vectorized(change, len(pre), n_boot=n_boot, seed=seed)
+
+
 def _direction(metric: str) -> tuple[bool | None, float | None]:
     """(higher_is_better, ideal) of a metric key: bias scores have a midpoint ideal."""
     leaf = metric.rsplit("/", 1)[-1]

@@ -55,6 +55,7 @@ class RemoteFile:
 _RAW = "https://raw.githubusercontent.com"
 
 _BOLD = "amazon-science/bold/3ad652c773f5d1e30d5f6f61657ed934d768ecad"
+_WINOBIAS = "uclanlp/corefBias/0bce984dd081bbc10b0622f326727a024c607895"
 _HONEST = "MilaNLProc/honest/6efc7817cbeb36e61bba51a34bbce13ecc8af69f"
 _BOLD_SHA256 = {
     "gender": "a863aaf2492e3c911c39f435005abee2eba5f5edabe836e97de110cd83273054",
@@ -109,6 +110,16 @@ REGISTRY: dict[str, RemoteFile] = {
         "honest/queer_nonqueer/en_template.tsv",
         f"{_RAW}/{_HONEST}/resources/queer_nonqueer/en_template.tsv",
         sha256="29fb950897942d26b99d1485a18739c8a22ceb9326a548fd14b17bc335191100",
+    ),
+    "winobias_generalized_swaps": RemoteFile(
+        "gendered_words/winobias_generalized_swaps.txt",
+        f"{_RAW}/{_WINOBIAS}/WinoBias/wino/generalized_swaps.txt",
+        sha256="4d093db96d4386318ec9aafc3cebc458ead06bb02ac81770e278905fbdd4341e",
+    ),
+    "winobias_extra_gendered_words": RemoteFile(
+        "gendered_words/winobias_extra_gendered_words.txt",
+        f"{_RAW}/{_WINOBIAS}/WinoBias/wino/extra_gendered_words.txt",
+        sha256="728554ebab711703e37dc92d9d14acde6e5bfcc28fa5b62b90b34110be7bd854",
     ),
     "hurtlex_en": RemoteFile(
         "hurtlex/hurtlex_EN.tsv",

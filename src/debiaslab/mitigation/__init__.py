@@ -1,0 +1,1 @@
+"""Bias mitigation: fine-tuning on counter-stereotypical / counterfactual data, and more."""

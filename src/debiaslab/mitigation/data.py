@@ -1,0 +1,219 @@
+"""Training data for fine-tuning mitigation: CrowS-Pairs counter-stereotypes and CDA.
+
+Recipes:
+    ``crows_counter`` — the seed project's recipe: the counter-stereotypical sentence of each
+        CrowS-Pairs pair (``sent_less`` of a ``stereo`` pair, ``sent_more`` of an
+        ``antistereo`` pair — the side ``metric.py`` counts as *not* stereotypical). Pairs are
+        split once, by pair id and a seed, into a training part and a held-out part; only the
+        training part is trained on and only the held-out part may be evaluated afterwards.
+        CrowS-Pairs' data statement asks that it be used for evaluation, not training: this
+        recipe is a research baseline, and a model trained on it must be evaluated on pairs
+        it has not seen (:func:`check_crows_evaluation`).
+    ``cda`` — counterfactual data augmentation (Zhao et al. 2018; Webster et al. 2020): every
+        text plus its copy with gendered words swapped both ways (he ↔ she, actor ↔ actress),
+        from the WinoBias swap lists (``generalized_swaps.txt`` + ``extra_gendered_words.txt``,
+        uclanlp/corefBias, MIT), resolved like every data file (``$DEBIASLAB_DATA_DIR`` →
+        cache → checksum-verified download). "her" is ambiguous (his / him): it becomes "his"
+        before a word and "him" before punctuation or the end, as a part-of-speech-free rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from debiaslab.data.crows_pairs import CrowsPair
+from debiaslab.data.fetch import decode_utf8, resolve
+from debiaslab.errors import ConfigError, DataFormatError
+
+SPLITS = ("all", "train", "heldout")
+HELDOUT_FRACTION = 0.5
+SWAP_FILES = ("winobias_generalized_swaps", "winobias_extra_gendered_words")
+
+
+def in_heldout(pair_id: int, seed: int = 0, fraction: float = HELDOUT_FRACTION) -> bool:
+    """Whether a pair is held out: sha256 of (seed, id) below ``fraction`` (stable per pair).
+
+    The assignment of one pair never depends on which other pairs are loaded.
+
+    Example:
+        >>> sum(in_heldout(i) for i in range(1000))
+        520
+    """
+    digest = hashlib.sha256(f"crows-split:{seed}:{pair_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def split_pairs(
+    pairs: Sequence[CrowsPair],
+    part: str,
+    *,
+    seed: int = 0,
+    fraction: float = HELDOUT_FRACTION,
+) -> list[CrowsPair]:
+    """The ``train``, ``heldout`` or ``all`` part of CrowS-Pairs (split by pair id, seeded)."""
+    if part not in SPLITS:
+        raise ConfigError(f"unknown CrowS-Pairs split {part!r}; expected one of {SPLITS}")
+    if not 0 < fraction < 1:
+        raise ConfigError(f"the held-out fraction must be in (0, 1), got {fraction}")
+    if part == "all":
+        return list(pairs)
+    keep = part == "heldout"
+    return [p for p in pairs if in_heldout(p.index, seed, fraction) == keep]
+
+
+def counter_stereotypical(pair: CrowsPair) -> str:
+    """The sentence of a pair that ``metric.py`` counts as not stereotypical."""
+    return pair.sent_less if pair.direction == "stereo" else pair.sent_more
+
+
+def crows_counter_texts(
+    pairs: Sequence[CrowsPair], *, seed: int = 0, fraction: float = HELDOUT_FRACTION
+) -> list[str]:
+    """The counter-stereotypical sentences of the *training* part of the pairs."""
+    return [
+        counter_stereotypical(p) for p in split_pairs(pairs, "train", seed=seed, fraction=fraction)
+    ]
+
+
+def check_crows_evaluation(
+    manifest: dict | None, split: str, *, allow_train_pairs: bool = False
+) -> None:
+    """Refuse to evaluate a model fine-tuned on CrowS-Pairs on pairs it was trained on.
+
+    Args:
+        manifest: the fine-tuning manifest of the model (``finetune.json``), or None.
+        split: the CrowS-Pairs part about to be evaluated.
+        allow_train_pairs: evaluate anyway (e.g. to measure memorisation on purpose).
+
+    Raises:
+        ConfigError: the model was trained on ``crows_counter`` and ``split`` is not the
+            held-out part with the same seed and fraction.
+    """
+    if not manifest or manifest.get("recipe") != "crows_counter" or allow_train_pairs:
+        return
+    if split != "heldout":
+        raise ConfigError(
+            "this model was fine-tuned on CrowS-Pairs (recipe crows_counter); evaluating it on "
+            f"the {split!r} pairs scores sentences it was trained on. Use --crows-split heldout "
+            "(or --allow-train-pairs to measure that on purpose)"
+        )
+
+
+def load_swaps(paths: Sequence[str | os.PathLike] | None = None) -> dict[str, str]:
+    """Lower-case word → its counterpart, both directions, from the WinoBias swap lists."""
+    files = [Path(p) for p in paths] if paths else [resolve(name) for name in SWAP_FILES]
+    swaps: dict[str, str] = {}
+    for file in files:
+        text, bad = decode_utf8(file.read_bytes())
+        if bad is not None:
+            raise DataFormatError(f"not valid UTF-8 ({bad})", file=file)
+        for number, line in enumerate(text.splitlines(), start=1):
+            words = line.split()
+            if not words:
+                continue
+            if len(words) != 2:
+                raise DataFormatError(
+                    f"expected two words, got {len(words)}: {line!r}", file=file, row=number
+                )
+            a, b = (w.lower() for w in words)
+            swaps.setdefault(a, b)
+            swaps.setdefault(b, a)
+    if not swaps:
+        raise DataFormatError("no word pairs", file=files[0])
+    return swaps
+
+
+_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
+
+
+def swap_gender(text: str, swaps: dict[str, str]) -> str:
+    """``text`` with every listed gendered word replaced by its counterpart, case kept.
+
+    Example:
+        >>> swaps = {"he": "she", "she": "he", "his": "her", "her": "his", "him": "her",
+        ...          "actor": "actress", "actress": "actor"}
+        >>> swap_gender("He thanked her. The actress saw her brother.", swaps)
+        'She thanked him. The actor saw his brother.'
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        word = match.group(0)
+        lower = word.lower()
+        if lower == "her":  # possessive before a word, object otherwise
+            rest = text[match.end() :]
+            target = "his" if re.match(r"\s+[A-Za-z]", rest) else "him"
+        else:
+            target = swaps.get(lower)
+            if target is None:
+                return word
+        if word.isupper() and len(word) > 1:
+            return target.upper()
+        return target.capitalize() if word[0].isupper() else target
+
+    return _WORD.sub(replace, text)
+
+
+def cda_texts(texts: Sequence[str], swaps: dict[str, str] | None = None) -> list[str]:
+    """Two-sided CDA: each text followed by its gender-swapped copy (when it differs)."""
+    swaps = load_swaps() if swaps is None else swaps
+    out = []
+    for text in texts:
+        out.append(text)
+        swapped = swap_gender(text, swaps)
+        if swapped != text:
+            out.append(swapped)
+    return out
+
+
+def read_lines(path: str | os.PathLike) -> list[str]:
+    """A text corpus: one text per non-empty line of a UTF-8 file."""
+    file = Path(path)
+    if not file.is_file():
+        raise DataFormatError("no such file", file=file)
+    text, bad = decode_utf8(file.read_bytes())
+    if bad is not None:
+        raise DataFormatError(f"not valid UTF-8 ({bad})", file=file)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise DataFormatError("no texts in the file", file=file)
+    return lines
+
+
+def recipe_texts(
+    recipe: str, data: str | os.PathLike | None = None, *, split_seed: int = 0
+) -> tuple[list[str], dict]:
+    """The training texts of a recipe and the facts about them a manifest records.
+
+    Args:
+        recipe: ``crows_counter`` (``data``: a CrowS-Pairs CSV, default resolved), ``cda``
+            (``data``: a text file, one text per line, augmented both ways) or ``texts``
+            (``data``: a text file, used as it is).
+        data: the data file.
+        split_seed: seed of the CrowS-Pairs train/held-out split.
+    """
+    if recipe == "crows_counter":
+        from debiaslab.data.crows_pairs import load_crows_pairs
+
+        pairs = load_crows_pairs(data)
+        texts = crows_counter_texts(pairs, seed=split_seed)
+        return texts, {
+            "source": Path(data).name if data else "crows_pairs_anonymized.csv",
+            "split_seed": split_seed,
+            "heldout_fraction": HELDOUT_FRACTION,
+            "n_pairs": len(pairs),
+            "n_train_pairs": len(texts),
+        }
+    if data is None:
+        raise ConfigError(f"recipe {recipe!r} needs --data: a text file, one text per line")
+    lines = read_lines(data)
+    if recipe == "cda":
+        texts = cda_texts(lines)
+        info = {"swap_lists": list(SWAP_FILES), "n_original": len(lines)}
+        return texts, {"source": Path(data).name, **info, "n_texts": len(texts)}
+    if recipe == "texts":
+        return lines, {"source": Path(data).name, "n_texts": len(lines)}
+    raise ConfigError(f"unknown recipe {recipe!r}; expected crows_counter, cda or texts")

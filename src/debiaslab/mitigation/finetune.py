@@ -1,0 +1,343 @@
+"""Fine-tuning mitigation: full, LoRA and QLoRA, with the objective of each model family.
+
+Design:
+    The loop is transformers' ``Trainer`` (so ``accelerate launch`` / ``torchrun`` give data
+    parallelism on two GPUs without changes, and checkpoints hold model, optimizer, scheduler,
+    RNG and data-order state), with peft for LoRA and bitsandbytes NF4 for QLoRA
+    (``prepare_model_for_kbit_training`` + LoRA on the 4-bit model).
+
+    Objectives: masked LM (``DataCollatorForLanguageModeling``, 15% masking) for BERT-style
+    models; causal LM for GPT-2 / Bloomz / Llama; for T5 / FLAN-T5, a sentence with some words
+    hidden behind sentinels as input and the whole sentence as target (the same denoising
+    objective as the tiny T5, :func:`debiaslab.tiny.sentinel_input`), seeded per text.
+
+    Checkpoints every ``save_steps`` under ``OUTPUT/checkpoints``; ``resume=True`` continues from
+    the last one and reaches the same final weights as an uninterrupted run (tested). The
+    result is ``OUTPUT/adapter`` (LoRA, QLoRA) or ``OUTPUT/model`` (full), with the tokenizer,
+    and ``OUTPUT/finetune.json``: base model, method, recipe, data split, settings, losses,
+    time. The manifest is written last, atomically: a directory without it is unfinished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from debiaslab.data.fetch import write_bytes_atomic
+from debiaslab.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+METHODS = ("full", "lora", "qlora")
+RECIPES = ("crows_counter", "cda", "texts")
+MANIFEST = "finetune.json"
+DEFAULT_LR = {"full": 5e-5, "lora": 2e-4, "qlora": 2e-4}
+# LoRA targets when the preset names none: the attention projections of common families.
+LORA_TARGETS = {
+    "gpt2": ["c_attn"],
+    "bert": ["query", "value"],
+    "roberta": ["query", "value"],
+    "bloom": ["query_key_value"],
+    "t5": ["q", "v"],
+    "llama": ["q_proj", "v_proj"],
+    "qwen2": ["q_proj", "v_proj"],
+}
+
+
+@dataclass
+class FinetuneConfig:
+    """Settings of one fine-tuning run (all recorded in the manifest)."""
+
+    method: str = "lora"
+    steps: int = 200
+    lr: float | None = None  # default per method: DEFAULT_LR
+    batch_size: int = 8
+    grad_accum: int = 1
+    seq_len: int = 64
+    warmup_steps: int = 10
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_targets: list[str] | None = None
+    fp16: bool = False
+    gradient_checkpointing: bool = False
+    save_steps: int = 50
+    eval_fraction: float = 0.1
+    mlm_probability: float = 0.15
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"unknown method {self.method!r}; expected one of {METHODS}")
+        for name in ("steps", "batch_size", "grad_accum", "seq_len", "save_steps", "lora_r"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if not 0 <= self.eval_fraction < 1:
+            raise ConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.method]
+
+
+@dataclass
+class FinetuneResult:
+    output: Path
+    weights: Path  # the adapter or model directory
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def read_manifest(path: str | Path | None) -> dict[str, Any] | None:
+    """The fine-tuning manifest of a model or adapter directory (or its parent), if any."""
+    if path is None:
+        return None
+    path = Path(path)
+    for candidate in (path / MANIFEST, path.parent / MANIFEST):
+        if candidate.is_file():
+            return json.loads(candidate.read_text("utf-8"))
+    return None
+
+
+def _lora_targets(model, config: FinetuneConfig) -> list[str]:
+    if config.lora_targets:
+        return list(config.lora_targets)
+    model_type = getattr(model.config, "model_type", "")
+    if model_type not in LORA_TARGETS:
+        raise ConfigError(
+            f"no default LoRA target modules for model type {model_type!r}; give lora_targets"
+        )
+    return LORA_TARGETS[model_type]
+
+
+class _Texts:
+    """A list of tokenized examples as a map-style dataset (what Trainer needs)."""
+
+    def __init__(self, rows: list[dict[str, list[int]]]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        return self.rows[i]
+
+
+def _encode(lm, texts: list[str], config: FinetuneConfig) -> list[dict[str, list[int]]]:
+    from debiaslab.scoring import prefix_token_id
+    from debiaslab.tiny import sentinel_input
+
+    tok = lm.tokenizer
+    encode = {"truncation": True, "max_length": config.seq_len}
+    if lm.family == "seq2seq":
+        rng = random.Random(f"seq2seq-input:{config.seed}")
+        rows = []
+        for text in texts:
+            source = sentinel_input(text, rng, 0.3)
+            rows.append(
+                {
+                    "input_ids": tok(source, **encode)["input_ids"],
+                    "labels": tok(text, **encode)["input_ids"],
+                }
+            )
+        return rows
+    rows = []
+    for text in texts:
+        ids = list(tok(text, **encode)["input_ids"])
+        if lm.family == "causal":
+            # As the scoring engine reads a sentence: after BOS (unless the tokenizer adds one),
+            # ending with EOS.
+            bos = prefix_token_id(tok)
+            body = ids[1:] if ids and ids[0] == bos else ids
+            ids = [bos, *body[: config.seq_len - 2]]
+            if tok.eos_token_id is not None:
+                ids.append(tok.eos_token_id)
+        rows.append({"input_ids": ids})
+    return rows
+
+
+def _collator(lm, model, config: FinetuneConfig):
+    from transformers import DataCollatorForLanguageModeling, DataCollatorForSeq2Seq
+
+    if lm.family == "seq2seq":
+        return DataCollatorForSeq2Seq(lm.tokenizer, model=model, label_pad_token_id=-100)
+    return DataCollatorForLanguageModeling(
+        lm.tokenizer, mlm=lm.family == "masked", mlm_probability=config.mlm_probability
+    )
+
+
+def _prepare(lm, config: FinetuneConfig):
+    """The trainable model: full weights, or LoRA (on a 4-bit base for QLoRA)."""
+    model = lm.model
+    if config.method == "full":
+        model.train()
+        return model
+    from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
+
+    if config.method == "qlora":
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.gradient_checkpointing
+        )
+    task = {"causal": TaskType.CAUSAL_LM, "seq2seq": TaskType.SEQ_2_SEQ_LM}.get(lm.family)
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=_lora_targets(model, config),
+        task_type=task,
+    )
+    model = get_peft_model(model, lora)
+    model.train()
+    return model
+
+
+def _last_checkpoint(folder: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def finetune(
+    model: str,
+    output: str | Path,
+    texts: list[str],
+    config: FinetuneConfig | None = None,
+    *,
+    recipe: str = "texts",
+    recipe_info: dict[str, Any] | None = None,
+    family: str | None = None,
+    device: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    trust_remote_code: bool = False,
+) -> FinetuneResult:
+    """Fine-tune ``model`` on ``texts`` and save the adapter (or model) under ``output``.
+
+    Args:
+        model: preset, hub id or local directory (see :func:`debiaslab.models.load_model`).
+        output: run directory: ``checkpoints/``, ``adapter/`` or ``model/``, ``finetune.json``.
+        texts: training sentences (e.g. :func:`debiaslab.mitigation.data.crows_counter_texts`).
+        config: settings (default :class:`FinetuneConfig`).
+        recipe: ``crows_counter``, ``cda`` or ``texts`` — recorded; ``crows_counter`` makes
+            later CrowS-Pairs evaluations refuse the training pairs.
+        recipe_info: facts about the data to record (source, split seed and fraction, sizes).
+        family: model family if it cannot be inferred.
+        device: ``cpu``, ``cuda`` …; under ``accelerate launch`` each process takes its
+            ``LOCAL_RANK`` GPU.
+        resume: continue from the last checkpoint in ``output/checkpoints`` if there is one.
+        progress: show the Trainer's progress bar.
+        trust_remote_code: as for model loading.
+    """
+    from transformers import Trainer, TrainingArguments
+
+    from debiaslab.models import load_model
+
+    config = config or FinetuneConfig()
+    if recipe not in RECIPES:
+        raise ConfigError(f"unknown recipe {recipe!r}; expected one of {RECIPES}")
+    texts = [t for t in texts if t.strip()]
+    if len(texts) < 2:
+        raise ConfigError(f"fine-tuning needs at least 2 non-empty texts, got {len(texts)}")
+    output = Path(output)
+    if "LOCAL_RANK" in os.environ and device is None:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    lm = load_model(
+        model,
+        family=family,
+        device=device,
+        dtype="float32",  # master weights in fp32; fp16 autocast through the Trainer
+        quantization="4bit" if config.method == "qlora" else None,
+        trust_remote_code=trust_remote_code,
+    )
+    on_gpu = str(lm.device).startswith("cuda")
+    if config.fp16 and not on_gpu:
+        log.warning("fp16 needs a GPU; training in fp32 on %s", lm.device)
+    if config.fp16 and on_gpu and getattr(lm.model.config, "model_type", "") == "t5":
+        raise ConfigError(
+            "T5/FLAN-T5 overflows in fp16 (it was trained in bf16); on a T4 or P100 train in "
+            "fp32 (fp16 false), or use QLoRA to save memory"
+        )
+    trainable = _prepare(lm, config)
+    if config.gradient_checkpointing and config.method != "qlora":
+        trainable.gradient_checkpointing_enable()
+        if config.method == "lora":
+            trainable.enable_input_require_grads()
+
+    order = list(range(len(texts)))
+    random.Random(f"eval-split:{config.seed}").shuffle(order)
+    n_eval = int(len(texts) * config.eval_fraction)
+    eval_rows = _encode(lm, [texts[i] for i in order[:n_eval]], config)
+    train_rows = _encode(lm, [texts[i] for i in order[n_eval:]], config)
+    checkpoints = output / "checkpoints"
+    args = TrainingArguments(
+        output_dir=str(checkpoints),
+        max_steps=config.steps,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_steps,
+        lr_scheduler_type="linear",
+        logging_steps=max(1, min(10, config.save_steps)),
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        eval_strategy="steps" if eval_rows else "no",
+        eval_steps=config.save_steps,
+        seed=config.seed,
+        data_seed=config.seed,
+        fp16=config.fp16 and on_gpu,
+        report_to="none",
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        use_cpu=not on_gpu,
+    )
+    trainer = Trainer(
+        model=trainable,
+        args=args,
+        train_dataset=_Texts(train_rows),
+        eval_dataset=_Texts(eval_rows) if eval_rows else None,
+        data_collator=_collator(lm, trainable, config),
+    )
+    last = _last_checkpoint(checkpoints) if resume else None
+    if resume and last is None:
+        log.info("no checkpoint in %s: starting from the beginning", checkpoints)
+    if not resume and _last_checkpoint(checkpoints) is not None:
+        raise ConfigError(
+            f"{checkpoints} already holds checkpoints: pass resume to continue that run, or "
+            "use a new output directory"
+        )
+    started = time.perf_counter()
+    train = trainer.train(resume_from_checkpoint=last)
+    seconds = time.perf_counter() - started
+    metrics = {"train_loss": float(train.training_loss), "steps": int(train.global_step)}
+    if eval_rows:
+        metrics["eval_loss"] = float(trainer.evaluate()["eval_loss"])
+    weights = output / ("model" if config.method == "full" else "adapter")
+    if trainer.is_world_process_zero():
+        trainable.save_pretrained(weights)
+        lm.tokenizer.save_pretrained(weights)
+        manifest = {
+            "base_model": model,
+            "base_source": lm.info.get("source"),
+            "family": lm.family,
+            "method": config.method,
+            "recipe": recipe,
+            "recipe_info": recipe_info or {},
+            "n_train_texts": len(train_rows),
+            "n_eval_texts": len(eval_rows),
+            "config": {**asdict(config), "learning_rate": config.learning_rate},
+            "metrics": metrics,
+            "seconds": round(seconds, 1),
+            "resumed_from": Path(last).name if last else None,
+            "device": str(lm.device),
+        }
+        write_bytes_atomic(output / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    else:
+        manifest = {}
+    return FinetuneResult(output, weights, manifest)
