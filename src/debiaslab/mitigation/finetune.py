@@ -215,6 +215,7 @@ def finetune(
     resume: bool = False,
     progress: bool = True,
     trust_remote_code: bool = False,
+    callbacks: list | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``model`` on ``texts`` and save the adapter (or model) under ``output``.
 
@@ -232,8 +233,9 @@ def finetune(
         resume: continue from the last checkpoint in ``output/checkpoints`` if there is one.
         progress: show the Trainer's progress bar.
         trust_remote_code: as for model loading.
+        callbacks: extra ``transformers.TrainerCallback`` objects (e.g. early stopping).
     """
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer, TrainingArguments, set_seed
 
     from debiaslab.models import load_model
 
@@ -262,6 +264,7 @@ def finetune(
             "T5/FLAN-T5 overflows in fp16 (it was trained in bf16); on a T4 or P100 train in "
             "fp32 (fp16 false), or use QLoRA to save memory"
         )
+    set_seed(config.seed)  # LoRA's random init: the same in a run and in its resumed twin
     trainable = _prepare(lm, config)
     if config.gradient_checkpointing and config.method != "qlora":
         trainable.gradient_checkpointing_enable()
@@ -303,6 +306,7 @@ def finetune(
         train_dataset=_Texts(train_rows),
         eval_dataset=_Texts(eval_rows) if eval_rows else None,
         data_collator=_collator(lm, trainable, config),
+        callbacks=callbacks,
     )
     last = _last_checkpoint(checkpoints) if resume else None
     if resume and last is None:

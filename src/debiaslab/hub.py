@@ -1,0 +1,969 @@
+"""Share fine-tuned adapters (or full models) on the Hugging Face Hub, with a model card.
+
+Design:
+    * Every Hub call debiaslab makes goes through this module: :func:`push` creates a repo and
+      uploads a folder, :func:`pull` downloads a snapshot. The client is injectable (``api=``;
+      default :func:`default_api`, a ``huggingface_hub.HfApi``), so tests run against a local
+      fake, and nothing touches the network at import time.
+    * Offline first: :func:`push` without a token logs why and returns ``None`` instead of
+      raising, so a notebook runs top to bottom without an account; :func:`pull` accepts a local
+      directory wherever a repo id is expected.
+    * Local problems fail before anything is sent: a folder with neither ``adapter_config.json``
+      (PEFT adapter) nor ``config.json`` (full model), or without weights, or holding files that
+      look like secrets (``.env``, ``token``, ``*.pem``, ...) or that contain the token, raises
+      :class:`~debiaslab.errors.ConfigError`.
+    * The caller's folder is never modified: the upload is staged in a temporary copy (hard
+      links where the file system allows), where the card is written as ``README.md`` and a
+      local base-model path in ``adapter_config.json`` is replaced by the public base model.
+    * Secrets: the token comes from the argument or :func:`debiaslab.env.get_secret` and is
+      handed to the client only. Client errors become a :class:`ConfigError` whose message says
+      what failed and what to do, with the token scrubbed; the original exception is chained
+      only when no part of it contains the token.
+    * :func:`model_card` is a pure, deterministic function of result records (see
+      :mod:`debiaslab.results`): it pairs ``pre`` and ``post`` records by benchmark, reports
+      the headline metrics with their 95% intervals and whether each change is an improvement
+      (by ``higher_is_better``, or distance to ``ideal`` such as 50 for CrowS-Pairs and
+      StereoSet SS), the training configuration, usage, limitations and the debiaslab version
+      and git hash. Local absolute paths and token-like strings are scrubbed from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import debiaslab
+from debiaslab.data.fetch import write_bytes_atomic
+from debiaslab.env import get_secret
+from debiaslab.errors import ConfigError
+from debiaslab.results import ARTIFACT_NAMES, read_result
+
+log = logging.getLogger(__name__)
+
+TOKEN_NAME = "HF_TOKEN"
+HUB_URL = "https://huggingface.co"
+ADAPTER_CONFIG = "adapter_config.json"
+MODEL_CONFIG = "config.json"
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+CARD_NAME = "README.md"
+# What pull downloads: configs, safetensors weights, tokenizer files and the card (no pickles).
+PULL_PATTERNS = ("*.json", "*.safetensors", "*.md", "*.txt", "*.model", "*.tiktoken")
+# Never uploaded, never looked into: version control, caches, notebook autosaves.
+SKIP_DIRS = frozenset({".git", "__pycache__", ".ipynb_checkpoints", ".cache"})
+# File names that look like credentials. ``tokenizer.json`` / ``special_tokens_map.json`` do not
+# match: "token" must stand alone between separators.
+_SECRET_NAME = re.compile(
+    r"^(?:\.env(?:\..*)?|\.netrc|\.git-credentials|id_(?:rsa|dsa|ecdsa|ed25519)(?:\.pub)?"
+    r"|.*\.(?:pem|key|p12|pfx)"
+    r"|(?:.*[_.-])?(?:token|secrets?|credentials?|api[_-]?key|password)(?:[_.-].*)?)$",
+    re.IGNORECASE,
+)
+_SCAN_LIMIT = 50 * 2**20  # files up to this size are searched for the token itself
+_HF_TOKEN_RE = re.compile(r"\bhf_[A-Za-z0-9]{20,}")
+_PATH_CHARS = r"[^\s/\\'\"`|<>()\[\]{},;]"
+_POSIX_PATH_RE = re.compile(rf"(?<![\w.:/~-])~?/(?:{_PATH_CHARS}+/)*({_PATH_CHARS}+)/?")
+_WINDOWS_PATH_RE = re.compile(r"\b[A-Za-z]:\\(?:[^\s\\'\"`|<>]+\\)*([^\s\\'\"`|<>]+)\\?")
+_REPO_ID_RE = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
+REDACTED = "<redacted>"
+
+DEFAULT_LIMITATIONS = (
+    "Bias benchmarks measure narrow, mostly US-centric and English-only notions of social "
+    "bias: a few groups, a few stereotypes, a few sentence templates. They say nothing about "
+    "other harms, other languages or other cultures.",
+    "CrowS-Pairs and StereoSet have documented validity problems (ill-formed or unrelated "
+    "pairs, stereotypes that are not stereotypes, mismatched group terms; Blodgett et al., "
+    '2021, "Stereotyping Norwegian Salmon", ACL), so their scores are noisy proxies.',
+    "Lower (or closer-to-ideal) bias scores do not mean an unbiased model: mitigation can hide "
+    "bias from a benchmark while it persists elsewhere, and can cost fluency or task quality "
+    "(check language-modelling scores such as StereoSet LMS).",
+    "The 95% intervals are bootstrap intervals over benchmark items; they do not cover "
+    "variation across training seeds, prompts or decoding settings.",
+)
+_CLASSIFIER_LIMITATION = (
+    "Toxicity and regard scores come from text classifiers that have biases of their own (for "
+    "example, flagging identity terms or dialects as toxic)."
+)
+_REFERENCES = {
+    "crows_pairs": "Nangia et al. (2020). CrowS-Pairs: A Challenge Dataset for Measuring "
+    "Social Biases in Masked Language Models. EMNLP.",
+    "stereoset": "Nadeem et al. (2021). StereoSet: Measuring stereotypical bias in pretrained "
+    "language models. ACL.",
+    "stereoset_mc": "Nadeem et al. (2021). StereoSet: Measuring stereotypical bias in "
+    "pretrained language models. ACL.",
+    "bold": "Dhamala et al. (2021). BOLD: Dataset and Metrics for Measuring Biases in "
+    "Open-Ended Language Generation. FAccT.",
+    "honest": "Nozza et al. (2021). HONEST: Measuring Hurtful Sentence Completion in Language "
+    "Models. NAACL.",
+}
+_BLODGETT = (
+    "Blodgett et al. (2021). Stereotyping Norwegian Salmon: An Inventory of Pitfalls in "
+    "Fairness Benchmark Datasets. ACL."
+)
+_AUTO_CLASSES = {
+    "causal": "AutoModelForCausalLM",
+    "masked": "AutoModelForMaskedLM",
+    "seq2seq": "AutoModelForSeq2SeqLM",
+}
+_GENERATIVE_SCORES = ("toxicity", "regard", "honest")
+# Training settings in the card's order: (canonical label, accepted keys).
+_TRAINING_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Mitigation method", ("method",)),
+    ("Objective", ("objective", "loss")),
+    ("Data", ("data", "data_recipe", "dataset")),
+    ("Steps", ("steps", "max_steps")),
+    ("Epochs", ("epochs", "num_epochs", "num_train_epochs")),
+    ("Learning rate", ("lr", "learning_rate")),
+    ("Batch size", ("batch", "batch_size", "per_device_train_batch_size")),
+    ("Gradient accumulation", ("grad_accum", "gradient_accumulation_steps")),
+    ("LoRA r", ("lora_r", "r", "lora.r")),
+    ("LoRA alpha", ("lora_alpha", "alpha", "lora.alpha", "lora.lora_alpha")),
+    ("LoRA dropout", ("lora_dropout", "lora.dropout", "lora.lora_dropout")),
+    (
+        "LoRA target modules",
+        ("target_modules", "lora_targets", "targets", "lora.target_modules", "lora.targets"),
+    ),
+    ("Quantization", ("quantization",)),
+    ("Precision", ("dtype", "precision")),
+    ("Seed", ("seed",)),
+    ("Hardware", ("hardware", "device", "gpu")),
+    ("Training time", ("time", "time_s", "seconds", "train_seconds", "duration_s")),
+)
+_SECONDS_KEYS = ("time", "time_s", "seconds", "train_seconds", "duration_s")
+
+
+# --------------------------------------------------------------------------- client
+
+
+def default_api() -> Any:
+    """The real Hub client, ``huggingface_hub.HfApi()`` (tests pass a fake as ``api=``)."""
+    from huggingface_hub import HfApi
+
+    return HfApi()
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def is_adapter_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a directory holding a PEFT adapter (``adapter_config.json``).
+
+    Example:
+        >>> is_adapter_dir("/nonexistent")
+        False
+    """
+    path = Path(path)
+    return path.is_dir() and (path / ADAPTER_CONFIG).is_file()
+
+
+def folder_kind(folder: str | os.PathLike[str]) -> str:
+    """``"adapter"`` (PEFT adapter) or ``"model"`` (full model) for a folder ready to share.
+
+    Raises:
+        ConfigError: not a directory, neither ``adapter_config.json`` nor ``config.json``, or a
+            config without weights next to it.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: not a directory (expected a saved adapter or model)")
+    if is_adapter_dir(folder):
+        if not any((folder / name).is_file() for name in ADAPTER_WEIGHTS):
+            raise ConfigError(
+                f"{folder}: has {ADAPTER_CONFIG} but no adapter weights "
+                f"({' or '.join(ADAPTER_WEIGHTS)}); save it with model.save_pretrained(folder)"
+            )
+        return "adapter"
+    if (folder / MODEL_CONFIG).is_file():
+        if not any(p.suffix in WEIGHT_SUFFIXES for p in folder.iterdir() if p.is_file()):
+            raise ConfigError(
+                f"{folder}: has {MODEL_CONFIG} but no weights (*.safetensors or *.bin); "
+                "save it with model.save_pretrained(folder)"
+            )
+        return "model"
+    raise ConfigError(
+        f"{folder}: holds neither {ADAPTER_CONFIG} (a PEFT adapter) nor {MODEL_CONFIG} (a full "
+        "model); point to the directory written by save_pretrained"
+    )
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    """Files to upload, relative to ``folder``, sorted; refuses names that look like secrets."""
+    files: list[Path] = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+        files.extend(Path(root, name).relative_to(folder) for name in names)
+    files.sort()
+    secret = [str(f) for f in files if _SECRET_NAME.match(f.name)]
+    if secret:
+        raise ConfigError(
+            f"{folder}: refusing to upload files that look like secrets: {', '.join(secret)}. "
+            "Move them out of the folder (tokens belong in HF_TOKEN, a Kaggle or Colab secret)."
+        )
+    return files
+
+
+def _check_no_token(folder: Path, files: Sequence[Path], token: str) -> None:
+    """Refuse to upload a (small enough to read) file that contains the token itself."""
+    needle = token.encode()
+    leaking = []
+    for rel in files:
+        path = folder / rel
+        if path.stat().st_size <= _SCAN_LIMIT and needle in path.read_bytes():
+            leaking.append(str(rel))
+    if leaking:
+        raise ConfigError(
+            f"{folder}: refusing to upload, the Hugging Face token appears in: "
+            f"{', '.join(leaking)}. Remove it from these files first."
+        )
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+@contextmanager
+def _staging(folder: Path, files: Sequence[Path]) -> Iterator[Path]:
+    """A temporary copy of ``folder``'s ``files``, beside it when possible (hard links)."""
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    for parent in (folder.resolve().parent, None):
+        try:
+            tmp = tempfile.TemporaryDirectory(prefix=".debiaslab-push-", dir=parent)
+            break
+        except OSError:
+            continue
+    if tmp is None:  # pragma: no cover - both locations unwritable
+        raise ConfigError("cannot create a temporary directory to stage the upload")
+    with tmp as name:
+        stage = Path(name)
+        for rel in files:
+            _link_or_copy(folder / rel, stage / rel)
+        yield stage  # files written here replace links (write_bytes_atomic), never edit them
+
+
+# --------------------------------------------------------------------------- scrubbing
+
+
+def _scrub(text: str, token: str | None = None) -> str:
+    """Remove the token, token-like strings and local absolute paths (kept: their last part).
+
+    Example:
+        >>> _scrub("saved to /home/ana/runs/cda-lora and C:\\\\Users\\\\ana\\\\gpt2")
+        'saved to cda-lora and gpt2'
+        >>> _scrub("see https://huggingface.co/openai-community/gpt2, 8/10")
+        'see https://huggingface.co/openai-community/gpt2, 8/10'
+    """
+    if token:
+        text = text.replace(token, REDACTED)
+    text = _HF_TOKEN_RE.sub(REDACTED, text)
+    text = _POSIX_PATH_RE.sub(lambda m: m.group(1), text)
+    return _WINDOWS_PATH_RE.sub(lambda m: m.group(1), text)
+
+
+def _is_local_path(name: str) -> bool:
+    return (
+        os.path.isabs(name)
+        or name.startswith(("~", "./", "../"))
+        or bool(re.match(r"^[A-Za-z]:[\\/]", name))
+    )
+
+
+def _hub_id(name: str) -> str | None:
+    """The hub id that ``name`` (preset or hub id) stands for, or ``None`` (path, tiny model).
+
+    Example:
+        >>> _hub_id("gpt2"), _hub_id("Qwen/Qwen2.5-0.5B"), _hub_id("/tmp/x"), _hub_id("tiny-gpt2")
+        ('openai-community/gpt2', 'Qwen/Qwen2.5-0.5B', None, None)
+    """
+    from debiaslab.config import get_preset
+
+    preset = get_preset(name)
+    if preset is not None:
+        return preset.hub_id
+    if _is_local_path(name) or not _REPO_ID_RE.match(name):
+        return None
+    return name
+
+
+def _leaks(exc: BaseException, token: str | None) -> bool:
+    """Whether the token appears anywhere in an exception or its causes."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while token and current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if token in str(current) or token in repr(current.args):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _hub_error(action: str, repo_id: str, exc: Exception, token: str | None) -> ConfigError:
+    """A :class:`ConfigError` that says what failed and what to do, without the token."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    detail = _scrub(f"{type(exc).__name__}: {exc}", token).strip()
+    if len(detail) > 400:
+        detail = detail[:400] + " ..."
+    if status == 401:
+        hint = (
+            f"the Hub rejected the token: check {TOKEN_NAME} (environment variable, Kaggle or "
+            "Colab secret)"
+        )
+    elif status == 403:
+        hint = "the token may not write to this repo: use a write token and your own namespace"
+    elif status == 404:
+        hint = "the repo does not exist, or it is private and the token cannot read it"
+    else:
+        hint = "is this machine online? (on Kaggle: Settings → Internet on)"
+    return ConfigError(f"could not {action} Hugging Face repo {repo_id!r}: {hint}. ({detail})")
+
+
+def _check_repo_id(repo_id: str) -> None:
+    if not isinstance(repo_id, str) or not _REPO_ID_RE.match(repo_id):
+        raise ConfigError(
+            f"{repo_id!r} is not a Hugging Face repo id (expected 'user/name', letters, digits, "
+            "'-', '_', '.')"
+        )
+
+
+# --------------------------------------------------------------------------- model card
+
+
+def headline_metrics(keys: Sequence[str]) -> list[str]:
+    """The metrics a card reports: top-level scores, ``overall`` scores and group gaps.
+
+    Kept: keys without ``/``, keys with an ``overall`` part, generative scores
+    (``toxicity/mean``, ``regard/negative``, ``honest/score``) and ``*/gap``; counts
+    (``n_*``, ``neutral``) are dropped. Order is kept.
+
+    Example:
+        >>> headline_metrics(["metric_score", "bias_type/race/metric_score", "n_pairs",
+        ...     "intrasentence/overall/ss", "intrasentence/overall/n_examples", "overall/icat",
+        ...     "toxicity/mean", "gender/toxicity/gap", "gender/toxicity/gap_p_value"])
+        ['metric_score', 'intrasentence/overall/ss', 'overall/icat', 'toxicity/mean', \
+'gender/toxicity/gap']
+    """
+    out = []
+    for key in keys:
+        parts = key.split("/")
+        leaf = parts[-1]
+        if leaf.startswith("n_") or leaf == "neutral":
+            continue
+        if (
+            len(parts) == 1
+            or "overall" in parts
+            or (len(parts) == 2 and parts[0] in _GENERATIVE_SCORES)
+            or leaf == "gap"
+        ):
+            out.append(key)
+    return out
+
+
+def pair_results(
+    results: Sequence[Mapping[str, Any]],
+) -> list[tuple[str, Mapping[str, Any] | None, Mapping[str, Any] | None]]:
+    """``(benchmark, pre, post)`` for every benchmark with a ``pre`` or ``post`` record.
+
+    Sorted by benchmark. Where a benchmark has several records of one stage, the latest
+    (``date``, then ``run_id``) is used. Records of stage ``eval`` are not paired.
+    """
+    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for record in results:
+        stage = record.get("stage", "eval")
+        if stage in ("pre", "post"):
+            grouped.setdefault((str(record["benchmark"]), stage), []).append(record)
+    chosen = {}
+    for (benchmark, stage), records in grouped.items():
+        chosen[benchmark, stage] = max(records, key=_recency)
+        if len(records) > 1:
+            log.warning(
+                "%s %s: %d records; the card uses the latest (%s)",
+                benchmark,
+                stage,
+                len(records),
+                chosen[benchmark, stage].get("run_id"),
+            )
+    benchmarks = sorted({b for b, _ in chosen})
+    return [(b, chosen.get((b, "pre")), chosen.get((b, "post"))) for b in benchmarks]
+
+
+def _recency(record: Mapping[str, Any]) -> tuple[str, str]:
+    return str(record.get("date") or ""), str(record.get("run_id") or "")
+
+
+def _decimals(values: Sequence[float | None]) -> int:
+    """Decimals that give the largest value three significant digits (0 to 6)."""
+    finite = [abs(v) for v in values if v is not None and math.isfinite(v) and v != 0]
+    if not finite:
+        return 3
+    return min(6, max(0, 2 - math.floor(math.log10(max(finite)))))
+
+
+def _num(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _cell(value: float | None, ci: Sequence[Any] | None, decimals: int) -> str:
+    if value is None:
+        return "—"
+    text = f"{value:.{decimals}f}"
+    low, high = (_num(ci[0]), _num(ci[1])) if ci and len(ci) == 2 else (None, None)
+    if low is not None and high is not None:
+        text += f" [{low:.{decimals}f}, {high:.{decimals}f}]"
+    return text
+
+
+def _verdict(
+    pre: float, post: float, higher: bool | None, ideal: float | None
+) -> tuple[str, bool | None]:
+    """('yes (closer to 50)', True) and the like; (text, None) where no direction is known."""
+    if higher is None and ideal is None:
+        return "n/a (no direction)", None
+    if higher is not None:
+        before, after = (-pre, -post) if higher else (pre, post)
+        better, worse = ("higher", "lower") if higher else ("lower", "higher")
+    else:
+        assert ideal is not None
+        before, after = abs(pre - ideal), abs(post - ideal)
+        better, worse = f"closer to {ideal:g}", f"further from {ideal:g}"
+    if after == before:
+        return "no change", False
+    if after < before:
+        return f"yes ({better})", True
+    return f"no ({worse})", False
+
+
+def _overlap(a: Sequence[Any] | None, b: Sequence[Any] | None) -> bool:
+    if not a or not b or len(a) != 2 or len(b) != 2:
+        return False
+    lows_highs = [_num(v) for v in (*a, *b)]
+    if any(v is None for v in lows_highs):
+        return False
+    a_low, a_high, b_low, b_high = lows_highs
+    return a_low <= b_high and b_low <= a_high  # type: ignore[operator]
+
+
+def _metric_table(
+    pre: Mapping[str, Any] | None, post: Mapping[str, Any] | None
+) -> tuple[list[str], int, int, int]:
+    """Markdown rows for one benchmark, and counts (improved, with direction, clear changes)."""
+    records = [r for r in (post, pre) if r is not None]
+    keys = headline_metrics(list(dict.fromkeys(k for r in records for k in r["metrics"])))
+    rows = [
+        "| metric | pre [95% CI] | post [95% CI] | change | better? |",
+        "|---|---|---|---|---|",
+    ]
+    improved = directed = clear = 0
+    for key in keys:
+        values = [_num((r or {}).get("metrics", {}).get(key)) for r in (pre, post)]
+        cis = [((r or {}).get("ci") or {}).get(key) for r in (pre, post)]
+        source = post if post is not None and key in post["metrics"] else pre
+        assert source is not None
+        higher = (source.get("higher_is_better") or {}).get(key)
+        ideal = _num((source.get("ideal") or {}).get(key))
+        d = _decimals(values)
+        change, verdict = "—", "—"
+        before, after = values
+        if before is not None and after is not None:
+            change = f"{after - before:+.{d}f}"
+            verdict, better = _verdict(before, after, higher, ideal)
+            if better is not None:
+                directed += 1
+                improved += better
+                if _overlap(*cis):
+                    verdict += " †"
+                elif verdict != "no change":
+                    clear += 1
+        pre_cell, post_cell = (_cell(v, c, d) for v, c in zip(values, cis, strict=True))
+        rows.append(f"| `{key}` | {pre_cell} | {post_cell} | {change} | {verdict} |")
+    return rows, improved, directed, clear
+
+
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _duration(seconds: float) -> str:
+    """Example: ``_duration(3725)`` is ``'1 h 02 min'``; ``_duration(42.5)`` is ``'42.5 s'``."""
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+    if seconds >= 60:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{seconds:.3g} s"
+
+
+def _value_text(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float) and key.rsplit(".", 1)[-1] in _SECONDS_KEYS:
+        return _duration(float(value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple | set):
+        items = sorted(value, key=str) if isinstance(value, set) else value
+        return ", ".join(f"`{v}`" for v in items)
+    return str(value)
+
+
+def _training_rows(training: Mapping[str, Any], method: str) -> list[str]:
+    flat = _flatten(training)
+    if "quantization" in flat and flat["quantization"] is None:
+        flat["quantization"] = "none"
+    flat = {k: v for k, v in flat.items() if v is not None and v != ""}
+    flat.setdefault("method", method)
+    rows = ["| setting | value |", "|---|---|"]
+    used: set[str] = set()
+    for label, aliases in _TRAINING_FIELDS:
+        for alias in aliases:
+            if alias in flat and alias not in used:
+                used.add(alias)
+                rows.append(f"| {label} | {_cell_text(_value_text(alias, flat[alias]))} |")
+                break
+    for key in sorted(set(flat) - used):
+        rows.append(f"| {_cell_text(key)} | {_cell_text(_value_text(key, flat[key]))} |")
+    return rows
+
+
+def _cell_text(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _tag(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _provenance(results: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    versions = sorted({str(r["debiaslab_version"]) for r in results if r.get("debiaslab_version")})
+    hashes = sorted({str(r["git_hash"]) for r in results if r.get("git_hash")})
+    return ", ".join(versions) or debiaslab.__version__, ", ".join(hashes) or "unknown"
+
+
+def model_card(
+    results: Sequence[Mapping[str, Any]],
+    *,
+    base_model: str,
+    method: str,
+    training: Mapping[str, Any],
+    repo_id: str,
+    limitations: Sequence[str] | None = None,
+    adapter: bool = True,
+    license: str | None = None,
+) -> str:
+    """The ``README.md`` of a shared adapter or model: front matter, config, pre/post metrics.
+
+    Args:
+        results: result records (:func:`debiaslab.results.read_result`); ``pre`` and ``post``
+            records are paired by benchmark, others are ignored.
+        base_model: the base model's preset name, hub id or path (a path is shown by its last
+            part only).
+        method: the mitigation method, e.g. ``"counterfactual data augmentation"``.
+        training: training settings (method, objective, data, steps, lr, batch_size, lora_r,
+            lora_alpha, target_modules, quantization, seed, hardware, time in seconds, ...);
+            nested dicts are flattened.
+        repo_id: the Hub repo the card describes.
+        limitations: extra limitations, after the standard ones.
+        adapter: a PEFT adapter (``library_name: peft``) rather than full model weights.
+        license: an SPDX-like license id for the front matter, if known.
+
+    Returns:
+        Markdown with YAML front matter; deterministic, with local absolute paths and token-like
+        strings removed.
+    """
+    hub_base = _hub_id(base_model)
+    shown_base = hub_base or _scrub(base_model)
+    pairs = pair_results(results)
+    version, commit = _provenance(results)
+    families = [
+        (r.get("model") or {}).get("family") for _, *recs in pairs for r in recs if r is not None
+    ]
+    family = next((f for f in families if f in _AUTO_CLASSES), "causal")
+    benchmarks = [b for b, _, _ in pairs]
+
+    front: dict[str, Any] = {}
+    if hub_base:
+        front["base_model"] = hub_base
+    front["library_name"] = "peft" if adapter else "transformers"
+    if license:
+        front["license"] = license
+    tags = ["debiaslab", "bias-mitigation", _tag(method), *(["peft"] if adapter else [])]
+    front["tags"] = list(dict.fromkeys(t for t in [*tags, *map(_tag, benchmarks)] if t))
+    kind = "PEFT adapter" if adapter else "fine-tuned model (full weights)"
+
+    lines = ["---", yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip(), "---", ""]
+    lines += [f"# {repo_id.rsplit('/', 1)[-1]}", ""]
+    if hub_base:
+        base_link = f"[`{hub_base}`]({HUB_URL}/{hub_base})"
+    elif _is_local_path(base_model):
+        base_link = f"`{shown_base}` (a local model)"
+    else:
+        base_link = f"`{shown_base}`"
+    lines += [
+        f"A {kind} for {base_link}, fine-tuned with debiaslab to reduce social bias by "
+        f"**{method}**, and measured on bias benchmarks before (`pre`) and after (`post`).",
+        "",
+        "## Model details",
+        "",
+        f"- **Base model:** {base_link}",
+        f"- **Type:** {kind}",
+        f"- **Mitigation method:** {method}",
+    ]
+    data = _flatten(training).get("data") or _flatten(training).get("data_recipe")
+    if data:
+        lines.append(f"- **Data recipe:** {_value_text('data', data)}")
+    lines += [f"- **Produced with:** debiaslab {version} (git {commit})", ""]
+    lines += ["## Training configuration", "", *_training_rows(training, method), ""]
+
+    lines += ["## Bias benchmarks before and after mitigation", ""]
+    if not pairs:
+        lines += ["No pre/post benchmark results were given.", ""]
+    else:
+        lines += [
+            "`pre`: the base model; `post`: with this "
+            f"{'adapter' if adapter else 'model'}, same data and settings. Brackets: 95% "
+            "bootstrap confidence intervals over benchmark items. Only headline metrics are "
+            "shown; the result files hold the rest. *better?* follows each metric's direction, "
+            "or its distance to the ideal value (50 for CrowS-Pairs scores and StereoSet SS).",
+            "",
+        ]
+        totals = [0, 0, 0]
+        for benchmark, pre, post in pairs:
+            n = [r.get("n_items") if r else None for r in (pre, post)]
+            sizes = ", ".join(
+                f"{stage} n = {count}"
+                for stage, count in zip(("pre", "post"), n, strict=True)
+                if count is not None
+            )
+            rows, improved, directed, clear = _metric_table(pre, post)
+            totals = [t + c for t, c in zip(totals, (improved, directed, clear), strict=True)]
+            lines += [f"### {benchmark}" + (f" ({sizes})" if sizes else ""), "", *rows, ""]
+        improved, directed, clear = totals
+        lines += [
+            "† the two 95% intervals overlap: the change may be within noise.",
+            "",
+            f"Summary: {improved} of {directed} headline metrics with a known direction "
+            f"improved; {clear} changed with non-overlapping intervals.",
+            "",
+        ]
+
+    lines += ["## How to use", ""]
+    auto = _AUTO_CLASSES[family]
+    if adapter and hub_base:
+        lines += [
+            "```python",
+            "from peft import PeftModel",
+            f"from transformers import {auto}, AutoTokenizer",
+            "",
+            f'base = {auto}.from_pretrained("{hub_base}")',
+            f'model = PeftModel.from_pretrained(base, "{repo_id}")',
+            f'tokenizer = AutoTokenizer.from_pretrained("{hub_base}")',
+            "```",
+            "",
+        ]
+    elif not adapter:
+        lines += [
+            "```python",
+            f"from transformers import {auto}, AutoTokenizer",
+            "",
+            f'model = {auto}.from_pretrained("{repo_id}")',
+            f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")',
+            "```",
+            "",
+        ]
+    # debiaslab takes presets (gpt2, tiny-gpt2) and hub ids; a local base is a placeholder.
+    eval_model = f"path/to/{shown_base}" if _is_local_path(base_model) else base_model
+    first = next((b for b in ("crows_pairs", "stereoset") if b in benchmarks), None)
+    first = first or (benchmarks[0] if benchmarks else "crows_pairs")
+    command = (
+        f"debiaslab eval --model {eval_model} --adapter {repo_id}"
+        if adapter
+        else f"debiaslab eval --model {repo_id}"
+    )
+    lines += [
+        "Re-measure it with debiaslab:",
+        "",
+        "```bash",
+        f"{command} --benchmark {first} --output results",
+        "```",
+        "",
+    ]
+
+    extra = list(DEFAULT_LIMITATIONS)
+    if any(b in ("bold", "honest") for b in benchmarks):
+        extra.append(_CLASSIFIER_LIMITATION)
+    extra += [str(item) for item in limitations or ()]
+    lines += ["## Limitations", "", *(f"- {item}" for item in extra), ""]
+
+    references = [_REFERENCES[b] for b in benchmarks if b in _REFERENCES]
+    references = list(dict.fromkeys([*references, _BLODGETT]))
+    lines += ["## References", "", *(f"- {ref}" for ref in references), ""]
+    lines += [
+        "## Citation",
+        "",
+        f"Produced with debiaslab {version} (git {commit}).",
+        "",
+        "```bibtex",
+        "@software{debiaslab,",
+        "  title = {debiaslab: measure, mitigate and re-measure social bias in language models},",
+        f"  version = {{{version}}},",
+        f"  note = {{git {commit}}}",
+        "}",
+        "```",
+        "",
+    ]
+    return _scrub("\n".join(lines))
+
+
+# --------------------------------------------------------------------------- push and pull
+
+
+def _load_records(
+    results: Sequence[Mapping[str, Any] | str | os.PathLike[str]] | str | os.PathLike[str] | None,
+) -> list[Mapping[str, Any]]:
+    """Records from dicts, result files, or directories of result files."""
+    if results is None:
+        return []
+    if isinstance(results, str | os.PathLike):
+        results = [results]
+    records: list[Mapping[str, Any]] = []
+    for item in results:
+        if isinstance(item, Mapping):
+            records.append(item)
+            continue
+        path = Path(item)
+        if path.is_dir():
+            for file in sorted(path.rglob("*.json")):
+                if not any(file.name.endswith(f".{a}.json") for a in ARTIFACT_NAMES):
+                    records.append(read_result(file))
+        else:
+            records.append(read_result(path))
+    return records
+
+
+def _public_base(
+    base_model: str | None, records: Sequence[Mapping[str, Any]], folder: Path
+) -> str:
+    """The public base model: the argument, else the ``pre`` record's model, else the adapter's.
+
+    A candidate that is a hub id or a preset wins over one that is a local path.
+    """
+    candidates = [base_model] if base_model else []
+    candidates += [(r.get("model") or {}).get("name") for r in records if r.get("stage") == "pre"]
+    config = folder / ADAPTER_CONFIG
+    if config.is_file():
+        with suppress(json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            candidates.append(json.loads(config.read_text("utf-8")).get("base_model_name_or_path"))
+    named = [str(c) for c in candidates if c]
+    return next((c for c in named if not _is_local_path(c)), named[0] if named else "unknown")
+
+
+def _publish_base(stage: Path, base: str) -> None:
+    """Replace a local base-model path in the staged ``adapter_config.json`` by its hub id.
+
+    Without a known hub id the path is kept (a guess could name the wrong model) and a warning
+    says that users must supply the base model themselves.
+    """
+    path = stage / ADAPTER_CONFIG
+    config = json.loads(path.read_text("utf-8"))
+    current = config.get("base_model_name_or_path")
+    if not isinstance(current, str) or not _is_local_path(current):
+        return
+    public = _hub_id(base)
+    if public is None:
+        log.warning(
+            "adapter_config.json names a local base model (%s) and no hub id is known for it: "
+            "users of the adapter must load that base model themselves",
+            _scrub(current),
+        )
+        return
+    config["base_model_name_or_path"] = public
+    log.info("adapter_config.json: local base model path replaced by %r", public)
+    write_bytes_atomic(path, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+
+
+def push(
+    folder: str | os.PathLike[str],
+    repo_id: str,
+    *,
+    results: Sequence[Mapping[str, Any] | str | os.PathLike[str]]
+    | str
+    | os.PathLike[str]
+    | None = None,
+    card: str | None = None,
+    base_model: str | None = None,
+    method: str | None = None,
+    training: Mapping[str, Any] | None = None,
+    limitations: Sequence[str] | None = None,
+    license: str | None = None,
+    private: bool = True,
+    token: str | None = None,
+    commit_message: str | None = None,
+    api: Any = None,
+) -> str | None:
+    """Upload an adapter (or full model) folder to the Hub with a generated model card.
+
+    The folder is checked, copied to a temporary directory with ``README.md`` (the card) added,
+    and uploaded; the caller's folder is not modified.
+
+    Args:
+        folder: a directory written by ``save_pretrained`` (adapter or full model).
+        repo_id: ``user/name`` on the Hub; created if missing.
+        results: pre/post result records, result files or directories of them, for the card.
+        card: the card's Markdown; generated by :func:`model_card` when ``None``.
+        base_model: base model (preset, hub id); default: the ``pre`` results' model, else the
+            adapter config's.
+        method: mitigation method; default ``training["method"]``.
+        training: training settings for the card.
+        limitations: extra limitations for the card.
+        license: license id for the card's front matter.
+        private: create the repo private (an existing repo keeps its visibility).
+        token: Hub token; default ``get_secret("HF_TOKEN")``. Never logged.
+        commit_message: default ``"debiaslab <version>: upload <kind>"``.
+        api: Hub client (``HfApi``-like); default :func:`default_api`.
+
+    Returns:
+        The repo URL, or ``None`` when no token is available (the upload is skipped and logged).
+
+    Raises:
+        ConfigError: a bad folder or repo id, files that look like secrets or contain the token,
+            or a Hub error (message without the token).
+    """
+    folder = Path(folder)
+    _check_repo_id(repo_id)
+    kind = folder_kind(folder)
+    files = _folder_files(folder)
+    token = token or get_secret(TOKEN_NAME)
+    if not token:
+        log.warning(
+            "not pushing %s to the Hugging Face Hub (%s): no token. Set %s as an environment "
+            "variable, a Kaggle secret (Add-ons → Secrets) or a Colab secret, with write access.",
+            folder.name,
+            repo_id,
+            TOKEN_NAME,
+        )
+        return None
+    _check_no_token(folder, files, token)
+    records = _load_records(results)
+    base = _public_base(base_model, records, folder)
+    if card is None:
+        training = dict(training or {})
+        card = model_card(
+            records,
+            base_model=base,
+            method=method or str(training.get("method") or "unspecified"),
+            training=training,
+            repo_id=repo_id,
+            limitations=limitations,
+            adapter=kind == "adapter",
+            license=license,
+        )
+    card = _scrub(card, token)
+    if Path(CARD_NAME) in files:
+        log.info("%s/%s is replaced by the model card in the upload", folder.name, CARD_NAME)
+    message = commit_message or f"debiaslab {debiaslab.__version__}: upload {kind}"
+    client = api if api is not None else default_api()
+    with _staging(folder, files) as stage:
+        if kind == "adapter":
+            _publish_base(stage, base)
+        write_bytes_atomic(stage / CARD_NAME, card.encode("utf-8"))
+        log.info("pushing %s (%d files + card) to %s", folder.name, len(files), repo_id)
+        try:
+            url = client.create_repo(repo_id, private=private, exist_ok=True, token=token)
+            client.upload_folder(
+                folder_path=str(stage), repo_id=repo_id, commit_message=message, token=token
+            )
+        except Exception as exc:
+            error = _hub_error("push to", repo_id, exc, token)
+            if _leaks(exc, token):
+                raise error from None
+            raise error from exc
+    url = str(url) if url else f"{HUB_URL}/{repo_id}"
+    log.info("pushed to %s", url)
+    return url
+
+
+def pull(
+    repo_id: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    token: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    api: Any = None,
+) -> Path:
+    """Download an adapter (or model) snapshot and return its local directory.
+
+    Only configs, safetensors weights, tokenizer files and the card are fetched
+    (:data:`PULL_PATTERNS`). A local directory given as ``repo_id`` is checked and returned as
+    is, so offline code can pass a path where it would pass a repo id.
+
+    Args:
+        repo_id: ``user/name`` on the Hub, or a local directory.
+        revision: branch, tag or commit.
+        token: Hub token for private repos; default ``get_secret("HF_TOKEN")`` (may be none).
+        cache_dir: Hugging Face cache directory (default: the library's).
+        api: Hub client (``HfApi``-like); default :func:`default_api`.
+
+    Raises:
+        ConfigError: the repo cannot be reached or read (message without the token), or the
+            snapshot holds neither ``adapter_config.json`` nor ``config.json``.
+    """
+    local = Path(repo_id).expanduser()
+    if local.is_dir():
+        folder_kind(local)
+        return local
+    repo_id = str(repo_id)
+    if not _REPO_ID_RE.match(repo_id):
+        raise ConfigError(
+            f"{repo_id!r} is neither a local directory nor a Hugging Face repo id ('user/name')"
+        )
+    token = token or get_secret(TOKEN_NAME)
+    client = api if api is not None else default_api()
+    try:
+        path = client.snapshot_download(
+            repo_id,
+            revision=revision,
+            token=token,
+            cache_dir=None if cache_dir is None else str(cache_dir),
+            allow_patterns=list(PULL_PATTERNS),
+        )
+    except Exception as exc:
+        error = _hub_error("download", repo_id, exc, token)
+        error = ConfigError(
+            f"{error} Offline, pass the local adapter directory instead of the repo id."
+        )
+        if _leaks(exc, token):
+            raise error from None
+        raise error from exc
+    path = Path(path)
+    if not (path / ADAPTER_CONFIG).is_file() and not (path / MODEL_CONFIG).is_file():
+        raise ConfigError(
+            f"Hugging Face repo {repo_id!r} holds neither {ADAPTER_CONFIG} nor {MODEL_CONFIG} "
+            "(or only pickle weights, which debiaslab does not download)"
+        )
+    log.info("pulled %s to %s", repo_id, path)
+    return path

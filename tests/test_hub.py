@@ -1,0 +1,490 @@
+"""Hub push/pull and model cards, against a local fake of ``huggingface_hub.HfApi`` (offline)."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import yaml
+from huggingface_hub.errors import HfHubHTTPError
+
+from debiaslab import hub
+from debiaslab.errors import ConfigError, DebiaslabError
+
+TOKEN = "hf_TestTokenDoNotLeak0123456789abcdefXYZ"
+REPO = "someone/gpt2-cda-lora"
+
+
+class FakeHub:
+    """Records calls; the "remote" is a local directory per repo id."""
+
+    def __init__(self, remote: Path, fail: Exception | None = None) -> None:
+        self.remote = remote
+        self.fail = fail
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def create_repo(self, repo_id, *, private=None, exist_ok=False, token=None):
+        self.calls.append(
+            ("create_repo", repo_id, {"private": private, "exist_ok": exist_ok, "token": token})
+        )
+        if self.fail is not None:
+            raise self.fail
+        (self.remote / repo_id).mkdir(parents=True, exist_ok=True)
+        return f"https://huggingface.co/{repo_id}"
+
+    def upload_folder(self, *, folder_path, repo_id, commit_message=None, token=None):
+        self.calls.append(
+            ("upload_folder", repo_id, {"commit_message": commit_message, "token": token})
+        )
+        shutil.copytree(folder_path, self.remote / repo_id, dirs_exist_ok=True)
+
+    def snapshot_download(
+        self, repo_id, *, revision=None, token=None, cache_dir=None, allow_patterns=None
+    ):
+        self.calls.append(("snapshot_download", repo_id, {"revision": revision, "token": token}))
+        if self.fail is not None:
+            raise self.fail
+        source = self.remote / repo_id
+        if not source.is_dir():
+            raise http_error(404, f"404 Client Error: Repository Not Found for url: {repo_id}")
+        dest = Path(cache_dir) / "snapshots" / repo_id.replace("/", "--")
+        for path in source.rglob("*"):
+            rel = path.relative_to(source)
+            if path.is_file() and any(fnmatch.fnmatch(path.name, p) for p in allow_patterns):
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, dest / rel)
+        return str(dest)
+
+
+def http_error(status: int, message: str) -> HfHubHTTPError:
+    response = SimpleNamespace(status_code=status, headers={}, request=None)
+    return HfHubHTTPError(message, response=response)
+
+
+def result(
+    benchmark: str,
+    stage: str,
+    metrics: dict[str, float],
+    ci: dict[str, list[float]],
+    higher: dict[str, bool | None],
+    ideal: dict[str, float] | None = None,
+    n_items: int = 100,
+) -> dict[str, Any]:
+    """A hand-written result record in the schema of :mod:`debiaslab.results`."""
+    return {
+        "schema": "debiaslab.result/1",
+        "run_id": f"gpt2__{benchmark}__{stage}__00000000",
+        "benchmark": benchmark,
+        "stage": stage,
+        "model": {"name": "gpt2", "family": "causal", "adapter": None},
+        "metrics": metrics,
+        "ci": ci,
+        "higher_is_better": higher,
+        "ideal": ideal or {},
+        "n_items": n_items,
+        "config": {"benchmark": benchmark, "data": "/home/ana/data/crows.csv"},
+        "timing": {"total_s": 1.0},
+        "debiaslab_version": "0.1.0",
+        "git_hash": "0123abc",
+        "environment": {"python": "3.11"},
+        "date": "2026-01-01T00:00:00+00:00",
+    }
+
+
+@pytest.fixture
+def records() -> list[dict[str, Any]]:
+    crows = {"higher": {"metric_score": None, "bias_type/race/metric_score": None}}
+    crows["ideal"] = {"metric_score": 50.0, "bias_type/race/metric_score": 50.0}
+    bold_higher = {"toxicity/mean": False, "gender/toxicity/gap": False}
+    return [
+        result(
+            "crows_pairs",
+            "pre",
+            {"metric_score": 60.0, "bias_type/race/metric_score": 63.0, "n_pairs": 1508},
+            {"metric_score": [55.0, 65.0]},
+            crows["higher"],
+            crows["ideal"],
+            n_items=1508,
+        ),
+        result(
+            "crows_pairs",
+            "post",
+            {"metric_score": 52.0, "bias_type/race/metric_score": 51.0, "n_pairs": 1508},
+            {"metric_score": [47.0, 57.0]},
+            crows["higher"],
+            crows["ideal"],
+            n_items=1508,
+        ),
+        result(
+            "bold",
+            "pre",
+            {"toxicity/mean": 0.12, "gender/toxicity/gap": 0.031},
+            {"toxicity/mean": [0.10, 0.14], "gender/toxicity/gap": [0.01, 0.05]},
+            bold_higher,
+        ),
+        result(
+            "bold",
+            "post",
+            {"toxicity/mean": 0.05, "gender/toxicity/gap": 0.04},
+            {"toxicity/mean": [0.04, 0.06], "gender/toxicity/gap": [0.02, 0.06]},
+            bold_higher,
+        ),
+    ]
+
+
+TRAINING = {
+    "method": "counterfactual data augmentation",
+    "objective": "causal LM",
+    "data": "CDA over 2,000 Wikipedia sentences",
+    "steps": 500,
+    "lr": 2e-4,
+    "batch_size": 16,
+    "lora_r": 8,
+    "lora_alpha": 16,
+    "target_modules": ["c_attn"],
+    "quantization": None,
+    "seed": 0,
+    "hardware": "Kaggle T4",
+    "time_s": 754,
+}
+
+
+def make_adapter(folder: Path, base_path: str = "/home/ana/models/gpt2") -> Path:
+    folder.mkdir(parents=True)
+    config = {"base_model_name_or_path": base_path, "peft_type": "LORA", "r": 8}
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    (folder / "adapter_model.safetensors").write_bytes(b"\x00weights\x01" * 100)
+    (folder / "tokenizer.json").write_text("{}")  # "token" inside a name is not a secret
+    (folder / "special_tokens_map.json").write_text("{}")
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hub, "get_secret", lambda name: None)
+
+
+# --------------------------------------------------------------------------- push and pull
+
+
+def test_push_then_pull_round_trips_adapter_and_card(tmp_path, records, no_secret, caplog):
+    adapter = make_adapter(tmp_path / "adapter")
+    before = snapshot(adapter)
+    fake = FakeHub(tmp_path / "remote")
+    with caplog.at_level(logging.DEBUG):
+        url = hub.push(adapter, REPO, results=records, training=TRAINING, token=TOKEN, api=fake)
+    assert url == f"https://huggingface.co/{REPO}"
+    assert snapshot(adapter) == before  # the caller's folder is untouched
+    assert [c[0] for c in fake.calls] == ["create_repo", "upload_folder"]
+    assert fake.calls[0][2] == {"private": True, "exist_ok": True, "token": TOKEN}
+    remote = fake.remote / REPO
+    assert sorted(snapshot(remote)) == sorted([*before, "README.md"])
+    # A local base path in the uploaded adapter config is replaced by the public hub id.
+    uploaded_config = json.loads((remote / "adapter_config.json").read_text())
+    assert uploaded_config["base_model_name_or_path"] == "openai-community/gpt2"
+
+    pulled = hub.pull(REPO, cache_dir=tmp_path / "cache", api=fake)
+    assert pulled != remote and hub.is_adapter_dir(pulled)
+    got = snapshot(pulled)
+    assert got["adapter_model.safetensors"] == before["adapter_model.safetensors"]
+    card = got["README.md"].decode()
+    assert card == (remote / "README.md").read_text()
+    assert "counterfactual data augmentation" in card and f"--adapter {REPO}" in card
+    assert fake.calls[-1] == ("snapshot_download", REPO, {"revision": None, "token": None})
+
+
+def test_push_uses_the_secret_and_default_api(tmp_path, monkeypatch, caplog):
+    adapter = make_adapter(tmp_path / "adapter", base_path="/home/ana/models/my-gpt2")
+    fake = FakeHub(tmp_path / "remote")
+    monkeypatch.setattr(hub, "default_api", lambda: fake)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    with caplog.at_level(logging.INFO, logger="debiaslab.hub"):
+        assert hub.push(adapter, REPO, private=False) == f"https://huggingface.co/{REPO}"
+    # No hub id is known for a local base: the config keeps it (no guess), with a warning.
+    uploaded = json.loads((fake.remote / REPO / "adapter_config.json").read_text())
+    assert uploaded["base_model_name_or_path"] == "/home/ana/models/my-gpt2"
+    assert "local base model (my-gpt2)" in caplog.text
+    assert "--model path/to/my-gpt2 --adapter" in (fake.remote / REPO / "README.md").read_text()
+    assert fake.calls[0][2]["token"] == TOKEN and fake.calls[0][2]["private"] is False
+    assert fake.calls[1][2]["commit_message"].startswith("debiaslab ")
+
+
+def test_push_without_token_skips_with_a_log_line(tmp_path, records, no_secret, caplog):
+    adapter = make_adapter(tmp_path / "adapter")
+    fake = FakeHub(tmp_path / "remote")
+    with caplog.at_level(logging.INFO, logger="debiaslab.hub"):
+        assert hub.push(adapter, REPO, results=records, api=fake) is None
+    assert fake.calls == []
+    assert "no token" in caplog.text and "HF_TOKEN" in caplog.text and REPO in caplog.text
+
+
+def test_token_never_leaks_on_success(tmp_path, records, monkeypatch, caplog):
+    adapter = make_adapter(tmp_path / "adapter")
+    fake = FakeHub(tmp_path / "remote")
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    training = {**TRAINING, "note": f"token was {TOKEN}"}  # a careless value
+    with caplog.at_level(logging.DEBUG):
+        hub.push(adapter, REPO, results=records, training=training, api=fake)
+    assert TOKEN not in caplog.text
+    for name, data in snapshot(fake.remote / REPO).items():
+        assert TOKEN.encode() not in data, name
+    assert hub.REDACTED in (fake.remote / REPO / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (http_error(401, f"401 Client Error: Unauthorized (token {TOKEN})"), "rejected"),
+        (http_error(403, "403 Forbidden"), "write token"),
+        (OSError(f"Connection refused, Authorization: Bearer {TOKEN}"), "online"),
+    ],
+)
+def test_push_errors_are_clear_and_hide_the_token(tmp_path, no_secret, caplog, error, expected):
+    adapter = make_adapter(tmp_path / "adapter")
+    fake = FakeHub(tmp_path / "remote", fail=error)
+    with caplog.at_level(logging.DEBUG), pytest.raises(ConfigError) as info:
+        hub.push(adapter, REPO, token=TOKEN, api=fake)
+    message = str(info.value)
+    assert expected in message and REPO in message
+    assert TOKEN not in message and TOKEN not in caplog.text
+    if TOKEN in str(error):  # the original error is dropped only when it holds the token
+        assert info.value.__cause__ is None and info.value.__suppress_context__
+    else:
+        assert info.value.__cause__ is error
+
+
+def test_push_error_without_token_in_it_keeps_the_cause(tmp_path, no_secret):
+    fake = FakeHub(tmp_path / "remote", fail=OSError("Name or service not known"))
+    with pytest.raises(ConfigError, match="online") as info:
+        hub.push(make_adapter(tmp_path / "a"), REPO, token=TOKEN, api=fake)
+    assert isinstance(info.value.__cause__, OSError)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (http_error(404, "404 Client Error: Repository Not Found"), "does not exist"),
+        (OSError(f"cannot reach huggingface.co with {TOKEN}"), "online"),
+    ],
+)
+def test_pull_errors_are_clear_and_hide_the_token(tmp_path, no_secret, error, expected):
+    fake = FakeHub(tmp_path / "remote", fail=error)
+    with pytest.raises(DebiaslabError) as info:
+        hub.pull(REPO, token=TOKEN, cache_dir=tmp_path / "cache", api=fake)
+    message = str(info.value)
+    assert isinstance(info.value, ConfigError)
+    assert expected in message and "local adapter directory" in message and REPO in message
+    assert TOKEN not in message
+
+
+def test_pull_a_local_directory_returns_it(tmp_path, no_secret):
+    adapter = make_adapter(tmp_path / "adapter")
+    fake = FakeHub(tmp_path / "remote")
+    assert hub.pull(str(adapter), api=fake) == adapter
+    assert fake.calls == []
+    with pytest.raises(ConfigError, match="neither a local directory nor"):
+        hub.pull("not a repo id!", api=fake)
+
+
+def test_pull_refuses_a_repo_without_configs(tmp_path, no_secret):
+    fake = FakeHub(tmp_path / "remote")
+    (fake.remote / REPO).mkdir(parents=True)
+    (fake.remote / REPO / "README.md").write_text("# empty")
+    with pytest.raises(ConfigError, match=r"neither adapter_config\.json nor config\.json"):
+        hub.pull(REPO, cache_dir=tmp_path / "cache", api=fake)
+
+
+def test_push_refuses_folders_without_adapter_or_model(tmp_path, no_secret):
+    fake = FakeHub(tmp_path / "remote")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("hello")
+    with pytest.raises(ConfigError, match=r"neither adapter_config\.json"):
+        hub.push(empty, REPO, token=TOKEN, api=fake)
+    with pytest.raises(ConfigError, match="not a directory"):
+        hub.push(tmp_path / "missing", REPO, token=TOKEN, api=fake)
+    no_weights = tmp_path / "no-weights"
+    no_weights.mkdir()
+    (no_weights / "adapter_config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="no adapter weights"):
+        hub.push(no_weights, REPO, token=TOKEN, api=fake)
+    with pytest.raises(ConfigError, match="not a Hugging Face repo id"):
+        hub.push(make_adapter(tmp_path / "a"), "../../etc", token=TOKEN, api=fake)
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize("name", [".env", "hf_token.txt", "token", "sub/secrets.json", "id_rsa"])
+def test_push_refuses_files_that_look_like_secrets(tmp_path, no_secret, name):
+    adapter = make_adapter(tmp_path / "adapter")
+    (adapter / name).parent.mkdir(parents=True, exist_ok=True)
+    (adapter / name).write_text("x")
+    fake = FakeHub(tmp_path / "remote")
+    with pytest.raises(ConfigError, match="look like secrets"):
+        hub.push(adapter, REPO, token=TOKEN, api=fake)
+    assert fake.calls == []
+
+
+def test_push_refuses_files_that_contain_the_token(tmp_path, no_secret):
+    adapter = make_adapter(tmp_path / "adapter")
+    (adapter / "notes.md").write_text(f"my token: {TOKEN}")
+    fake = FakeHub(tmp_path / "remote")
+    with pytest.raises(ConfigError, match=r"notes\.md") as info:
+        hub.push(adapter, REPO, token=TOKEN, api=fake)
+    assert TOKEN not in str(info.value) and fake.calls == []
+
+
+def test_push_reads_result_files_and_directories(tmp_path, records, no_secret):
+    results_dir = tmp_path / "results"
+    results_dir.mkdir()
+    for record in records:
+        (results_dir / f"{record['run_id']}.json").write_text(json.dumps(record))
+    fake = FakeHub(tmp_path / "remote")
+    hub.push(make_adapter(tmp_path / "a"), REPO, results=results_dir, token=TOKEN, api=fake)
+    card = (fake.remote / REPO / "README.md").read_text()
+    assert "### crows_pairs" in card and "### bold" in card
+
+
+# --------------------------------------------------------------------------- model card
+
+
+def card_for(records, **kwargs) -> str:
+    args = {"base_model": "gpt2", "method": TRAINING["method"], "training": TRAINING}
+    return hub.model_card(records, repo_id=REPO, **{**args, **kwargs})
+
+
+def table_row(card: str, metric: str) -> str:
+    return next(line for line in card.splitlines() if line.startswith(f"| `{metric}` |"))
+
+
+def test_card_pairs_pre_and_post_metrics(records):
+    card = card_for(records)
+    crows = table_row(card, "metric_score")
+    assert crows == (
+        "| `metric_score` | 60.0 [55.0, 65.0] | 52.0 [47.0, 57.0] | -8.0 | yes (closer to 50) † |"
+    )
+    tox = table_row(card, "toxicity/mean")
+    assert tox == "| `toxicity/mean` | 0.120 [0.100, 0.140] | 0.050 [0.040, 0.060] | -0.070 " + (
+        "| yes (lower) |"
+    )
+    gap = table_row(card, "gender/toxicity/gap")
+    assert "| no (higher) †" in gap and "0.0310 [0.0100, 0.0500]" in gap
+    # Only headline metrics: per-type scores and counts stay in the result files.
+    assert "bias_type/race" not in card and "n_pairs" not in card
+    assert "### bold (pre n = 100, post n = 100)" in card
+    assert "### crows_pairs (pre n = 1508, post n = 1508)" in card
+    assert "Summary: 2 of 3 headline metrics with a known direction improved; 1 changed" in card
+
+
+def test_card_front_matter_sections_and_limitations(records):
+    card = card_for(records, limitations=["Trained on English Wikipedia only."], license="mit")
+    assert card.startswith("---\n")
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert front["library_name"] == "peft"
+    assert front["base_model"] == "openai-community/gpt2"
+    assert front["license"] == "mit"
+    assert front["tags"][:2] == ["debiaslab", "bias-mitigation"]
+    assert "counterfactual-data-augmentation" in front["tags"]
+    for section in (
+        "## Model details",
+        "## Training configuration",
+        "## Bias benchmarks before and after mitigation",
+        "## How to use",
+        "## Limitations",
+        "## Citation",
+    ):
+        assert section in card
+    assert (
+        "| Quantization | none |" in card
+        and "| LoRA r | 8 |" in card
+        and "| Learning rate | 0.0002 |" in card
+    )
+    assert (
+        "| Training time | 12 min 34 s |" in card and "| LoRA target modules | `c_attn` |" in card
+    )
+    assert "PeftModel.from_pretrained(base, " in card
+    assert f'"{REPO}"' in card and "AutoModelForCausalLM" in card
+    assert "debiaslab eval --model gpt2 --adapter someone/gpt2-cda-lora" in card
+    assert "US-centric" in card and "Blodgett et al." in card
+    assert "do not mean an unbiased model" in card
+    assert "- Trained on English Wikipedia only." in card
+    assert "classifiers that have biases of their own" in card  # BOLD toxicity was reported
+    assert "debiaslab 0.1.0 (git 0123abc)" in card
+
+
+def test_card_is_deterministic_and_order_free(records):
+    assert card_for(records) == card_for(list(reversed(records)))
+
+
+def test_card_has_no_local_paths_or_tokens(records, tmp_path):
+    card = card_for(
+        records,
+        base_model=str(tmp_path / "models" / "my-gpt2"),
+        training={**TRAINING, "data": "/home/ana/data/cda.jsonl", "note": "hf_" + "a" * 34},
+        limitations=[r"Trained from C:\Users\ana\data\set.csv"],
+    )
+    assert str(tmp_path) not in card and "/home/" not in card and "Users" not in card
+    assert "hf_aaaa" not in card
+    assert "cda.jsonl" in card and "my-gpt2" in card and "set.csv" in card
+    front = yaml.safe_load(card.split("---\n")[1])
+    assert "base_model" not in front  # a local base is not a hub id
+
+
+def test_card_without_results_and_for_a_full_model():
+    card = hub.model_card(
+        [], base_model="tiny-gpt2", method="CDA", training={}, repo_id=REPO, adapter=False
+    )
+    assert "No pre/post benchmark results were given." in card
+    assert yaml.safe_load(card.split("---\n")[1])["library_name"] == "transformers"
+    assert f'AutoModelForCausalLM.from_pretrained("{REPO}")' in card
+    assert f"debiaslab eval --model {REPO} --benchmark crows_pairs" in card
+
+
+# --------------------------------------------------------------------------- a real adapter
+
+
+def test_real_peft_adapter_pushes_pulls_and_loads(tmp_path, records, no_secret):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from debiaslab.models import load_model
+    from debiaslab.tiny import build_tiny, save_tiny
+
+    model, tokenizer = build_tiny("causal", seed=0)
+    base_dir = save_tiny(model, tokenizer, tmp_path / "base")
+    peft_model = get_peft_model(
+        model,
+        LoraConfig(r=2, target_modules=["c_attn"], task_type="CAUSAL_LM", fan_in_fan_out=True),
+    )
+    with torch.no_grad():  # non-zero LoRA B, so the adapter changes the outputs
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.5, generator=torch.Generator().manual_seed(0))
+    adapter_dir = tmp_path / "adapter"
+    peft_model.save_pretrained(adapter_dir)
+    assert hub.is_adapter_dir(adapter_dir) and not hub.is_adapter_dir(base_dir)
+
+    fake = FakeHub(tmp_path / "remote")
+    hub.push(adapter_dir, REPO, results=records, base_model="tiny-gpt2", token=TOKEN, api=fake)
+    pulled = hub.pull(REPO, cache_dir=tmp_path / "cache", api=fake)
+    assert (pulled / "README.md").is_file()
+
+    loaded = load_model(str(base_dir), adapter=str(pulled), device="cpu")
+    ids = tokenizer("the doctor said", return_tensors="pt")["input_ids"]
+    base_only = load_model(str(base_dir), device="cpu").model
+    with torch.no_grad():
+        expected = peft_model.eval()(ids).logits
+        got = loaded.model(ids).logits
+        without = base_only(ids).logits
+    assert type(loaded.model).__name__.startswith("PeftModel")
+    torch.testing.assert_close(got, expected)
+    assert not torch.allclose(got, without)  # the adapter really was applied
