@@ -1,6 +1,6 @@
 """``debiaslab <verb>``: every notebook step is also a command.
 
-Verbs: ``eval``, ``finetune``, ``stereoset-score``, ``demo``, ``models``.
+Verbs: ``eval``, ``finetune``, ``push``, ``pull``, ``stereoset-score``, ``demo``, ``models``.
 ``debiaslab VERB --help`` lists each verb's options. Errors in the input print one line that
 says what and where, exit 2.
 """
@@ -142,6 +142,38 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         trust_remote_code=args.trust_remote_code,
     )
     print(f"{result.weights} written; {result.manifest.get('metrics')}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from debiaslab.hub import push
+    from debiaslab.mitigation.finetune import read_manifest
+
+    manifest = read_manifest(args.folder) or {}
+    training = {
+        "method": manifest.get("method"),
+        "recipe": manifest.get("recipe"),
+        **manifest.get("config", {}),
+        "data": manifest.get("recipe_info"),
+        "seconds": manifest.get("seconds"),
+    }
+    url = push(
+        args.folder,
+        args.repo_id,
+        results=args.results,
+        base_model=args.base_model or manifest.get("base_model"),
+        method=manifest.get("method") or args.method,
+        training={k: v for k, v in training.items() if v is not None},
+        private=not args.public,
+    )
+    print(f"pushed to {url}" if url else "not pushed (no HF_TOKEN: see the log above)")
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from debiaslab.hub import pull
+
+    print(pull(args.repo_id, revision=args.revision))
     return 0
 
 
@@ -321,6 +353,27 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--no-progress", action="store_true")
     ft.add_argument("--trust-remote-code", action="store_true")
     ft.set_defaults(func=cmd_finetune)
+
+    pu = sub.add_parser(
+        "push",
+        help="upload an adapter or model with a model card made from results",
+        description="Upload OUTPUT/adapter (or OUTPUT/model) of a fine-tuning run to the "
+        "Hugging Face Hub with a card holding the training settings (finetune.json) and the "
+        "pre/post results. The token comes from HF_TOKEN or the platform's secret store; "
+        "without one nothing is uploaded.",
+    )
+    pu.add_argument("--folder", required=True, help="adapter or model directory")
+    pu.add_argument("--repo-id", required=True, help="user/name on the Hub")
+    pu.add_argument("--results", help="results directory (pre and post runs)")
+    pu.add_argument("--base-model", help="hub id of the base model (default: from the run)")
+    pu.add_argument("--method", default="lora", help="when the folder has no finetune.json")
+    pu.add_argument("--public", action="store_true", help="create a public repository")
+    pu.set_defaults(func=cmd_push)
+
+    pl = sub.add_parser("pull", help="download an adapter or model; print its directory")
+    pl.add_argument("--repo-id", required=True, help="user/name on the Hub")
+    pl.add_argument("--revision", help="branch, tag or commit")
+    pl.set_defaults(func=cmd_pull)
 
     ss = sub.add_parser(
         "stereoset-score",
