@@ -12,24 +12,13 @@ import logging
 import sys
 
 from debiaslab.errors import DebiaslabError
+from debiaslab.results import headline_metrics
 from debiaslab.textclass import REGARD_MODEL, TOXIC_LABEL, TOXICITY_MODEL
-
-GENERATIVE_SCORES = ("toxicity", "regard", "honest")
-
-
-def _headline_keys(metrics: dict) -> list[str]:
-    """Top-level metrics, overall scores and group gaps; the detail stays in the file."""
-    keys = [k for k in metrics if "/" not in k]
-    keys += [k for k in metrics if "/overall/" in k or k.startswith("overall/")]
-    # BOLD / HONEST: overall scores, then each domain's gaps and their p-values.
-    keys += [k for k in metrics if k.count("/") == 1 and k.split("/")[0] in GENERATIVE_SCORES]
-    keys += [k for k in metrics if k.endswith(("/gap", "/gap_p_value"))]
-    return keys[:24]
 
 
 def _print_metrics(record: dict, keys: list[str] | None = None) -> None:
     metrics, ci = record["metrics"], record.get("ci", {})
-    keys = keys or _headline_keys(metrics)
+    keys = keys or headline_metrics(list(metrics), with_p_values=True)[:24]
     width = max(len(k) for k in keys)
     for key in keys:
         value = metrics.get(key)

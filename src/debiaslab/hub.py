@@ -47,7 +47,7 @@ import debiaslab
 from debiaslab.data.fetch import write_bytes_atomic
 from debiaslab.env import get_secret
 from debiaslab.errors import ConfigError
-from debiaslab.results import ARTIFACT_NAMES, read_result
+from debiaslab.results import ARTIFACT_NAMES, headline_metrics, read_result
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,6 @@ _AUTO_CLASSES = {
     "masked": "AutoModelForMaskedLM",
     "seq2seq": "AutoModelForSeq2SeqLM",
 }
-_GENERATIVE_SCORES = ("toxicity", "regard", "honest")
 # Training settings in the card's order: (canonical label, accepted keys).
 _TRAINING_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Mitigation method", ("method",)),
@@ -340,36 +339,6 @@ def _check_repo_id(repo_id: str) -> None:
 
 
 # --------------------------------------------------------------------------- model card
-
-
-def headline_metrics(keys: Sequence[str]) -> list[str]:
-    """The metrics a card reports: top-level scores, ``overall`` scores and group gaps.
-
-    Kept: keys without ``/``, keys with an ``overall`` part, generative scores
-    (``toxicity/mean``, ``regard/negative``, ``honest/score``) and ``*/gap``; counts
-    (``n_*``, ``neutral``) are dropped. Order is kept.
-
-    Example:
-        >>> headline_metrics(["metric_score", "bias_type/race/metric_score", "n_pairs",
-        ...     "intrasentence/overall/ss", "intrasentence/overall/n_examples", "overall/icat",
-        ...     "toxicity/mean", "gender/toxicity/gap", "gender/toxicity/gap_p_value"])
-        ['metric_score', 'intrasentence/overall/ss', 'overall/icat', 'toxicity/mean', \
-'gender/toxicity/gap']
-    """
-    out = []
-    for key in keys:
-        parts = key.split("/")
-        leaf = parts[-1]
-        if leaf.startswith("n_") or leaf == "neutral":
-            continue
-        if (
-            len(parts) == 1
-            or "overall" in parts
-            or (len(parts) == 2 and parts[0] in _GENERATIVE_SCORES)
-            or leaf == "gap"
-        ):
-            out.append(key)
-    return out
 
 
 def pair_results(

@@ -18,6 +18,7 @@ import os
 import platform as _platform
 import re
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,41 @@ def slug(text: str) -> str:
     """
     text = text.rstrip("/").replace("/", "--")
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[-80:]
+
+
+GENERATIVE_SCORES = ("toxicity", "regard", "honest")
+
+
+def headline_metrics(keys: Sequence[str], *, with_p_values: bool = False) -> list[str]:
+    """The metrics a card reports: top-level scores, ``overall`` scores and group gaps.
+
+    Kept: keys without ``/``, keys with an ``overall`` part, generative scores
+    (``toxicity/mean``, ``regard/negative``, ``honest/score``) and ``*/gap``; counts
+    (``n_*``, ``neutral``) are dropped. Order is kept. ``with_p_values`` also keeps each gap's
+    permutation p-value.
+
+    Example:
+        >>> headline_metrics(["metric_score", "bias_type/race/metric_score", "n_pairs",
+        ...     "intrasentence/overall/ss", "intrasentence/overall/n_examples", "overall/icat",
+        ...     "toxicity/mean", "gender/toxicity/gap", "gender/toxicity/gap_p_value"])
+        ['metric_score', 'intrasentence/overall/ss', 'overall/icat', 'toxicity/mean', \
+'gender/toxicity/gap']
+    """
+    out = []
+    for key in keys:
+        parts = key.split("/")
+        leaf = parts[-1]
+        if leaf.startswith("n_") or leaf == "neutral":
+            continue
+        if (
+            len(parts) == 1
+            or "overall" in parts
+            or (len(parts) == 2 and parts[0] in GENERATIVE_SCORES)
+            or leaf == "gap"
+            or (with_p_values and leaf == "gap_p_value")
+        ):
+            out.append(key)
+    return out
 
 
 def run_id(model: str, benchmark: str, config: dict[str, Any], stage: str = "eval") -> str:
