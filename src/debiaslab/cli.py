@@ -115,6 +115,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         fp16=args.fp16,
         gradient_checkpointing=args.gradient_checkpointing,
         save_steps=args.save_steps,
+        warmup_steps=args.warmup_steps,
+        eval_fraction=args.eval_fraction,
+        mlm_probability=args.mlm_probability,
         seed=args.seed,
     )
     result = finetune(
@@ -335,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--fp16", action="store_true", help="mixed precision (GPU; not for T5)")
     ft.add_argument("--gradient-checkpointing", action="store_true")
     ft.add_argument("--save-steps", type=int, default=50, help="checkpoint every N steps")
+    ft.add_argument("--warmup-steps", type=int, default=10)
+    ft.add_argument("--eval-fraction", type=float, default=0.1, help="texts held out for loss")
+    ft.add_argument("--mlm-probability", type=float, default=0.15, help="masked LMs")
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     ft.add_argument("--family", choices=["causal", "masked", "seq2seq"])

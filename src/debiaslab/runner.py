@@ -369,3 +369,159 @@ def score_stereoset_predictions(
     )
     path = write_result(record, output)
     return RunResult(path, record, skipped=False)
+
+
+# The benchmarks of a pre/post evaluation, by family; instruction-tuned models (Bloomz,
+# FLAN-T5) add StereoSet's prompt form.
+SUITES = {
+    "causal": ("crows_pairs", "stereoset", "bold", "honest"),
+    "masked": ("crows_pairs", "stereoset", "honest"),
+    "seq2seq": ("crows_pairs", "stereoset", "bold", "honest"),
+}
+
+
+def evaluate_suite(
+    model: str,
+    output: str | Path,
+    *,
+    stage: str,
+    family: str | None = None,
+    benchmarks: list[str] | None = None,
+    instruction: bool = False,
+    adapter: str | None = None,
+    limit: int | None = None,
+    generation_limit: int | None = 20,
+    bold_domains: list[str] | None = None,
+    toxicity_model: str = TOXICITY_MODEL,
+    regard_model: str = REGARD_MODEL,
+    name: str | None = None,
+    **common,
+) -> list[RunResult]:
+    """The pre- or post-mitigation evaluation of one model: every benchmark of its family.
+
+    CrowS-Pairs is scored on its held-out part (the pairs ``crows_counter`` fine-tuning never
+    trains on), so pre and post numbers are comparable whatever the recipe.
+
+    Args:
+        model: preset, hub id or path (the base model when ``adapter`` is given).
+        output: results directory.
+        stage: ``pre`` or ``post``.
+        family: the model family (default: the preset's, else inferred from the config).
+        benchmarks: which to run (default :data:`SUITES` of the family, plus
+            ``stereoset_mc`` when ``instruction``).
+        instruction: the model follows instructions (adds StereoSet's prompt form).
+        adapter: a PEFT adapter directory or hub id (post-evaluation).
+        limit: CrowS-Pairs pairs / StereoSet examples per split (None: all).
+        generation_limit: BOLD prompts and HONEST templates per group (None: all).
+        bold_domains: BOLD domains (default: gender and race).
+        toxicity_model, regard_model: classifiers for BOLD.
+        name: the model's name in results (default ``model``, with ``+adapter`` after it).
+        common: passed to :func:`evaluate` (device, dtype, quantization, n_boot, seed …).
+    """
+    from debiaslab.config import get_preset
+
+    if family is None:
+        preset = get_preset(model)
+        family = preset.family if preset is not None else _family_of(model)
+    chosen = list(benchmarks or SUITES[family])
+    if benchmarks is None and instruction:
+        chosen.insert(2, "stereoset_mc")
+    name = name or (f"{model}+{Path(adapter).name}" if adapter else model)
+    out = []
+    for benchmark in chosen:
+        kwargs = dict(common)
+        if benchmark == "crows_pairs":
+            kwargs.update(crows_split="heldout", limit=limit)
+        elif benchmark in ("stereoset", "stereoset_mc"):
+            kwargs.update(limit=limit)
+        elif benchmark == "bold":
+            kwargs.update(
+                limit=generation_limit,
+                domains=bold_domains or ["gender", "race"],
+                toxicity_model=toxicity_model,
+                regard_model=regard_model,
+            )
+        else:
+            kwargs.update(limit=generation_limit)
+        result = evaluate(
+            model,
+            benchmark,
+            output,
+            family=family,
+            adapter=adapter,
+            stage=stage,
+            name=name,
+            **kwargs,
+        )
+        log.info("%s %s: %s", stage, benchmark, result.path.name)
+        out.append(result)
+    return out
+
+
+def _family_of(model: str) -> str:
+    from transformers import AutoConfig
+
+    from debiaslab.models import detect_family
+
+    return detect_family(AutoConfig.from_pretrained(model))
+
+
+def summary_table(results: list[RunResult]):
+    """Headline metrics of some runs as a DataFrame (benchmark, stage, metric, value, CI)."""
+    import pandas as pd
+
+    from debiaslab.results import headline_metrics
+
+    rows = []
+    for result in results:
+        record = result.record
+        for key in headline_metrics(list(record["metrics"]), with_p_values=True):
+            low, high = record.get("ci", {}).get(key) or (None, None)
+            rows.append(
+                {
+                    "benchmark": record["benchmark"],
+                    "stage": record.get("stage"),
+                    "metric": key,
+                    "value": record["metrics"][key],
+                    "ci_low": low,
+                    "ci_high": high,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def compare(pre: list[RunResult], post: list[RunResult], *, n_boot: int = 1000, seed: int = 0):
+    """Pre vs post headline metrics per benchmark, with the change and, for CrowS-Pairs, its
+    paired bootstrap interval (same pairs scored before and after)."""
+    import pandas as pd
+
+    from debiaslab.benchmarks.crows_pairs import paired_difference
+
+    before = summary_table(pre)
+    after = summary_table(post)
+    table = before.drop(columns="stage").merge(
+        after.drop(columns="stage"), on=["benchmark", "metric"], suffixes=("_pre", "_post")
+    )
+    table["change"] = table["value_post"] - table["value_pre"]
+    table["change_ci_low"] = float("nan")
+    table["change_ci_high"] = float("nan")
+    crows = [
+        (a, b)
+        for a in pre
+        for b in post
+        if a.record["benchmark"] == b.record["benchmark"] == "crows_pairs"
+    ]
+    for a, b in crows[:1]:
+
+        def items(result):
+            return pd.read_csv(result.path.with_name(result.record["items_file"]))
+
+        mode = a.record["config"].get("resolved_mode") or a.record["config"].get("mode")
+        if mode not in ("nangia", "harness"):
+            mode = "nangia" if a.record["model"].get("family") == "masked" else "harness"
+        _, ci = paired_difference(items(a), items(b), mode=mode, n_boot=n_boot, seed=seed)
+        rows = table["benchmark"] == "crows_pairs"
+        for i in table.index[rows]:
+            low, high = ci.get(table.at[i, "metric"], (float("nan"), float("nan")))
+            table.at[i, "change_ci_low"], table.at[i, "change_ci_high"] = low, high
+    return table

@@ -345,3 +345,91 @@ def finetune(
     else:
         manifest = {}
     return FinetuneResult(output, weights, manifest)
+
+
+def _cli_flags(config: FinetuneConfig) -> list[str]:
+    """``debiaslab finetune`` flags that reproduce ``config``."""
+    flags = []
+    for key, value in asdict(config).items():
+        if value is None or value is False:
+            continue
+        flag = "--" + {"lr": "lr"}.get(key, key).replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif isinstance(value, list):
+            flags += [flag, *map(str, value)]
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+def run(
+    model: str,
+    output: str | Path,
+    config: FinetuneConfig | None = None,
+    *,
+    recipe: str = "crows_counter",
+    data: str | None = None,
+    split_seed: int = 0,
+    resume: bool = True,
+    gpus: int | str = "auto",
+    progress: bool = True,
+) -> FinetuneResult:
+    """Fine-tune from a notebook: in this process on one device, under ``accelerate launch``
+    (one process per GPU, data parallel) when several GPUs are visible (Kaggle T4×2).
+
+    A Trainer inside a notebook sees one GPU; two need a launcher. Each launched process
+    builds the same training texts from ``recipe``/``data``/``split_seed``. ``resume``
+    (default on) continues an interrupted run in ``output``.
+    """
+    import subprocess
+    import sys
+
+    from debiaslab.mitigation.data import recipe_texts
+
+    config = config or FinetuneConfig()
+    n_gpus = _visible_gpus() if gpus == "auto" else int(gpus)
+    if n_gpus <= 1:
+        texts, info = recipe_texts(recipe, data, split_seed=split_seed)
+        return finetune(
+            model,
+            output,
+            texts,
+            config,
+            recipe=recipe,
+            recipe_info=info,
+            resume=resume,
+            progress=progress,
+        )
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        str(n_gpus),
+        "-m",
+        "debiaslab.cli",
+        "finetune",
+        "--model",
+        model,
+        "--output",
+        str(output),
+        "--recipe",
+        recipe,
+        "--split-seed",
+        str(split_seed),
+        *(["--data", str(data)] if data else []),
+        *(["--resume"] if resume else []),
+        *_cli_flags(config),
+    ]
+    log.info("launching %d processes: %s", n_gpus, " ".join(command))
+    subprocess.run(command, check=True)
+    manifest = read_manifest(Path(output)) or {}
+    weights = Path(output) / ("model" if config.method == "full" else "adapter")
+    return FinetuneResult(Path(output), weights, manifest)
+
+
+def _visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
