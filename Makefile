@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test test-fast lint format bench clean
+.PHONY: demo test test-fast lint format bench notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ format: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/crows_speed.py
+	$(BIN)/python benchmarks/generation_speed.py --prompts 32 --batch-size 16
+
+# Notebooks are generated: edit notebooks/_templates/*.py, then render (tests check the result).
+notebooks: $(VENV)/.installed
+	$(BIN)/python -m debiaslab.notebooks
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

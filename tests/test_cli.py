@@ -236,3 +236,11 @@ def test_parser_rejects_unknown_benchmark():
         build_parser().parse_args(
             ["eval", "--model", "x", "--benchmark", "winobias", "--output", "o"]
         )
+
+
+def test_plan_prints_a_table_for_a_preset(capsys):
+    from debiaslab import cli
+
+    assert cli.main(["plan", "--model", "tiny-gpt2", "--hardware", "cpu-ci"]) == 0
+    out = capsys.readouterr().out
+    assert "| tiny-gpt2" in out and "qlora" in out

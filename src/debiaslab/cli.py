@@ -1,8 +1,8 @@
 """``debiaslab <verb>``: every notebook step is also a command.
 
-Verbs: ``eval``, ``finetune``, ``push``, ``pull``, ``stereoset-score``, ``demo``, ``models``.
-``debiaslab VERB --help`` lists each verb's options. Errors in the input print one line that
-says what and where, exit 2.
+Verbs: ``eval``, ``finetune``, ``plan``, ``push``, ``pull``, ``stereoset-score``, ``demo``,
+``models``. ``debiaslab VERB --help`` lists each verb's options. Errors in the input print one
+line that says what and where, exit 2.
 """
 
 from __future__ import annotations
@@ -114,6 +114,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         lora_targets=args.lora_targets,
         fp16=args.fp16,
         gradient_checkpointing=args.gradient_checkpointing,
+        quantization=args.quantization,
         save_steps=args.save_steps,
         warmup_steps=args.warmup_steps,
         eval_fraction=args.eval_fraction,
@@ -137,25 +138,25 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from debiaslab.planner import format_plan, plan, plan_all
+
+    rows = plan(args.model, args.hardware) if args.model else plan_all(args.hardware)
+    print(format_plan(rows))
+    return 0
+
+
 def cmd_push(args: argparse.Namespace) -> int:
     from debiaslab.hub import push
     from debiaslab.mitigation.finetune import read_manifest
 
     manifest = read_manifest(args.folder) or {}
-    training = {
-        "method": manifest.get("method"),
-        "recipe": manifest.get("recipe"),
-        **manifest.get("config", {}),
-        "data": manifest.get("recipe_info"),
-        "seconds": manifest.get("seconds"),
-    }
     url = push(
         args.folder,
         args.repo_id,
         results=args.results,
         base_model=args.base_model or manifest.get("base_model"),
         method=manifest.get("method") or args.method,
-        training={k: v for k, v in training.items() if v is not None},
         private=not args.public,
     )
     print(f"pushed to {url}" if url else "not pushed (no HF_TOKEN: see the log above)")
@@ -337,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--lora-targets", nargs="+", help="module names (default: by model type)")
     ft.add_argument("--fp16", action="store_true", help="mixed precision (GPU; not for T5)")
     ft.add_argument("--gradient-checkpointing", action="store_true")
+    ft.add_argument("--quantization", choices=["8bit"], help="an 8-bit base for LoRA")
     ft.add_argument("--save-steps", type=int, default=50, help="checkpoint every N steps")
     ft.add_argument("--warmup-steps", type=int, default=10)
     ft.add_argument("--eval-fraction", type=float, default=0.1, help="texts held out for loss")
@@ -348,6 +350,16 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--no-progress", action="store_true")
     ft.add_argument("--trust-remote-code", action="store_true")
     ft.set_defaults(func=cmd_finetune)
+
+    pl_ = sub.add_parser(
+        "plan",
+        help="will a preset fit a 16 GB card? memory per method and the largest batch",
+        description="Estimate peak GPU memory of full fine-tuning, LoRA and QLoRA for a preset "
+        "(parameter counts from the config on the meta device) and the settings that fit.",
+    )
+    pl_.add_argument("--model", help="preset (default: every preset)")
+    pl_.add_argument("--hardware", default="t4x2", choices=["t4x2", "p100", "cpu-ci"])
+    pl_.set_defaults(func=cmd_plan)
 
     pu = sub.add_parser(
         "push",

@@ -775,6 +775,21 @@ def _publish_base(stage: Path, base: str) -> None:
     write_bytes_atomic(path, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
 
 
+def _training_from_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """The training facts of a fine-tuning run (its ``finetune.json``) for the card."""
+    from debiaslab.mitigation.finetune import read_manifest
+
+    manifest = read_manifest(folder) or {}
+    training = {
+        "method": manifest.get("method"),
+        "recipe": manifest.get("recipe"),
+        **manifest.get("config", {}),
+        "data": manifest.get("recipe_info"),
+        "seconds": manifest.get("seconds"),
+    }
+    return {k: v for k, v in training.items() if v is not None}
+
+
 def push(
     folder: str | os.PathLike[str],
     repo_id: str,
@@ -840,7 +855,7 @@ def push(
     records = _load_records(results)
     base = _public_base(base_model, records, folder)
     if card is None:
-        training = dict(training or {})
+        training = dict(training or _training_from_manifest(folder))
         card = model_card(
             records,
             base_model=base,
@@ -883,6 +898,7 @@ def pull(
     token: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     api: Any = None,
+    local_root: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Download an adapter (or model) snapshot and return its local directory.
 
@@ -896,12 +912,16 @@ def pull(
         token: Hub token for private repos; default ``get_secret("HF_TOKEN")`` (may be none).
         cache_dir: Hugging Face cache directory (default: the library's).
         api: Hub client (``HfApi``-like); default :func:`default_api`.
+        local_root: look for ``repo_id`` as a directory under it first (a notebook's output
+            root, where a fine-tuning run left its adapter).
 
     Raises:
         ConfigError: the repo cannot be reached or read (message without the token), or the
             snapshot holds neither ``adapter_config.json`` nor ``config.json``.
     """
     local = Path(repo_id).expanduser()
+    if local_root is not None and (Path(local_root) / local).is_dir():
+        local = Path(local_root) / local
     if local.is_dir():
         folder_kind(local)
         return local

@@ -415,7 +415,7 @@ def evaluate_suite(
         generation_limit: BOLD prompts and HONEST templates per group (None: all).
         bold_domains: BOLD domains (default: gender and race).
         toxicity_model, regard_model: classifiers for BOLD.
-        name: the model's name in results (default ``model``, with ``+adapter`` after it).
+        name: the model's name in results (default ``model``).
         common: passed to :func:`evaluate` (device, dtype, quantization, n_boot, seed …).
     """
     from debiaslab.config import get_preset
@@ -426,7 +426,7 @@ def evaluate_suite(
     chosen = list(benchmarks or SUITES[family])
     if benchmarks is None and instruction:
         chosen.insert(2, "stereoset_mc")
-    name = name or (f"{model}+{Path(adapter).name}" if adapter else model)
+    name = name or model  # pre and post share it; the stage and the adapter tell them apart
     out = []
     for benchmark in chosen:
         kwargs = dict(common)

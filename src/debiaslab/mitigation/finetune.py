@@ -67,6 +67,7 @@ class FinetuneConfig:
     lora_targets: list[str] | None = None
     fp16: bool = False
     gradient_checkpointing: bool = False
+    quantization: str | None = None  # "8bit" base for LoRA; QLoRA is always 4-bit
     save_steps: int = 50
     eval_fraction: float = 0.1
     mlm_probability: float = 0.15
@@ -78,8 +79,20 @@ class FinetuneConfig:
         for name in ("steps", "batch_size", "grad_accum", "seq_len", "save_steps", "lora_r"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.quantization not in (None, "8bit") or (
+            self.quantization and self.method != "lora"
+        ):
+            raise ConfigError(
+                f"quantization {self.quantization!r} with method {self.method!r}: an 8-bit base "
+                "goes with lora; qlora is 4-bit by itself; full fine-tuning is not quantized"
+            )
         if not 0 <= self.eval_fraction < 1:
             raise ConfigError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+
+    @property
+    def base_quantization(self) -> str | None:
+        """How the frozen base model is loaded."""
+        return "4bit" if self.method == "qlora" else self.quantization
 
     @property
     def learning_rate(self) -> float:
@@ -179,7 +192,7 @@ def _prepare(lm, config: FinetuneConfig):
         return model
     from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
 
-    if config.method == "qlora":
+    if config.base_quantization is not None:
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=config.gradient_checkpointing
         )
@@ -253,7 +266,7 @@ def finetune(
         family=family,
         device=device,
         dtype="float32",  # master weights in fp32; fp16 autocast through the Trainer
-        quantization="4bit" if config.method == "qlora" else None,
+        quantization=config.base_quantization,
         trust_remote_code=trust_remote_code,
     )
     on_gpu = str(lm.device).startswith("cuda")
@@ -266,7 +279,7 @@ def finetune(
         )
     set_seed(config.seed)  # LoRA's random init: the same in a run and in its resumed twin
     trainable = _prepare(lm, config)
-    if config.gradient_checkpointing and config.method != "qlora":
+    if config.gradient_checkpointing and config.base_quantization is None:
         trainable.gradient_checkpointing_enable()
         if config.method == "lora":
             trainable.enable_input_require_grads()
@@ -345,6 +358,35 @@ def finetune(
     else:
         manifest = {}
     return FinetuneResult(output, weights, manifest)
+
+
+def config_for(model: str, hardware: str, **overrides: Any) -> FinetuneConfig:
+    """The fine-tuning settings of a preset on a machine (``t4x2``, ``p100``, ``cpu-ci``).
+
+    Method, batch size, accumulation, sequence length, quantization, gradient checkpointing,
+    fp16 (never for a model that overflows in it) and LoRA targets come from the preset's
+    ``hardware`` entry (sized with :mod:`debiaslab.planner`); ``overrides`` that are not None
+    win. A model that is not a preset gets the defaults plus the overrides.
+    """
+    from debiaslab.config import get_preset
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    preset = get_preset(model)
+    if preset is None:
+        return FinetuneConfig(**given)
+    settings = preset.settings(hardware)
+    method = given.get("method", settings.method)
+    base: dict[str, Any] = {
+        "method": method,
+        "batch_size": settings.batch_size,
+        "grad_accum": settings.grad_accum,
+        "seq_len": settings.seq_len,
+        "gradient_checkpointing": settings.gradient_checkpointing,
+        "fp16": settings.fp16 and preset.fp16_ok,
+        "lora_targets": list(preset.lora_targets) or None,
+        "quantization": settings.quantization if method == "lora" else None,
+    }
+    return FinetuneConfig(**{**base, **given})
 
 
 def _cli_flags(config: FinetuneConfig) -> list[str]:

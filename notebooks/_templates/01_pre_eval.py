@@ -1,0 +1,54 @@
+# %% [markdown]
+# # {{TITLE}} — 1. Pre-mitigation evaluation
+#
+# **Purpose.** Measure the social bias of `{{MODEL}}` before any mitigation: CrowS-Pairs
+# (the held-out half that fine-tuning never trains on), StereoSet{{STEREOSET_MC_NOTE}}, and
+# {{GENERATIVE_NOTE}}. Every number comes with a 95% bootstrap confidence interval; results are
+# written as JSON files that notebooks 2 and 3 and the results notebook read.
+#
+# **Hardware.** {{HARDWARE_NOTE}} **Runtime.** {{RUNTIME}}
+#
+# **Data.** Benchmark files are downloaded from their canonical sources and checksum-verified
+# (or read from an attached dataset through `DEBIASLAB_DATA_DIR`). BOLD toxicity and regard use
+# the classifiers `facebook/roberta-hate-speech-dynabench-r4-target` and `sasha/regardv3`.
+
+# %% tags=["parameters"]
+MODEL = "{{MODEL}}"
+INSTRUCTION = {{INSTRUCTION}}
+LIMIT = None  # CrowS-Pairs pairs and StereoSet examples per split (None: all)
+GENERATION_LIMIT = 20  # BOLD prompts and HONEST templates per group
+TOXICITY_MODEL = "facebook/roberta-hate-speech-dynabench-r4-target"
+REGARD_MODEL = "sasha/regardv3"
+RESULTS = "results/{{SLUG}}"
+N_BOOT = 1000
+SEED = 0
+
+# %%
+# Bootstrap: use the installed debiaslab, else install it at the pinned release.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("debiaslab") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "{{PIP_SPEC}}"], check=True)
+
+# %%
+from debiaslab import env, runner
+
+environment = env.setup(seed=SEED)
+output = environment.output_root / RESULTS
+
+# %%
+pre = runner.evaluate_suite(
+    MODEL,
+    output,
+    stage="pre",
+    instruction=INSTRUCTION,
+    limit=LIMIT,
+    generation_limit=GENERATION_LIMIT,
+    toxicity_model=TOXICITY_MODEL,
+    regard_model=REGARD_MODEL,
+    n_boot=N_BOOT,
+    seed=SEED,
+)
+runner.summary_table(pre)

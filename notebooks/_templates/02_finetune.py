@@ -1,0 +1,53 @@
+# %% [markdown]
+# # {{TITLE}} — 2. Fine-tuning mitigation
+#
+# **Purpose.** Fine-tune `{{MODEL}}` on counter-stereotypical text — by default the
+# counter-stereotypical side of the CrowS-Pairs *training* half (the seed project's recipe) —
+# with full fine-tuning, LoRA or QLoRA as the preset's hardware settings say. Checkpoints are
+# written every `SAVE_STEPS` steps and a rerun resumes from the last one, so a Kaggle session
+# that stops is not lost.
+#
+# **Read this.** CrowS-Pairs' data statement asks that it be used to *evaluate*, not to train.
+# This recipe is a research baseline: notebook 3 scores only the held-out half, and debiaslab
+# refuses to score the training pairs of a model trained on them. `RECIPE = "cda"` with a text
+# corpus in `DATA` (one text per line) uses counterfactual data augmentation instead.
+#
+# **Hardware.** {{HARDWARE_NOTE}} With two GPUs (Kaggle T4×2) training runs under
+# `accelerate launch`, one process per GPU. **Runtime.** {{RUNTIME}}
+
+# %% tags=["parameters"]
+MODEL = "{{MODEL}}"
+HARDWARE = "{{HARDWARE}}"  # t4x2, p100 or cpu-ci: batch size, method, precision from the preset
+METHOD = None  # None: the preset's choice for HARDWARE; or "full", "lora", "qlora"
+RECIPE = "crows_counter"  # or "cda" / "texts" with DATA
+DATA = None  # CrowS-Pairs CSV (default: downloaded) or a text file
+STEPS = 300
+LEARNING_RATE = None  # None: 5e-5 full, 2e-4 LoRA/QLoRA
+SAVE_STEPS = 50
+RUN = "runs/{{SLUG}}"
+SEED = 0
+
+# %%
+# Bootstrap: use the installed debiaslab, else install it at the pinned release.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("debiaslab") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "{{PIP_SPEC}}"], check=True)
+
+# %%
+from debiaslab import env
+from debiaslab.mitigation import finetune
+
+environment = env.setup(seed=SEED)
+config = finetune.config_for(
+    MODEL, HARDWARE, method=METHOD, steps=STEPS, lr=LEARNING_RATE, save_steps=SAVE_STEPS, seed=SEED
+)
+config
+
+# %%
+run = finetune.run(
+    MODEL, environment.output_root / RUN, config, recipe=RECIPE, data=DATA, split_seed=SEED
+)
+run.manifest["metrics"]

@@ -1,0 +1,62 @@
+# %% [markdown]
+# # {{TITLE}} — 3. Post-mitigation evaluation
+#
+# **Purpose.** Score the fine-tuned `{{MODEL}}` on the same benchmarks as notebook 1, compare
+# pre and post (CrowS-Pairs with a paired bootstrap interval of the change), and optionally
+# push the adapter to the Hugging Face Hub with a model card made from these results.
+#
+# **Adapter.** `ADAPTER` is the run directory's adapter from notebook 2, or a Hub id such as
+# `user/{{SLUG}}-debiased` to evaluate a pushed one. Pushing needs a write token in the
+# `HF_TOKEN` secret (Kaggle: Add-ons → Secrets; Colab: the key icon); without one the push is
+# skipped.
+#
+# **Hardware.** {{HARDWARE_NOTE}} **Runtime.** {{RUNTIME}}
+
+# %% tags=["parameters"]
+MODEL = "{{MODEL}}"
+INSTRUCTION = {{INSTRUCTION}}
+ADAPTER = "runs/{{SLUG}}/adapter"  # a directory under the output root, or a Hub id
+LIMIT = None
+GENERATION_LIMIT = 20
+TOXICITY_MODEL = "facebook/roberta-hate-speech-dynabench-r4-target"
+REGARD_MODEL = "sasha/regardv3"
+RESULTS = "results/{{SLUG}}"
+HUB_REPO = None  # e.g. "your-name/{{SLUG}}-debiased" to push the adapter with its card
+N_BOOT = 1000
+SEED = 0
+
+# %%
+# Bootstrap: use the installed debiaslab, else install it at the pinned release.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("debiaslab") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "{{PIP_SPEC}}"], check=True)
+
+# %%
+from debiaslab import env, hub, runner
+
+environment = env.setup(seed=SEED)
+output = environment.output_root / RESULTS
+adapter = hub.pull(ADAPTER, local_root=environment.output_root)
+settings = dict(
+    instruction=INSTRUCTION,
+    limit=LIMIT,
+    generation_limit=GENERATION_LIMIT,
+    toxicity_model=TOXICITY_MODEL,
+    regard_model=REGARD_MODEL,
+    n_boot=N_BOOT,
+    seed=SEED,
+)
+
+# %%
+pre = runner.evaluate_suite(MODEL, output, stage="pre", **settings)
+post = runner.evaluate_suite(MODEL, output, stage="post", adapter=str(adapter), **settings)
+runner.compare(pre, post, n_boot=N_BOOT, seed=SEED)
+
+# %%
+if HUB_REPO:
+    hub.push(adapter, HUB_REPO, results=[r.record for r in pre + post], base_model=MODEL)
+else:
+    print("HUB_REPO is not set: nothing pushed")

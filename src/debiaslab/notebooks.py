@@ -1,0 +1,268 @@
+"""The notebook collection: rendered from jupytext templates, checked, and executed in CI.
+
+Each model family gets ``notebooks/<slug>/{01_pre_eval,02_finetune,03_post_eval}.ipynb``,
+rendered from the ``py:percent`` templates in ``notebooks/_templates/`` by filling
+``{{PLACEHOLDERS}}`` from :data:`COLLECTION` and converting with jupytext. Notebooks are
+generated, never edited by hand: :func:`check` re-renders every one and reports any difference
+(a hand edit makes CI fail), unstripped outputs, and cells that break the anatomy (a ``def``
+or ``class``, a platform path, something that looks like a token). :func:`execute` runs one
+with papermill and parameters (CI: the tiny offline presets).
+
+Anatomy of a notebook: a markdown header (purpose, hardware, runtime), one cell tagged
+``parameters`` holding only literals with Kaggle-ready defaults, one identical bootstrap cell
+(import debiaslab, else pip-install it at the pinned release), ``env.setup()``, then short
+calls into the package; results are written to files.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from debiaslab.errors import ConfigError
+
+STAGES = ("01_pre_eval", "02_finetune", "03_post_eval")
+REPOSITORY = "https://github.com/debiaslab/debiaslab"
+RELEASE = "v0.1.0"
+PIP_SPEC = f"debiaslab @ git+{REPOSITORY}@{RELEASE}"
+_T4 = "Kaggle T4×2 (default) or P100, or a Colab T4; 16 GB of GPU memory is enough."
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One model family of the collection."""
+
+    slug: str
+    title: str
+    model: str
+    tiny: str  # the offline preset CI runs the chain with
+    instruction: bool
+    hardware: str
+
+
+COLLECTION = (
+    Entry("gpt2", "GPT-2", "gpt2", "tiny-gpt2", False, "t4x2"),
+    Entry("bert", "BERT", "bert-base-uncased", "tiny-bert", False, "t4x2"),
+    Entry("bloomz", "Bloomz", "bloomz-560m", "tiny-gpt2", True, "t4x2"),
+    Entry("flan_t5", "FLAN-T5", "flan-t5-base", "tiny-t5", True, "t4x2"),
+)
+# Honest about what is known: the machines that build this project cannot reach the Hub, so
+# no notebook has been timed on a T4 with a real model yet.
+RUNTIME = (
+    "not measured on a T4 yet (the project's machines cannot reach the Hub); set LIMIT and "
+    "GENERATION_LIMIT low for a first quick run."
+)
+
+
+def repo_root() -> Path:
+    """The checkout holding ``notebooks/`` (notebooks are a part of the repository)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def _fill(template: str, entry: Entry) -> str:
+    values = {
+        "TITLE": entry.title,
+        "MODEL": entry.model,
+        "SLUG": entry.slug,
+        "INSTRUCTION": repr(entry.instruction),
+        "HARDWARE": entry.hardware,
+        "HARDWARE_NOTE": _T4,
+        "RUNTIME": RUNTIME,
+        "PIP_SPEC": PIP_SPEC,
+        "STEREOSET_MC_NOTE": (
+            " (likelihood form and, for this instruction-tuned model, the prompt form)"
+            if entry.instruction
+            else " (likelihood form)"
+        ),
+        "GENERATIVE_NOTE": (
+            "HONEST (top-20 word completions of the masked LM)"
+            if entry.tiny == "tiny-bert"
+            else "BOLD continuations (toxicity, regard, HONEST, group gaps) and HONEST"
+        ),
+    }
+    text = re.sub(r"\{\{([A-Z_]+)\}\}", lambda m: values[m.group(1)], template)
+    if "{{" in text:
+        raise ConfigError(f"unfilled placeholder in a template: {text[text.index('{{') :][:40]}")
+    return text
+
+
+def render_text(stage: str, entry: Entry, templates: Path | None = None) -> str:
+    """One notebook as ``.ipynb`` JSON text (stripped, deterministic)."""
+    import jupytext
+
+    templates = templates or repo_root() / "notebooks" / "_templates"
+    source = _fill((templates / f"{stage}.py").read_text("utf-8"), entry)
+    notebook = jupytext.reads(source, fmt="py:percent")
+    notebook.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    for number, cell in enumerate(notebook.cells):
+        cell.id = f"{stage}-{number}"  # nbformat's default ids are random
+        cell.metadata.pop("lines_to_next_cell", None)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return json.dumps(notebook, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def targets(root: Path | None = None) -> dict[Path, tuple[str, Entry]]:
+    root = root or repo_root()
+    return {
+        root / "notebooks" / entry.slug / f"{stage}.ipynb": (stage, entry)
+        for entry in COLLECTION
+        for stage in STAGES
+    }
+
+
+def render(root: Path | None = None) -> list[Path]:
+    """Write every notebook of the collection (atomically); return the paths."""
+    from debiaslab.data.fetch import write_bytes_atomic
+
+    out = []
+    for path, (stage, entry) in targets(root).items():
+        write_bytes_atomic(path, render_text(stage, entry).encode("utf-8"))
+        out.append(path)
+    return out
+
+
+_PLATFORM_PATH = re.compile(r"(/kaggle/|/content/|/home/|/Users/|C:\\\\|/root/)")
+_TOKEN = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9]{20,})\b")
+
+
+def lint(notebook: dict, name: str = "notebook") -> list[str]:
+    """Anatomy problems of one notebook (empty when it is fine)."""
+    problems = []
+    cells = notebook.get("cells", [])
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        problems.append(f"{name}: expected one cell tagged 'parameters', found {len(tagged)}")
+    for number, cell in enumerate(cells, start=1):
+        source = "".join(cell.get("source", ""))
+        where = f"{name}: cell {number}"
+        if cell.get("cell_type") == "code":
+            if cell.get("outputs") or cell.get("execution_count") is not None:
+                problems.append(f"{where}: outputs are not stripped")
+            try:
+                tree = ast.parse(source)
+            except SyntaxError as exc:
+                problems.append(f"{where}: not valid Python ({exc.msg})")
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                    problems.append(
+                        f"{where}: defines {node.name!r} (logic belongs in the package)"
+                    )
+            if cell in tagged:
+                for stmt in tree.body:
+                    value = getattr(stmt, "value", None)
+                    try:
+                        ast.literal_eval(value) if value is not None else None
+                    except ValueError:
+                        problems.append(f"{where}: parameters must be literals")
+                    if not isinstance(stmt, ast.Assign):
+                        problems.append(f"{where}: parameters cell holds a non-assignment")
+        if _PLATFORM_PATH.search(source):
+            problems.append(f"{where}: platform path (use env.output_root)")
+        if _TOKEN.search(source):
+            problems.append(f"{where}: something that looks like a token")
+    return problems
+
+
+def check(root: Path | None = None) -> list[str]:
+    """Every difference from a fresh render, and every anatomy problem, as messages."""
+    problems = []
+    root = root or repo_root()
+    expected_paths = targets(root)
+    for path, (stage, entry) in expected_paths.items():
+        rel = path.relative_to(root)
+        if not path.is_file():
+            problems.append(f"{rel}: missing (run `make notebooks`)")
+            continue
+        text = path.read_text("utf-8")
+        if text != render_text(stage, entry):
+            problems.append(f"{rel}: differs from its template (edit the template, then render)")
+        problems += lint(json.loads(text), str(rel))
+    for path in sorted((root / "notebooks").rglob("*.ipynb")):
+        if path not in expected_paths and "_templates" not in path.parts:
+            problems.append(f"{path.relative_to(root)}: not generated by the collection")
+    return problems
+
+
+def execute(path: Path, output: Path, parameters: dict, *, cwd: Path | None = None) -> Path:
+    """Run one notebook with papermill (its parameters cell overridden); return the output."""
+    import papermill
+
+    papermill.execute_notebook(
+        str(path),
+        str(output),
+        parameters=parameters,
+        cwd=str(cwd) if cwd else None,
+        progress_bar=False,
+        kernel_name="python3",
+    )
+    return output
+
+
+def ci_parameters(entry: Entry, stage: str) -> dict:
+    """Offline parameters that run a stage on the family's tiny preset in seconds."""
+    common = {"MODEL": entry.tiny, "SEED": 0}
+    if stage == "02_finetune":
+        return {**common, "HARDWARE": "cpu-ci", "METHOD": "lora", "STEPS": 4, "SAVE_STEPS": 2}
+    return {
+        **common,
+        "LIMIT": 12,
+        "GENERATION_LIMIT": 2,
+        "TOXICITY_MODEL": "tiny-toxicity",
+        "REGARD_MODEL": "tiny-regard",
+        "N_BOOT": 50,
+    }
+
+
+def readme_table() -> str:
+    """The README's table of notebooks with their Colab and Kaggle links (generated)."""
+    github = REPOSITORY.removeprefix("https://github.com/")
+    lines = [
+        "| model | notebook | open | needs |",
+        "|---|---|---|---|",
+    ]
+    names = {
+        "01_pre_eval": "1. pre-evaluation",
+        "02_finetune": "2. fine-tuning",
+        "03_post_eval": "3. post-evaluation",
+    }
+    for entry in COLLECTION:
+        for stage in STAGES:
+            rel = f"notebooks/{entry.slug}/{stage}.ipynb"
+            colab = f"https://colab.research.google.com/github/{github}/blob/main/{rel}"
+            kaggle = f"https://kaggle.com/kernels/welcome?src={REPOSITORY}/blob/main/{rel}"
+            lines.append(
+                f"| {entry.title} (`{entry.model}`) | [{names[stage]}]({rel}) | "
+                f"[Colab]({colab}) · [Kaggle]({kaggle}) | one 16 GB GPU (T4, P100); T4×2 faster |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m debiaslab.notebooks [--check | --readme]``: render, check, or print the
+    README's table."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if "--readme" in args:
+        print(readme_table(), end="")
+        return 0
+    if "--check" in args:
+        problems = check()
+        for problem in problems:
+            print(problem)
+        return 1 if problems else 0
+    for path in render():
+        print(path.relative_to(repo_root()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

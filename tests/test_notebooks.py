@@ -1,0 +1,101 @@
+"""The notebook collection: generated, stripped, well-formed, and the whole chain executes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from debiaslab import notebooks as nb
+from debiaslab.results import read_result
+
+
+def test_committed_notebooks_are_exactly_the_rendered_templates():
+    assert nb.check() == []
+    assert len(nb.targets()) == len(nb.COLLECTION) * len(nb.STAGES) == 12
+
+
+def copy_of_collection(tmp_path: Path) -> Path:
+    shutil.copytree(nb.repo_root() / "notebooks", tmp_path / "notebooks")
+    return tmp_path
+
+
+def test_a_hand_edit_or_an_executed_notebook_fails_the_check(tmp_path):
+    root = copy_of_collection(tmp_path)
+    path = root / "notebooks" / "gpt2" / "02_finetune.ipynb"
+    notebook = json.loads(path.read_text())
+    notebook["cells"][1]["source"] = notebook["cells"][1]["source"].replace("300", "30")
+    path.write_text(json.dumps(notebook))
+    problems = nb.check(root)
+    assert problems == [
+        "notebooks/gpt2/02_finetune.ipynb: differs from its template (edit the "
+        "template, then render)"
+    ]
+    (root / "notebooks" / "gpt2" / "extra.ipynb").write_text("{}")
+    assert any("not generated" in p for p in nb.check(root))
+
+
+def test_lint_finds_what_does_not_belong_in_a_notebook():
+    def cell(source, tags=(), outputs=()):
+        return {
+            "cell_type": "code",
+            "metadata": {"tags": list(tags)},
+            "source": source,
+            "outputs": list(outputs),
+            "execution_count": 1 if outputs else None,
+        }
+
+    notebook = {
+        "cells": [
+            cell("MODEL = 'gpt2'\nSTEPS = len('abc')", tags=["parameters"]),
+            cell("def helper():\n    return 1"),
+            cell("path = '/kaggle/working/results'"),
+            cell("token = 'hf_abcdefghijklmnopqrstuvwxyz123'"),
+            cell("x = 1", outputs=[{"output_type": "stream", "text": "1"}]),
+        ]
+    }
+    problems = nb.lint(notebook, "nb")
+    assert "nb: cell 1: parameters must be literals" in problems
+    assert any("cell 2: defines 'helper'" in p for p in problems)
+    assert any("cell 3: platform path" in p for p in problems)
+    assert any("cell 4: something that looks like a token" in p for p in problems)
+    assert "nb: cell 5: outputs are not stripped" in problems
+    assert nb.lint({"cells": [cell("x = 1")]}, "nb") == [
+        "nb: expected one cell tagged 'parameters', found 0"
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", nb.COLLECTION, ids=lambda e: e.slug)
+def test_the_chain_runs_offline_on_the_tiny_presets(entry, tmp_path, monkeypatch, shared_data):
+    """pre → fine-tune → post, executed with papermill as a user runs them top to bottom."""
+    out = tmp_path / "out"
+    monkeypatch.setenv("DEBIASLAB_OUTPUT", str(out))
+    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    for stage in nb.STAGES:
+        source = nb.repo_root() / "notebooks" / entry.slug / f"{stage}.ipynb"
+        nb.execute(source, tmp_path / f"{stage}.ipynb", nb.ci_parameters(entry, stage))
+    files = (out / "results" / entry.slug).glob("*.json")
+    records = [read_result(p) for p in files if not p.name.endswith(".predictions.json")]
+    stages = {(r["benchmark"], r["stage"]) for r in records}
+    assert ("crows_pairs", "pre") in stages and ("crows_pairs", "post") in stages
+    assert all(
+        r["config"].get("crows_split") == "heldout"
+        for r in records
+        if r["benchmark"] == "crows_pairs"
+    )
+    manifest = json.loads((out / "runs" / entry.slug / "finetune.json").read_text())
+    assert manifest["recipe"] == "crows_counter" and manifest["method"] == "lora"
+    if entry.instruction:
+        assert ("stereoset_mc", "post") in stages
+    executed = json.loads((tmp_path / "03_post_eval.ipynb").read_text())
+    assert "HUB_REPO is not set" in json.dumps(executed["cells"][-1]["outputs"])
+
+
+def test_readme_lists_every_notebook_with_its_links():
+    readme = (nb.repo_root() / "README.md").read_text("utf-8")
+    assert nb.readme_table() in readme
