@@ -89,7 +89,8 @@ def test_the_chain_runs_offline_on_the_tiny_presets(entry, tmp_path, monkeypatch
         if r["benchmark"] == "crows_pairs"
     )
     manifest = json.loads((out / "runs" / entry.slug / "finetune.json").read_text())
-    assert manifest["recipe"] == "crows_counter" and manifest["method"] == "lora"
+    assert manifest["recipe"] == "crows_counter"
+    assert manifest["method"] == ("qlora" if entry.instruction else "lora")
     if entry.instruction:
         assert ("stereoset_mc", "post") in stages
     executed = json.loads((tmp_path / "03_post_eval.ipynb").read_text())

@@ -210,7 +210,9 @@ def ci_parameters(entry: Entry, stage: str) -> dict:
     """Offline parameters that run a stage on the family's tiny preset in seconds."""
     common = {"MODEL": entry.tiny, "SEED": 0}
     if stage == "02_finetune":
-        return {**common, "HARDWARE": "cpu-ci", "METHOD": "lora", "STEPS": 4, "SAVE_STEPS": 2}
+        # QLoRA (bitsandbytes NF4 on CPU) for the instruction models, LoRA for the others.
+        method = "qlora" if entry.instruction else "lora"
+        return {**common, "HARDWARE": "cpu-ci", "METHOD": method, "STEPS": 4, "SAVE_STEPS": 2}
     return {
         **common,
         "LIMIT": 12,
