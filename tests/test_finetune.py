@@ -22,7 +22,7 @@ from debiaslab.mitigation.data import (
 )
 from debiaslab.mitigation.finetune import FinetuneConfig, finetune
 from debiaslab.models import load_model
-from debiaslab.runner import evaluate
+from debiaslab.runner import compare, evaluate
 from debiaslab.scoring import sentence_token_logprobs
 
 TEXTS = tiny.planted_texts(0.5, 120, seed=0)
@@ -191,6 +191,10 @@ def test_counter_stereotypical_finetuning_lowers_held_out_bias(family, planted_m
     change, ci = paired_difference(items(pre), items(post), mode=mode, n_boot=1000, seed=0)
     assert post.record["metrics"][key] < pre.record["metrics"][key]
     assert ci[key][1] < 0, (change[key], ci[key])
+    # The notebooks' comparison table reports the same paired interval.
+    table = compare([pre], [post], n_boot=1000, seed=0).set_index("metric")
+    assert table.loc[key, "change"] == pytest.approx(change[key])
+    assert (table.loc[key, "change_ci_low"], table.loc[key, "change_ci_high"]) == ci[key]
     # The training pairs are off limits for this model.
     with pytest.raises(ConfigError, match="fine-tuned on CrowS-Pairs"):
         evaluate(model, "crows_pairs", tmp_path / "res", adapter=str(run.weights), data=str(data))
@@ -255,3 +259,27 @@ def test_cli_push_uploads_the_run_with_its_card_or_skips_without_a_token(
     card = (fake.remote / "someone/tiny-lora" / "README.md").read_text()
     assert "Training configuration" in card and "hf_secretvalue" not in card
     assert (fake.remote / "someone/tiny-lora" / "adapter_model.safetensors").is_file()
+
+
+def test_two_gpus_launch_the_cli_under_accelerate_with_the_same_settings(monkeypatch, tmp_path):
+    """What `finetune.run` hands to `accelerate launch` parses back into the same settings."""
+    import subprocess
+
+    from debiaslab.mitigation import finetune as ft
+
+    config = FinetuneConfig(
+        method="qlora", steps=7, lr=3e-4, lora_targets=["q", "v"], fp16=True, seed=3
+    )
+    launched = []
+    monkeypatch.setattr(subprocess, "run", lambda command, check: launched.append(command))
+    ft.run("flan-t5-base", tmp_path / "run", config, recipe="cda", data="corpus.txt", gpus=2)
+    (command,) = launched
+    assert command[1:6] == ["-m", "accelerate.commands.launch", "--num_processes", "2", "-m"]
+    args = cli.build_parser().parse_args(command[command.index("debiaslab.cli") + 1 :])
+    assert cli.finetune_config(args) == config
+    assert (args.model, args.recipe, args.data, args.resume) == (
+        "flan-t5-base",
+        "cda",
+        "corpus.txt",
+        True,
+    )

@@ -96,18 +96,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_finetune(args: argparse.Namespace) -> int:
-    from debiaslab.mitigation.data import recipe_texts
-    from debiaslab.mitigation.finetune import FinetuneConfig, finetune
+def finetune_config(args: argparse.Namespace):
+    """The :class:`FinetuneConfig` that ``debiaslab finetune`` flags describe."""
+    from debiaslab.mitigation.finetune import FinetuneConfig
 
-    texts, info = recipe_texts(args.recipe, args.data, split_seed=args.split_seed)
-    config = FinetuneConfig(
+    return FinetuneConfig(
         method=args.method,
         steps=args.steps,
         lr=args.lr,
         batch_size=args.batch_size,
         grad_accum=args.grad_accum,
         seq_len=args.seq_len,
+        warmup_steps=args.warmup_steps,
         lora_r=args.lora_r,
         lora_alpha=args.lora_alpha,
         lora_dropout=args.lora_dropout,
@@ -116,11 +116,18 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         gradient_checkpointing=args.gradient_checkpointing,
         quantization=args.quantization,
         save_steps=args.save_steps,
-        warmup_steps=args.warmup_steps,
         eval_fraction=args.eval_fraction,
         mlm_probability=args.mlm_probability,
         seed=args.seed,
     )
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from debiaslab.mitigation.data import recipe_texts
+    from debiaslab.mitigation.finetune import finetune
+
+    texts, info = recipe_texts(args.recipe, args.data, split_seed=args.split_seed)
+    config = finetune_config(args)
     result = finetune(
         args.model,
         args.output,

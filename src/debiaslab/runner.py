@@ -493,8 +493,6 @@ def summary_table(results: list[RunResult]):
 def compare(pre: list[RunResult], post: list[RunResult], *, n_boot: int = 1000, seed: int = 0):
     """Pre vs post headline metrics per benchmark, with the change and, for CrowS-Pairs, its
     paired bootstrap interval (same pairs scored before and after)."""
-    import pandas as pd
-
     from debiaslab.benchmarks.crows_pairs import paired_difference
 
     before = summary_table(pre)
@@ -505,23 +503,19 @@ def compare(pre: list[RunResult], post: list[RunResult], *, n_boot: int = 1000, 
     table["change"] = table["value_post"] - table["value_pre"]
     table["change_ci_low"] = float("nan")
     table["change_ci_high"] = float("nan")
-    crows = [
-        (a, b)
-        for a in pre
-        for b in post
-        if a.record["benchmark"] == b.record["benchmark"] == "crows_pairs"
-    ]
-    for a, b in crows[:1]:
-
-        def items(result):
-            return pd.read_csv(result.path.with_name(result.record["items_file"]))
-
-        mode = a.record["config"].get("resolved_mode") or a.record["config"].get("mode")
-        if mode not in ("nangia", "harness"):
-            mode = "nangia" if a.record["model"].get("family") == "masked" else "harness"
-        _, ci = paired_difference(items(a), items(b), mode=mode, n_boot=n_boot, seed=seed)
-        rows = table["benchmark"] == "crows_pairs"
-        for i in table.index[rows]:
+    pre_crows = [r for r in pre if r.record["benchmark"] == "crows_pairs"]
+    post_crows = [r for r in post if r.record["benchmark"] == "crows_pairs"]
+    if pre_crows and post_crows:
+        a, b = pre_crows[0], post_crows[0]
+        mode = "nangia" if a.record["model"].get("family") == "masked" else "harness"
+        _, ci = paired_difference(_items(a), _items(b), mode=mode, n_boot=n_boot, seed=seed)
+        for i in table.index[table["benchmark"] == "crows_pairs"]:
             low, high = ci.get(table.at[i, "metric"], (float("nan"), float("nan")))
             table.at[i, "change_ci_low"], table.at[i, "change_ci_high"] = low, high
     return table
+
+
+def _items(result: RunResult):
+    import pandas as pd
+
+    return pd.read_csv(result.path.with_name(result.record["items_file"]))

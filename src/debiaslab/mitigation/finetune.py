@@ -395,7 +395,7 @@ def _cli_flags(config: FinetuneConfig) -> list[str]:
     for key, value in asdict(config).items():
         if value is None or value is False:
             continue
-        flag = "--" + {"lr": "lr"}.get(key, key).replace("_", "-")
+        flag = "--" + key.replace("_", "-")
         if value is True:
             flags.append(flag)
         elif isinstance(value, list):
