@@ -61,7 +61,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -380,6 +380,8 @@ def generate(
     model_key: str | None = None,
     progress: bool = True,
     batch_size: int | None = None,
+    processors: Sequence[Callable[[int], LogitsProcessor]] = (),
+    processors_key: str | None = None,
 ) -> list[list[str]]:
     """Generate ``settings.num_return_sequences`` continuations of every prompt.
 
@@ -393,6 +395,10 @@ def generate(
         progress: show a tqdm bar.
         batch_size: sequences per ``generate`` call (default ``lm.batch_size``, else
             :data:`GENERATION_BATCH_SIZE`); halved automatically on out-of-memory.
+        processors: factories of extra ``LogitsProcessor``s (e.g. decoding-time debiasing),
+            called once per batch with the width of the batch's prompt part (1 for seq2seq
+            decoders), applied before sampling.
+        processors_key: what the processors do, for the cache key (required with processors).
 
     Returns:
         Per prompt, its continuations in return-index order: a causal model's new tokens only
@@ -416,6 +422,10 @@ def generate(
                 f"prompt {i} is a {type(prompt).__name__}, not a string", file="<prompts>", row=i
             )
     model_key = default_model_key(lm) if model_key is None else model_key
+    if processors:
+        if not processors_key:
+            raise ConfigError("generate with processors needs a processors_key for the cache")
+        model_key = f"{model_key} processors={processors_key}"
     n_return = settings.num_return_sequences
     keys = {
         (p, k): cache_key(model_key, p, settings, k)
@@ -433,7 +443,7 @@ def generate(
     if todo:
         writer = _CacheWriter(path, model_key, settings) if path is not None else None
         try:
-            new = _generate_rows(lm, todo, settings, writer, progress, batch_size)
+            new = _generate_rows(lm, todo, settings, writer, progress, batch_size, processors)
         finally:
             if writer is not None:
                 writer.close()
@@ -448,6 +458,7 @@ def _generate_rows(
     writer: _CacheWriter | None,
     progress: bool,
     batch_size: int | None,
+    processors: Sequence[Callable[[int], LogitsProcessor]] = (),
 ) -> list[str]:
     """Generate one text per ``(key, prompt, index)`` row, in row order."""
     tokenizer = lm.tokenizer
@@ -484,10 +495,12 @@ def _generate_rows(
             "num_return_sequences": 1,
             "pad_token_id": pad_id,
         }
+        chain = [make(width if causal else 1) for make in processors]
         if settings.do_sample:
             seeds = [row_seed(settings.seed, rows[i][1], rows[i][2]) for i in batch]
-            sampler = RowSeededSampling.from_settings(settings, seeds)
-            kwargs["logits_processor"] = LogitsProcessorList([sampler])
+            chain.append(RowSeededSampling.from_settings(settings, seeds))
+        if chain:
+            kwargs["logits_processor"] = LogitsProcessorList(chain)
         out = lm.model.generate(**kwargs)
         new_tokens = out[:, width:] if causal else out
         texts = tokenizer.batch_decode(new_tokens.cpu(), skip_special_tokens=True)

@@ -56,6 +56,7 @@ _RAW = "https://raw.githubusercontent.com"
 
 _BOLD = "amazon-science/bold/3ad652c773f5d1e30d5f6f61657ed934d768ecad"
 _WINOBIAS = "uclanlp/corefBias/0bce984dd081bbc10b0622f326727a024c607895"
+_GN_GLOVE = "uclanlp/gn_glove/7e0c7cabb67875bef76b0d3026846e1c2029c860"
 _HONEST = "MilaNLProc/honest/6efc7817cbeb36e61bba51a34bbce13ecc8af69f"
 _BOLD_SHA256 = {
     "gender": "a863aaf2492e3c911c39f435005abee2eba5f5edabe836e97de110cd83273054",
@@ -120,6 +121,16 @@ REGISTRY: dict[str, RemoteFile] = {
         "gendered_words/winobias_extra_gendered_words.txt",
         f"{_RAW}/{_WINOBIAS}/WinoBias/wino/extra_gendered_words.txt",
         sha256="728554ebab711703e37dc92d9d14acde6e5bfcc28fa5b62b90b34110be7bd854",
+    ),
+    "gn_glove_male_words": RemoteFile(
+        "gendered_words/gn_glove_male_word_file.txt",
+        f"{_RAW}/{_GN_GLOVE}/wordlist/male_word_file.txt",
+        sha256="d431679ce3ef4134647e22cb5fd89e8dbee3f04636f1c7cbae5f28a369acf60f",
+    ),
+    "gn_glove_female_words": RemoteFile(
+        "gendered_words/gn_glove_female_word_file.txt",
+        f"{_RAW}/{_GN_GLOVE}/wordlist/female_word_file.txt",
+        sha256="5f0803f056de3fbc459589bce26272d3c5453112a3a625fb8ee99c0fbbed5b35",
     ),
     "hurtlex_en": RemoteFile(
         "hurtlex/hurtlex_EN.tsv",

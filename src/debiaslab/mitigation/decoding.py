@@ -1,0 +1,236 @@
+"""Decoding-time group balancing: steer which group a generated text mentions, token by token.
+
+The seed idea: "while generating the next word, look at the current ratio of male and female
+tokens and adjust the logits so that the output is balanced". :class:`GroupBalance` is a
+transformers ``LogitsProcessor`` that does exactly that, for any number of groups of terms:
+
+1. **Counting.** For each sequence it counts the group terms already *generated* (the prompt
+   is not counted): at every position, the longest term whose token sequence ends there.
+   Multi-token words count when their last token is generated.
+2. **Desired share of the next mention.** With counts ``c_g`` (``n = Σ c_g``) and target
+   shares ``t_g`` (equal by default), the next mention should come from group ``g`` with
+   share ``q_g ∝ max(t_g·(n+1) − c_g, ε)`` — the mix that brings the counts closest to the
+   target after one more mention (with no mention yet, ``q = t``).
+3. **Shift.** The model's probability mass on each group's *first tokens* gives its current
+   shares ``s_g``; each group's first-token logits get ``α · (log q_g − log s_g)``. At
+   ``α = 1`` the groups' shares of the next mention become exactly ``q`` while the total mass
+   on group terms is unchanged (only redistributed); ``0 < α < 1`` moves part of the way
+   (geometrically); ``α = 0`` returns the scores untouched, so generation is exactly the
+   plain ``generate`` (tested).
+
+Limits: a first token shared by a group term and an unrelated word (" nur" of "nurse" and
+"nurture") is shifted for both; a first token that starts terms of two groups is left alone.
+Terms are matched in their lower-case, capitalised, and space-prefixed forms.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from transformers import LogitsProcessor
+
+from debiaslab.data.fetch import decode_utf8, resolve
+from debiaslab.errors import ConfigError, DataFormatError
+
+log = logging.getLogger(__name__)
+
+GENDER_FILES = {"male": "gn_glove_male_words", "female": "gn_glove_female_words"}
+EPSILON = 1e-3
+
+
+def load_group_words(
+    files: Mapping[str, str | Path] | None = None,
+) -> dict[str, list[str]]:
+    """Group → words, one word per line (default: the GN-GloVe male and female lists)."""
+    sources = (
+        {g: Path(p) for g, p in files.items()}
+        if files
+        else {g: resolve(name) for g, name in GENDER_FILES.items()}
+    )
+    groups = {}
+    for group, path in sources.items():
+        text, bad = decode_utf8(path.read_bytes())
+        if bad is not None:
+            raise DataFormatError(f"not valid UTF-8 ({bad})", file=path)
+        words = [w.strip() for w in text.splitlines() if w.strip()]
+        if not words:
+            raise DataFormatError("no words", file=path)
+        groups[group] = words
+    return groups
+
+
+def term_sequences(tokenizer, words: Sequence[str]) -> set[tuple[int, ...]]:
+    """The token sequences of each word as it appears in running text (with and without a
+    leading space, lower-case and capitalised)."""
+    out = set()
+    for word in words:
+        for form in {word, word.lower(), word.capitalize()}:
+            for text in (form, " " + form):
+                ids = tuple(tokenizer(text, add_special_tokens=False)["input_ids"])
+                if ids:
+                    out.add(ids)
+    return out
+
+
+class BalanceTerms:
+    """The group terms of a tokenizer, prepared once for every :class:`GroupBalance`.
+
+    Args:
+        groups: group → token sequences of its terms (:func:`term_sequences`).
+        target: group → target share (default: equal).
+    """
+
+    def __init__(
+        self,
+        groups: Mapping[str, set[tuple[int, ...]]],
+        target: Mapping[str, float] | None = None,
+    ) -> None:
+        if len(groups) < 2:
+            raise ConfigError("group balancing needs at least two groups")
+        self.names = list(groups)
+        target = target or {g: 1.0 / len(groups) for g in groups}
+        total = sum(target.values())
+        if set(target) != set(groups) or total <= 0:
+            raise ConfigError(f"target shares must cover the groups {self.names}: {target}")
+        self.target = torch.tensor([target[g] / total for g in self.names], dtype=torch.float64)
+        self.term_group: dict[tuple[int, ...], int] = {}
+        firsts: list[set[int]] = []
+        for k, name in enumerate(self.names):
+            for seq in groups[name]:
+                self.term_group.setdefault(seq, k)
+            firsts.append({seq[0] for seq in groups[name]})
+        shared = {t for a in range(len(firsts)) for b in range(a) for t in firsts[a] & firsts[b]}
+        if shared:
+            log.info("%d first tokens start terms of two groups: not shifted", len(shared))
+        self.first_tokens = [torch.tensor(sorted(f - shared), dtype=torch.long) for f in firsts]
+        self.lengths = sorted({len(seq) for seq in self.term_group}, reverse=True)
+
+    def counts(self, input_ids: torch.Tensor, prompt_length: int) -> torch.Tensor:
+        """Group mentions after ``prompt_length``, per row: shape (batch, groups)."""
+        out = torch.zeros((input_ids.shape[0], len(self.names)), dtype=torch.float64)
+        for row, ids in enumerate(input_ids[:, prompt_length:].tolist()):
+            for end in range(1, len(ids) + 1):
+                for length in self.lengths:  # the longest term ending here
+                    if length <= end:
+                        group = self.term_group.get(tuple(ids[end - length : end]))
+                        if group is not None:
+                            out[row, group] += 1
+                            break
+        return out
+
+
+class GroupBalance(LogitsProcessor):
+    """Shift each group's first-token logits so its share of the next mention moves toward
+    the target (see the module docstring).
+
+    Args:
+        terms: the prepared group terms.
+        prompt_length: positions of ``input_ids`` that belong to the prompt (not counted).
+        alpha: strength; 0 = off (scores returned unchanged), 1 = the next mention's group
+            shares equal the desired ones.
+    """
+
+    def __init__(self, terms: BalanceTerms, prompt_length: int, *, alpha: float = 1.0) -> None:
+        if alpha < 0:
+            raise ConfigError(f"alpha must be >= 0, got {alpha}")
+        self.terms, self.prompt_length, self.alpha = terms, prompt_length, float(alpha)
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor
+    ) -> torch.FloatTensor:
+        if self.alpha == 0:
+            return scores
+        terms = self.terms
+        counts = terms.counts(input_ids, self.prompt_length)
+        n = counts.sum(dim=1, keepdim=True)
+        desired = (terms.target * (n + 1) - counts).clamp(min=EPSILON)
+        desired = desired / desired.sum(dim=1, keepdim=True)
+        probs = torch.softmax(scores.float(), dim=-1).double().cpu()
+        mass = torch.stack([probs[:, tokens].sum(dim=1) for tokens in terms.first_tokens], dim=1)
+        share = (mass / mass.sum(dim=1, keepdim=True).clamp(min=1e-30)).clamp(min=EPSILON)
+        shift = self.alpha * (desired.log() - share.log())  # (batch, groups)
+        out = scores.clone()
+        for k, tokens in enumerate(terms.first_tokens):
+            delta = shift[:, k].to(scores.device, scores.dtype)[:, None]
+            out[:, tokens.to(scores.device)] += delta
+        return out
+
+
+def balance(
+    tokenizer,
+    groups: Mapping[str, Sequence[str]] | None = None,
+    *,
+    alpha: float = 1.0,
+    target: Mapping[str, float] | None = None,
+):
+    """A processor factory for :func:`debiaslab.generation.generate` and its cache key.
+
+    Args:
+        tokenizer: the model's tokenizer.
+        groups: group → words (default: :func:`load_group_words`, GN-GloVe male/female).
+        alpha: strength (0 = off).
+        target: group → target share (default: equal).
+
+    Returns:
+        ``(factory, key)``: ``factory(prompt_length)`` builds a :class:`GroupBalance`.
+    """
+    words = groups or load_group_words()
+    terms = BalanceTerms({g: term_sequences(tokenizer, w) for g, w in words.items()}, target)
+    n_words = {g: len(w) for g, w in words.items()}
+    key = f"group-balance alpha={alpha} target={dict(target or {})} words={n_words}"
+
+    def factory(prompt_length: int) -> GroupBalance:
+        return GroupBalance(terms, prompt_length, alpha=alpha)
+
+    return factory, key
+
+
+@torch.inference_mode()
+def perplexity(lm, texts: Sequence[str], processors: Sequence = ()) -> float:
+    """Perplexity of a causal LM on ``texts`` (after BOS), under the processed distribution.
+
+    With processors, each position's next-token distribution is the one ``generate`` would
+    sample from: the processors (built with prompt length 1, the BOS) applied to the logits
+    given the text so far. This is the cost of a decoding-time method on fluent text.
+    """
+    from debiaslab.scoring import _device_of, prefix_token_id
+
+    if lm.family != "causal":
+        raise ConfigError("perplexity under decoding-time processors needs a causal LM")
+    device = _device_of(lm.model)
+    total, count = 0.0, 0
+    for text in texts:
+        ids = [prefix_token_id(lm.tokenizer), *lm.tokenizer(text)["input_ids"]]
+        input_ids = torch.tensor([ids], device=device)
+        logits = lm.model(input_ids=input_ids).logits[0].float()
+        chain = [make(1) for make in processors]
+        for t in range(1, len(ids)):
+            scores = logits[t - 1 : t]
+            for processor in chain:
+                scores = processor(input_ids[:, :t], scores)
+            total -= float(torch.log_softmax(scores.float(), dim=-1)[0, ids[t]])
+            count += 1
+    return math.exp(total / max(count, 1))
+
+
+def mention_shares(
+    texts: Sequence[str], groups: Mapping[str, Sequence[str]]
+) -> tuple[dict[str, float], int]:
+    """Share of each group among the group words the texts mention (word-level, lower-case),
+    and how many mentions there are."""
+    import re
+
+    lookup = {w.lower(): g for g, words in groups.items() for w in words}
+    counts = dict.fromkeys(groups, 0)
+    for text in texts:
+        for word in re.findall(r"[A-Za-z']+", text):
+            group = lookup.get(word.lower())
+            if group is not None:
+                counts[group] += 1
+    total = sum(counts.values())
+    shares = {g: (c / total if total else math.nan) for g, c in counts.items()}
+    return shares, total

@@ -1,0 +1,118 @@
+"""Decoding-time group balancing: exactness at α = 0, the arithmetic, and the planted check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from debiaslab import tiny
+from debiaslab.errors import ConfigError
+from debiaslab.generation import GenerationSettings, generate
+from debiaslab.mitigation.decoding import (
+    BalanceTerms,
+    GroupBalance,
+    balance,
+    load_group_words,
+    mention_shares,
+    perplexity,
+)
+from debiaslab.models import from_objects, load_model
+from debiaslab.stats import bootstrap_ci
+
+GROUPS = {
+    "male": ["he", "his", "him", "man", "father", "brother"],
+    "female": ["she", "her", "woman", "mother", "sister"],
+}
+
+
+def test_alpha_zero_is_exactly_plain_generate():
+    lm = from_objects(*tiny.build_tiny("causal", seed=0))
+    settings = GenerationSettings(max_new_tokens=6, num_return_sequences=2, seed=3)
+    prompts = ["The nurse said", "I called the pilot and", "She"]
+    factory, key = balance(lm.tokenizer, GROUPS, alpha=0.0)
+    plain = generate(lm, prompts, settings, progress=False)
+    assert (
+        generate(lm, prompts, settings, progress=False, processors=[factory], processors_key=key)
+        == plain
+    )
+    factory, key = balance(lm.tokenizer, GROUPS, alpha=1.0)
+    steered = generate(
+        lm, prompts, settings, progress=False, processors=[factory], processors_key=key
+    )
+    assert len(steered) == 3  # runs batched; its own cache key
+    with pytest.raises(ConfigError, match="processors_key"):
+        generate(lm, prompts, settings, progress=False, processors=[factory])
+
+
+def test_shift_gives_the_desired_shares_and_keeps_the_group_mass():
+    # Vocabulary of 6: tokens 1, 2 start male terms (2-token term (2, 5)), token 3 a female one.
+    terms = BalanceTerms({"male": {(1,), (2, 5)}, "female": {(3,)}})
+    scores = torch.log(torch.tensor([[0.4, 0.05, 0.05, 0.3, 0.1, 0.1]]))
+    prompt = torch.tensor([[0, 4]])
+    out = GroupBalance(terms, prompt_length=2, alpha=1.0)(prompt, scores.clone())
+    p = torch.softmax(out, dim=-1)[0]
+    male, female = float(p[1] + p[2]), float(p[3])
+    assert male / (male + female) == pytest.approx(0.5) and male + female == pytest.approx(0.4)
+    assert float(p[0]) == pytest.approx(0.4)  # other tokens keep their probability
+    # After two female mentions (one in the prompt, not counted), the next should be male:
+    # desired male share = max(0.5·3 − 0, ε) vs female max(0.5·3 − 2, ε) → almost all male.
+    history = torch.tensor([[3, 4, 3, 3]])
+    out = GroupBalance(terms, prompt_length=1, alpha=1.0)(history, scores.clone())
+    p = torch.softmax(out, dim=-1)[0]
+    assert float(p[1] + p[2]) / float(p[1] + p[2] + p[3]) > 0.99
+    # Multi-token terms count once they are complete; half strength moves half-way (in logs).
+    assert terms.counts(torch.tensor([[9, 2, 5, 1, 2]]), 1).tolist() == [[2.0, 0.0]]
+    half = GroupBalance(terms, prompt_length=2, alpha=0.5)(prompt, scores.clone())
+    p = torch.softmax(half, dim=-1)[0]
+    odds = float(p[1] + p[2]) / float(p[3])
+    assert odds == pytest.approx((0.1 / 0.3) ** 0.5, rel=1e-6)
+    with pytest.raises(ConfigError, match="alpha"):
+        GroupBalance(terms, 1, alpha=-1)
+    with pytest.raises(ConfigError, match="two groups"):
+        BalanceTerms({"male": {(1,)}})
+
+
+def test_default_word_lists_resolve_and_count_mentions(shared_data, monkeypatch):
+    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
+    words = load_group_words()
+    assert len(words["male"]) == len(words["female"]) == 222
+    shares, n = mention_shares(["She told him.", "The nurse said she was tired."], GROUPS)
+    assert n == 3 and shares["female"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.slow
+def test_balancing_moves_a_planted_model_toward_parity(planted_models):
+    """Rate-0.8 planted model, female-stereotyped occupations: mostly "she" unless balanced."""
+    lm = load_model(str(planted_models[("causal", 0.8)]), device="cpu")
+    templates = ("The {attr} said", "I called the {attr} and", "The {attr} lost")
+    prompts = [t.format(attr=a) for a in tiny.GENDER.attributes[1] for t in templates]
+    settings = GenerationSettings(max_new_tokens=4, num_return_sequences=6, seed=0)
+
+    def female_share(alpha):
+        factory, key = balance(lm.tokenizer, GROUPS, alpha=alpha)
+        out = generate(
+            lm, prompts, settings, progress=False, processors=[factory], processors_key=key
+        )
+        texts = [t for row in out for t in row]
+        flags = []
+        for text in texts:
+            shares, n = mention_shares([text], GROUPS)
+            if n:
+                flags.append(shares["female"])
+        values = np.array(flags)
+        ci = bootstrap_ci(lambda idx: {"share": float(values[idx].mean())}, len(values))
+        return float(values.mean()), ci["share"]
+
+    plain, plain_ci = female_share(0.0)
+    balanced, balanced_ci = female_share(1.0)
+    print(f"female share: plain {plain:.3f} {plain_ci}, balanced {balanced:.3f} {balanced_ci}")
+    assert plain_ci[0] > 0.6  # the planted skew
+    assert balanced_ci[0] < 0.5 < balanced_ci[1]  # parity within the CI at the default strength
+    held_out = tiny.planted_texts(0.5, 40, seed=7)
+    factory, _ = balance(lm.tokenizer, GROUPS, alpha=1.0)
+    cost = perplexity(lm, held_out, [factory]) / perplexity(lm, held_out)
+    print(f"perplexity ratio balanced/plain on held-out planted text: {cost:.3f}")
+    # Bounded either way: on gender-balanced held-out text, balancing can even help (0.994
+    # measured), as the planted skew is what it removes.
+    assert 0.8 < cost < 1.25, cost
