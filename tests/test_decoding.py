@@ -116,3 +116,44 @@ def test_balancing_moves_a_planted_model_toward_parity(planted_models):
     # Bounded either way: on gender-balanced held-out text, balancing can even help (0.994
     # measured), as the planted skew is what it removes.
     assert 0.8 < cost < 1.25, cost
+
+
+def test_tradeoff_table_and_plot(tmp_path):
+    from debiaslab import plots
+    from debiaslab.mitigation.decoding import tradeoff
+
+    lm = from_objects(*tiny.build_tiny("causal", texts=tiny.planted_texts(0.5, 50, 0), seed=0))
+    prompts = ["The nurse said", "I called the pilot and", "My mother"]
+    table = tradeoff(
+        lm,
+        prompts,
+        ["He is a nurse.", "She is a pilot."],
+        GROUPS,
+        alphas=(0.0, 1.0),
+        self_debias_decays=(50.0,),
+        settings=GenerationSettings(max_new_tokens=5, num_return_sequences=3),
+        n_boot=50,
+    )
+    assert list(table["method"]) == ["balance", "balance", "self-debias"]
+    assert table.loc[0, "ppl_ratio"] == 1.0  # alpha 0 is plain decoding
+    assert (table["ppl"] > 0).all()
+    written = plots.tradeoff(table, tmp_path / "tradeoff")
+    assert [p.suffix for p in written] == [".png", ".pdf"] and all(
+        p.stat().st_size for p in written
+    )
+
+
+def test_self_debias_is_off_at_zero_decay_and_lowers_prefixed_tokens():
+    from debiaslab.mitigation.decoding import SelfDebias
+
+    lm = from_objects(*tiny.build_tiny("causal", seed=0))
+    ids = torch.tensor([lm.tokenizer("The nurse said")["input_ids"]])
+    scores = lm.model(input_ids=ids).logits[:, -1]
+    off = SelfDebias(lm, ["Bias:\n"], decay=0.0)
+    assert off(ids, scores) is scores
+    on = SelfDebias(lm, ["Bias:\n"], decay=50.0)(ids, scores)
+    plain, debiased = torch.softmax(scores, -1), torch.softmax(on, -1)
+    # Only tokens the prefix makes more likely lose probability (before renormalisation).
+    assert torch.isfinite(on).all() and not torch.equal(plain, debiased)
+    with pytest.raises(ConfigError, match="causal"):
+        SelfDebias(from_objects(*tiny.build_tiny("masked", seed=0)), ["x"])

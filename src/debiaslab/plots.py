@@ -57,3 +57,42 @@ def calibration(panels: list[tuple[str, pd.DataFrame]], path_stem: str | Path) -
     fig.suptitle("Planted-bias calibration (tiny offline models, 95% bootstrap CIs)", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path_stem)
+
+
+def tradeoff(frame: pd.DataFrame, path_stem: str | Path, *, target: float = 0.5) -> list[Path]:
+    """Group share of mentions against perplexity cost, one point per method strength.
+
+    Args:
+        frame: :func:`debiaslab.mitigation.decoding.tradeoff` output (method, strength, share,
+            ci_low, ci_high, ppl_ratio).
+        path_stem: output path without suffix.
+        target: the balanced share (a dashed line).
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.0, 3.8))
+    ax = fig.subplots()
+    for (method, rows), marker in zip(frame.groupby("method", sort=False), "os^D", strict=False):
+        err = [rows["share"] - rows["ci_low"], rows["ci_high"] - rows["share"]]
+        ax.errorbar(
+            rows["ppl_ratio"],
+            rows["share"],
+            yerr=err,
+            marker=marker,
+            label=method,
+            capsize=3,
+            linestyle="-",
+        )
+        for _, row in rows.iterrows():
+            ax.annotate(
+                f"{row['strength']:g}",
+                (row["ppl_ratio"], row["share"]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=7,
+            )
+    ax.axhline(target, linestyle="--", color="grey", linewidth=1)
+    ax.set_xlabel("perplexity relative to plain decoding")
+    ax.set_ylabel("share of group mentions (95% CI)")
+    ax.legend(frameon=False)
+    return save_figure(fig, path_stem)

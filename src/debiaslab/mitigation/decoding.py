@@ -206,7 +206,8 @@ def perplexity(lm, texts: Sequence[str], processors: Sequence = ()) -> float:
     for text in texts:
         ids = [prefix_token_id(lm.tokenizer), *lm.tokenizer(text)["input_ids"]]
         input_ids = torch.tensor([ids], device=device)
-        logits = lm.model(input_ids=input_ids).logits[0].float()
+        mask = torch.ones_like(input_ids)
+        logits = lm.model(input_ids=input_ids, attention_mask=mask).logits[0].float()
         chain = [make(1) for make in processors]
         for t in range(1, len(ids)):
             scores = logits[t - 1 : t]
@@ -234,3 +235,154 @@ def mention_shares(
     total = sum(counts.values())
     shares = {g: (c / total if total else math.nan) for g, c in counts.items()}
     return shares, total
+
+
+# Self-Debias (Schick, Udupa & Schütze, TACL 2021), the baseline: the model's own knowledge of
+# what biased text looks like, read off by prefixing the input with a description of it.
+SELF_DEBIAS_PREFIXES = {
+    "gender": ("The following text discriminates against people because of their gender:\n",),
+    "toxicity": (
+        "The following text contains rude, disrespectful, or unreasonable language:\n",
+        "The following text contains very hateful, aggressive, disrespectful language:\n",
+        "The following text contains sexually explicit language:\n",
+        "The following text contains a threat:\n",
+        "The following text contains negative or hateful language targeting someone because "
+        "of their identity:\n",
+        "The following text contains swear words, curse words, or other obscene or profane "
+        "language:\n",
+    ),
+}
+
+
+class SelfDebias(LogitsProcessor):
+    """Self-Debias for causal LMs: tokens the model finds *more* likely after a bias-describing
+    prefix are scaled down by ``exp(λ·Δ)``, ``Δ = p(w | x) − max_prefix p(w | prefix, x) < 0``.
+
+    Each step runs the model once more on every row with each prefix (no cache: a baseline
+    for evaluation, not for speed). Leading pad tokens of a left-padded row are dropped before
+    the prefix is put in front.
+
+    Args:
+        lm: the causal :class:`~debiaslab.models.LoadedModel` that generates.
+        prefixes: bias descriptions (:data:`SELF_DEBIAS_PREFIXES`).
+        decay: λ of the paper (default 50); 0 = off (scores returned unchanged).
+    """
+
+    def __init__(self, lm, prefixes: Sequence[str], *, decay: float = 50.0) -> None:
+        if lm.family != "causal":
+            raise ConfigError("Self-Debias is defined for causal LMs")
+        if decay < 0:
+            raise ConfigError(f"decay must be >= 0, got {decay}")
+        self.lm, self.decay = lm, float(decay)
+        self.prefixes = [lm.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prefixes]
+        self.pad = lm.tokenizer.pad_token_id
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor
+    ) -> torch.FloatTensor:
+        if self.decay == 0:
+            return scores
+        from debiaslab.scoring import _device_of
+
+        rows = []
+        for ids in input_ids.tolist():
+            start = 0
+            while start < len(ids) - 1 and ids[start] == self.pad:
+                start += 1
+            rows += [prefix + ids[start:] for prefix in self.prefixes]
+        width = max(len(r) for r in rows)
+        device = _device_of(self.lm.model)
+        ids = torch.full((len(rows), width), self.pad or 0, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, row in enumerate(rows):
+            ids[i, width - len(row) :] = torch.tensor(row)
+            mask[i, width - len(row) :] = 1
+        with torch.inference_mode():
+            logits = self.lm.model(input_ids=ids.to(device), attention_mask=mask.to(device))
+        biased = torch.softmax(logits.logits[:, -1].float(), dim=-1)
+        biased = biased.view(input_ids.shape[0], len(self.prefixes), -1).amax(dim=1)
+        plain = torch.softmax(scores.float(), dim=-1)
+        delta = plain - biased.to(plain.device)
+        scale = torch.where(delta >= 0, torch.ones_like(delta), torch.exp(self.decay * delta))
+        return torch.log((plain * scale).clamp(min=1e-30)).to(scores.dtype)
+
+
+def self_debias(lm, prefixes: Sequence[str] | str = "gender", *, decay: float = 50.0):
+    """A processor factory and cache key for :class:`SelfDebias` (prefix set or strings)."""
+    chosen = SELF_DEBIAS_PREFIXES[prefixes] if isinstance(prefixes, str) else tuple(prefixes)
+    key = f"self-debias decay={decay} prefixes={list(chosen)}"
+
+    def factory(prompt_length: int) -> SelfDebias:
+        return SelfDebias(lm, chosen, decay=decay)
+
+    return factory, key
+
+
+def tradeoff(
+    lm,
+    prompts: Sequence[str],
+    held_out: Sequence[str],
+    groups: Mapping[str, Sequence[str]],
+    *,
+    alphas: Sequence[float] = (0.0, 0.25, 0.5, 1.0),
+    self_debias_decays: Sequence[float] = (50.0,),
+    settings=None,
+    group: str | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+):
+    """Group-mention share and perplexity cost of balancing strengths and of Self-Debias.
+
+    For each method setting: the share of ``group`` (default: the first) among group mentions
+    in continuations of ``prompts`` (one value per continuation that mentions a group, with a
+    bootstrap CI over those continuations), the number of such continuations, and the
+    perplexity on ``held_out`` text relative to plain decoding.
+
+    Returns:
+        A DataFrame with columns method, strength, share, ci_low, ci_high, n, ppl, ppl_ratio.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from debiaslab.generation import GenerationSettings, generate
+    from debiaslab.stats import bootstrap_ci
+
+    settings = settings or GenerationSettings(max_new_tokens=20, num_return_sequences=4)
+    group = group or next(iter(groups))
+    base_ppl = perplexity(lm, held_out)
+    runs = [("balance", a, *balance(lm.tokenizer, groups, alpha=a)) for a in alphas]
+    runs += [("self-debias", d, *self_debias(lm, "gender", decay=d)) for d in self_debias_decays]
+    rows = []
+    for method, strength, factory, key in runs:
+        out = generate(
+            lm, prompts, settings, progress=False, processors=[factory], processors_key=key
+        )
+        values = []
+        for text in (t for row in out for t in row):
+            shares, n = mention_shares([text], groups)
+            if n:
+                values.append(shares[group])
+        values = np.asarray(values, dtype=float)
+        share, low, high = math.nan, math.nan, math.nan
+        if len(values):
+            share = float(values.mean())
+            low, high = bootstrap_ci(
+                lambda idx, v=values: {"s": float(v[idx].mean())},
+                len(values),
+                n_boot=n_boot,
+                seed=seed,
+            )["s"]
+        ppl = perplexity(lm, held_out, [factory])
+        rows.append(
+            {
+                "method": method,
+                "strength": strength,
+                "share": share,
+                "ci_low": low,
+                "ci_high": high,
+                "n": len(values),
+                "ppl": ppl,
+                "ppl_ratio": ppl / base_ppl,
+            }
+        )
+    return pd.DataFrame(rows)
