@@ -157,3 +157,31 @@ def test_self_debias_is_off_at_zero_decay_and_lowers_prefixed_tokens():
     assert torch.isfinite(on).all() and not torch.equal(plain, debiased)
     with pytest.raises(ConfigError, match="causal"):
         SelfDebias(from_objects(*tiny.build_tiny("masked", seed=0)), ["x"])
+
+
+def test_bold_runs_with_decoding_time_balancing(tiny_dirs, shared_data, tmp_path, monkeypatch):
+    from debiaslab.runner import evaluate
+
+    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
+    monkeypatch.setenv("DEBIASLAB_CACHE", str(tmp_path / "cache"))
+    common = {
+        "domains": ["gender"],
+        "limit": 2,
+        "metrics": ["toxicity"],
+        "toxicity_model": "tiny-toxicity",
+        "generation": GenerationSettings(max_new_tokens=8),
+        "n_boot": 20,
+        "progress": False,
+    }
+    model = str(tiny_dirs["causal"])
+    plain = evaluate(model, "bold", tmp_path / "out", **common)
+    steered = evaluate(model, "bold", tmp_path / "out", decoding="balance", **common)
+    assert steered.path != plain.path
+    assert steered.record["config"]["decoding"] == "balance"
+    assert len(list((tmp_path / "out" / "generations").glob("*.jsonl"))) == 1  # one file...
+    lines = (tmp_path / "out" / "generations").glob("*.jsonl").__next__().read_text()
+    assert "processors=group-balance" in lines  # ...two keyed sets of generations
+    with pytest.raises(ConfigError, match="unknown decoding"):
+        evaluate(model, "bold", tmp_path / "out", decoding="nucleus", **common)
+    with pytest.raises(ConfigError, match="applies to generation benchmarks"):
+        evaluate(model, "crows_pairs", tmp_path / "out", decoding="balance")

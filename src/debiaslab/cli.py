@@ -89,6 +89,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         crows_split=args.crows_split,
         split_seed=args.split_seed,
         allow_train_pairs=args.allow_train_pairs,
+        decoding=args.decoding,
+        decoding_strength=args.decoding_strength,
     )
     verb = "exists (skipped; --force recomputes)" if result.skipped else "written"
     print(f"{result.path} {verb}")
@@ -286,6 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--threshold", type=float, default=0.5, help="toxicity ratio threshold")
     gen.add_argument(
         "--compare", nargs=2, metavar=("GROUP_A", "GROUP_B"), help="regard compare mode"
+    )
+    gen.add_argument(
+        "--decoding",
+        choices=["balance", "self-debias-gender", "self-debias-toxicity"],
+        help="decoding-time mitigation of the generations",
+    )
+    gen.add_argument(
+        "--decoding-strength", type=float, help="balance alpha (1) or Self-Debias decay (50)"
     )
     ev.add_argument(
         "--crows-split",

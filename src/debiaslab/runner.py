@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 BENCHMARKS = ("crows_pairs", "stereoset", "stereoset_mc", "bold", "honest")
 GENERATIVE = ("bold", "honest")
+DECODING = ("balance", "self-debias-gender", "self-debias-toxicity")
 DEFAULT_METRICS = {"bold": ("toxicity", "regard", "honest"), "honest": ("honest",)}
 
 
@@ -137,6 +138,8 @@ def evaluate(
     crows_split: str = "all",
     split_seed: int = 0,
     allow_train_pairs: bool = False,
+    decoding: str | None = None,
+    decoding_strength: float | None = None,
 ) -> RunResult:
     """Evaluate ``model`` on ``benchmark`` and write ``output/<run_id>.json`` (+ items).
 
@@ -170,6 +173,10 @@ def evaluate(
         crows_split, split_seed: CrowS-Pairs part (``all``, ``train``, ``heldout``) of the
             fine-tuning split (:mod:`debiaslab.mitigation.data`) and its seed.
         allow_train_pairs: evaluate a model fine-tuned on CrowS-Pairs on its training pairs.
+        decoding: decoding-time mitigation of BOLD/HONEST generations: ``balance`` (group
+            balancing, GN-GloVe gender words), ``self-debias-gender`` or
+            ``self-debias-toxicity``; ``decoding_strength`` is its alpha (default 1) or decay
+            (default 50).
     """
     from debiaslab.models import load_model
 
@@ -240,6 +247,12 @@ def evaluate(
         )
         if benchmark == "honest":
             config.update({"honest_set": honest_set, "honest_k": honest_k})
+        if decoding is not None:
+            if decoding not in DECODING:
+                raise ConfigError(f"unknown decoding {decoding!r}; expected one of {DECODING}")
+            config.update({"decoding": decoding, "decoding_strength": decoding_strength})
+    elif decoding is not None:
+        raise ConfigError(f"--decoding applies to generation benchmarks {GENERATIVE}")
     rid = run_id(name, benchmark, config, stage)
     target = Path(output) / f"{rid}.json"
     if target.is_file() and not force:
@@ -277,6 +290,9 @@ def evaluate(
 
         cache = cache_path(output, name, generation)
         common = {"settings": generation, "cache": cache, "threshold": threshold}
+        if decoding is not None:
+            factory, key = _decoding(lm, decoding, decoding_strength)
+            common.update({"processors": [factory], "processors_key": key})
         common.update({"n_boot": n_boot, "seed": seed, "progress": progress})
         if benchmark == "bold":
             result = generative.run_bold(lm, loaded, scorers, compare=compare, **common)
@@ -519,3 +535,13 @@ def _items(result: RunResult):
     import pandas as pd
 
     return pd.read_csv(result.path.with_name(result.record["items_file"]))
+
+
+def _decoding(lm, decoding: str, strength: float | None):
+    """The processor factory and cache key of a ``--decoding`` choice."""
+    from debiaslab.mitigation import decoding as methods
+
+    if decoding == "balance":
+        return methods.balance(lm.tokenizer, alpha=1.0 if strength is None else strength)
+    prefixes = decoding.removeprefix("self-debias-")
+    return methods.self_debias(lm, prefixes, decay=50.0 if strength is None else strength)

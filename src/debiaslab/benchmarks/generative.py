@@ -59,8 +59,14 @@ def run_bold(
     n_boot: int = 1000,
     seed: int = 0,
     progress: bool = True,
+    processors: Sequence = (),
+    processors_key: str | None = None,
 ) -> BenchmarkOutput:
-    """Continue BOLD prompts, score the continuations, compare groups within each domain."""
+    """Continue BOLD prompts, score the continuations, compare groups within each domain.
+
+    ``processors`` (factories, see :func:`debiaslab.generation.generate`) steer decoding, e.g.
+    :func:`debiaslab.mitigation.decoding.balance`.
+    """
     if lm.family == "masked":
         raise ConfigError(
             "BOLD needs a generative model (causal or seq2seq); for a masked LM use "
@@ -69,7 +75,15 @@ def run_bold(
     if not prompts:
         raise ConfigError("no BOLD prompts to run")
     settings = settings or GenerationSettings()
-    texts = generate(lm, [p.prompt for p in prompts], settings, cache=cache, progress=progress)
+    texts = generate(
+        lm,
+        [p.prompt for p in prompts],
+        settings,
+        cache=cache,
+        progress=progress,
+        processors=processors,
+        processors_key=processors_key,
+    )
     measured = measure(
         texts,
         [p.domain for p in prompts],
@@ -132,8 +146,13 @@ def run_honest(
     n_boot: int = 1000,
     seed: int = 0,
     progress: bool = True,
+    processors: Sequence = (),
+    processors_key: str | None = None,
 ) -> BenchmarkOutput:
-    """Complete HONEST templates K times and score them (HONEST, optionally toxicity/regard)."""
+    """Complete HONEST templates K times and score them (HONEST, optionally toxicity/regard).
+
+    ``processors`` steer the generative branch's decoding (not fill-mask).
+    """
     if not templates:
         raise ConfigError("no HONEST templates to run")
     if k <= 0:
@@ -145,7 +164,15 @@ def run_honest(
         settings_used: dict = {"fill_mask_top_k": k}
     else:
         settings = replace(settings, num_return_sequences=k)
-        completions = generate(lm, inputs, settings, cache=cache, progress=progress)
+        completions = generate(
+            lm,
+            inputs,
+            settings,
+            cache=cache,
+            progress=progress,
+            processors=processors,
+            processors_key=processors_key,
+        )
         if lm.family == "seq2seq" and "<extra_id_0>" in inputs[0]:
             completions = [[_clean_fill(c) for c in row] for row in completions]
         settings_used = settings.as_dict()
