@@ -14,7 +14,7 @@ from debiaslab.results import read_result
 
 def test_committed_notebooks_are_exactly_the_rendered_templates():
     assert nb.check() == []
-    assert len(nb.targets()) == len(nb.COLLECTION) * len(nb.STAGES) == 12
+    assert len(nb.targets()) == len(nb.COLLECTION) * len(nb.STAGES) + len(nb.METHODS)
 
 
 def copy_of_collection(tmp_path: Path) -> Path:
@@ -100,3 +100,22 @@ def test_the_chain_runs_offline_on_the_tiny_presets(entry, tmp_path, monkeypatch
 def test_readme_lists_every_notebook_with_its_links():
     readme = (nb.repo_root() / "README.md").read_text("utf-8")
     assert nb.readme_table() in readme
+
+
+@pytest.mark.slow
+def test_decoding_balance_notebook_runs_offline(tmp_path, monkeypatch, shared_data):
+    (entry,) = [e for e in nb.METHODS if e.slug == "decoding_balance"]
+    out = tmp_path / "out"
+    monkeypatch.setenv("DEBIASLAB_OUTPUT", str(out))
+    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    source = nb.repo_root() / "notebooks" / entry.slug / "decoding_balance.ipynb"
+    nb.execute(source, tmp_path / "run.ipynb", nb.ci_parameters(entry, "decoding_balance"))
+    results = out / "results" / entry.slug
+    table = (results / "decoding_tradeoff.csv").read_text().splitlines()
+    assert table[0].startswith("method,strength,share") and len(table) == 1 + 3
+    assert (results / "decoding_tradeoff.png").is_file()
+    records = [
+        read_result(p) for p in results.glob("*.json") if not p.name.endswith(".predictions.json")
+    ]
+    assert sorted(r["stage"] for r in records) == ["balance", "plain", "self-debias-toxicity"]

@@ -41,6 +41,7 @@ class Entry:
     tiny: str  # the offline preset CI runs the chain with
     instruction: bool
     hardware: str
+    stages: tuple[str, ...] = STAGES
 
 
 COLLECTION = (
@@ -49,6 +50,24 @@ COLLECTION = (
     Entry("bloomz", "Bloomz", "bloomz-560m", "tiny-gpt2", True, "t4x2"),
     Entry("flan_t5", "FLAN-T5", "flan-t5-base", "tiny-t5", True, "t4x2"),
 )
+# One notebook per mitigation method that is not fine-tuning.
+METHODS = (
+    Entry(
+        "decoding_balance",
+        "Decoding-time group balancing",
+        "gpt2",
+        "tiny-gpt2",
+        False,
+        "t4x2",
+        stages=("decoding_balance",),
+    ),
+)
+STAGE_NAMES = {
+    "01_pre_eval": "1. pre-evaluation",
+    "02_finetune": "2. fine-tuning",
+    "03_post_eval": "3. post-evaluation",
+    "decoding_balance": "balancing strength vs. perplexity, Self-Debias, BOLD gaps",
+}
 # Honest about what is known: the machines that build this project cannot reach the Hub, so
 # no notebook has been timed on a T4 with a real model yet.
 RUNTIME = (
@@ -112,8 +131,8 @@ def targets(root: Path | None = None) -> dict[Path, tuple[str, Entry]]:
     root = root or repo_root()
     return {
         root / "notebooks" / entry.slug / f"{stage}.ipynb": (stage, entry)
-        for entry in COLLECTION
-        for stage in STAGES
+        for entry in (*COLLECTION, *METHODS)
+        for stage in entry.stages
     }
 
 
@@ -209,6 +228,19 @@ def execute(path: Path, output: Path, parameters: dict, *, cwd: Path | None = No
 def ci_parameters(entry: Entry, stage: str) -> dict:
     """Offline parameters that run a stage on the family's tiny preset in seconds."""
     common = {"MODEL": entry.tiny, "SEED": 0}
+    if stage == "decoding_balance":
+        return {
+            **common,
+            "ALPHAS": [0.0, 1.0],
+            "SELF_DEBIAS_DECAYS": [50.0],
+            "PROMPTS_PER_GROUP": 1,
+            "HELD_OUT_PER_GROUP": 2,
+            "CONTINUATIONS": 2,
+            "MAX_NEW_TOKENS": 6,
+            "TOXICITY_MODEL": "tiny-toxicity",
+            "REGARD_MODEL": "tiny-regard",
+            "N_BOOT": 50,
+        }
     if stage == "02_finetune":
         # QLoRA (bitsandbytes NF4 on CPU) for the instruction models, LoRA for the others.
         method = "qlora" if entry.instruction else "lora"
@@ -230,18 +262,13 @@ def readme_table() -> str:
         "| model | notebook | open | needs |",
         "|---|---|---|---|",
     ]
-    names = {
-        "01_pre_eval": "1. pre-evaluation",
-        "02_finetune": "2. fine-tuning",
-        "03_post_eval": "3. post-evaluation",
-    }
-    for entry in COLLECTION:
-        for stage in STAGES:
+    for entry in (*COLLECTION, *METHODS):
+        for stage in entry.stages:
             rel = f"notebooks/{entry.slug}/{stage}.ipynb"
             colab = f"https://colab.research.google.com/github/{github}/blob/main/{rel}"
             kaggle = f"https://kaggle.com/kernels/welcome?src={REPOSITORY}/blob/main/{rel}"
             lines.append(
-                f"| {entry.title} (`{entry.model}`) | [{names[stage]}]({rel}) | "
+                f"| {entry.title} (`{entry.model}`) | [{STAGE_NAMES[stage]}]({rel}) | "
                 f"[Colab]({colab}) · [Kaggle]({kaggle}) | one 16 GB GPU (T4, P100); T4×2 faster |"
             )
     return "\n".join(lines) + "\n"

@@ -330,6 +330,7 @@ def tradeoff(
     group: str | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    output: str | Path | None = None,
 ):
     """Group-mention share and perplexity cost of balancing strengths and of Self-Debias.
 
@@ -337,6 +338,8 @@ def tradeoff(
     in continuations of ``prompts`` (one value per continuation that mentions a group, with a
     bootstrap CI over those continuations), the number of such continuations, and the
     perplexity on ``held_out`` text relative to plain decoding.
+
+    ``output``: also write the table there as CSV (atomically).
 
     Returns:
         A DataFrame with columns method, strength, share, ci_low, ci_high, n, ppl, ppl_ratio.
@@ -385,4 +388,9 @@ def tradeoff(
                 "ppl_ratio": ppl / base_ppl,
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if output is not None:
+        from debiaslab.data.fetch import write_bytes_atomic
+
+        write_bytes_atomic(output, table.to_csv(index=False).encode("utf-8"))
+    return table
