@@ -63,8 +63,11 @@ def test_lint_finds_what_does_not_belong_in_a_notebook():
     assert any("cell 4: something that looks like a token" in p for p in problems)
     assert "nb: cell 5: outputs are not stripped" in problems
     assert nb.lint({"cells": [cell("x = 1")]}, "nb") == [
-        "nb: expected one cell tagged 'parameters', found 0"
+        "nb: expected the bootstrap cell once",
+        "nb: expected one cell tagged 'parameters', found 0",
     ]
+    edited = cell(nb.BOOTSTRAP.replace("-q", "-U"))
+    assert any("bootstrap cell differs" in p for p in nb.lint({"cells": [edited]}, "nb"))
 
 
 @pytest.mark.slow

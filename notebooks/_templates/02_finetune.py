@@ -28,13 +28,7 @@ RUN = "runs/{{SLUG}}"
 SEED = 0
 
 # %%
-# Bootstrap: use the installed debiaslab, else install it at the pinned release.
-import importlib.util
-import subprocess
-import sys
-
-if importlib.util.find_spec("debiaslab") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "{{PIP_SPEC}}"], check=True)
+{{BOOTSTRAP}}
 
 # %%
 from debiaslab import env

@@ -28,6 +28,14 @@ STAGES = ("01_pre_eval", "02_finetune", "03_post_eval")
 REPOSITORY = "https://github.com/debiaslab/debiaslab"
 RELEASE = "v0.1.0"
 PIP_SPEC = f"debiaslab @ git+{REPOSITORY}@{RELEASE}"
+# The one bootstrap cell every notebook has (a template writes {{BOOTSTRAP}} for it).
+BOOTSTRAP = f"""# Bootstrap: use the installed debiaslab, else install it at the pinned release.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("debiaslab") is None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "{PIP_SPEC}"], check=True)"""
 _T4 = "Kaggle T4×2 (default) or P100, or a Colab T4; 16 GB of GPU memory is enough."
 
 
@@ -90,7 +98,7 @@ def _fill(template: str, entry: Entry) -> str:
         "HARDWARE": entry.hardware,
         "HARDWARE_NOTE": _T4,
         "RUNTIME": RUNTIME,
-        "PIP_SPEC": PIP_SPEC,
+        "BOOTSTRAP": BOOTSTRAP,
         "STEREOSET_MC_NOTE": (
             " (likelihood form and, for this instruction-tuned model, the prompt form)"
             if entry.instruction
@@ -156,6 +164,8 @@ def lint(notebook: dict, name: str = "notebook") -> list[str]:
     problems = []
     cells = notebook.get("cells", [])
     tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if sum("".join(c.get("source", "")) == BOOTSTRAP for c in cells) != 1:
+        problems.append(f"{name}: expected the bootstrap cell once")
     if len(tagged) != 1:
         problems.append(f"{name}: expected one cell tagged 'parameters', found {len(tagged)}")
     for number, cell in enumerate(cells, start=1):
@@ -183,6 +193,10 @@ def lint(notebook: dict, name: str = "notebook") -> list[str]:
                         problems.append(f"{where}: parameters must be literals")
                     if not isinstance(stmt, ast.Assign):
                         problems.append(f"{where}: parameters cell holds a non-assignment")
+        if source.startswith("# Bootstrap") and source != BOOTSTRAP:
+            problems.append(
+                f"{where}: the bootstrap cell differs from debiaslab.notebooks.BOOTSTRAP"
+            )
         if _PLATFORM_PATH.search(source):
             problems.append(f"{where}: platform path (use env.output_root)")
         if _TOKEN.search(source):
