@@ -847,7 +847,9 @@ TINY_T5 = {
 TINY_T5_FF = 128
 
 
-def _tiny_model(family: str, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+def _tiny_model(
+    family: str, tokenizer: PreTrainedTokenizerBase, arch: dict[str, Any] | None = None
+) -> PreTrainedModel:
     """A randomly initialised tiny model sized to ``tokenizer``'s vocabulary."""
     from transformers import (
         BertConfig,
@@ -880,7 +882,7 @@ def _tiny_model(family: str, tokenizer: PreTrainedTokenizerBase) -> PreTrainedMo
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
             tie_word_embeddings=False,  # as for BERT: the association forms sooner
-            **TINY_GPT2,
+            **{**TINY_GPT2, **(arch or {})},
         )
         return GPT2LMHeadModel(config)
     config = T5Config(
@@ -897,7 +899,7 @@ def _tiny_model(family: str, tokenizer: PreTrainedTokenizerBase) -> PreTrainedMo
 
 
 def build_tiny(
-    family: str, texts: list[str] | None = None, seed: int = 0
+    family: str, texts: list[str] | None = None, seed: int = 0, arch: dict[str, Any] | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A randomly initialised tiny model and a tokenizer trained on ``texts``.
 
@@ -906,6 +908,7 @@ def build_tiny(
             ``"seq2seq"`` (T5ForConditionalGeneration).
         texts: tokenizer training texts; None uses an unbiased planted corpus (rate 0.5).
         seed: seed of the weight initialisation (the global RNG is left as it was).
+        arch: config overrides of the causal model (e.g. more layers or heads).
 
     Returns:
         ``(model, tokenizer)``, the model in eval mode on CPU.
@@ -918,7 +921,7 @@ def build_tiny(
     tokenizer = build_tokenizer(family, texts)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = _tiny_model(family, tokenizer)
+        model = _tiny_model(family, tokenizer, arch)
     return model.eval(), tokenizer
 
 
@@ -1061,6 +1064,7 @@ def train_tiny(
     seed: int = 0,
     max_length: int = 48,
     mlm_probability: float = MLM_PROBABILITY,
+    arch: dict[str, Any] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Build a tiny model and train it on ``texts`` with a plain AdamW loop on CPU.
 
@@ -1080,6 +1084,7 @@ def train_tiny(
         max_length: tokens kept per sentence.
         mlm_probability: share of tokens the masked LM predicts and of words the seq2seq
             input hides (see `MLM_PROBABILITY`).
+        arch: config overrides of the causal model (see `build_tiny`).
 
     Returns:
         ``(model, tokenizer)``, the model in eval mode.
@@ -1098,7 +1103,7 @@ def train_tiny(
     batch_size = defaults["batch_size"] if batch_size is None else batch_size
     lr = defaults["lr"] if lr is None else lr
 
-    model, tokenizer = build_tiny(family, texts, seed)
+    model, tokenizer = build_tiny(family, texts, seed, arch=arch)
     encode = {"truncation": True, "max_length": max_length}
     encoded = [tokenizer(text, **encode)["input_ids"] for text in texts]
     if family == "causal":  # the EOS also teaches where a sentence ends

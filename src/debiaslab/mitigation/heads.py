@@ -1,0 +1,235 @@
+"""Attention-head gating: scale individual attention heads to reduce toxic generations.
+
+Gates: one scalar per head, applied by a forward pre-hook on each attention block's output
+projection, whose input is the heads' outputs side by side (``(..., heads × head_dim)``): the
+hook multiplies head ``h``'s slice by ``gate[h]``. Gate 1 changes nothing, 0 removes the head.
+Supported: GPT-2 (``attn.c_proj``), Bloom (``self_attention.dense``), Llama / Qwen2 / Mistral
+(``self_attn.o_proj``), T5 (``SelfAttention.o`` and ``EncDecAttention.o``). Gates are saved as
+a small safetensors file keyed by module name.
+
+Attribution of the objective ``mean log p(toxic continuation | prompt) − mean log p(clean
+continuation | prompt)`` to heads: by ablation (the drop when one head is removed; default) or
+by gradient × gate at all gates 1 (Michel et al. 2019's importance proxy; one backward pass,
+but a linear approximation that misses saturated heads). Heads with the largest positive
+score push the model toward the toxic continuations; :func:`gate_top_k` closes the top ``k``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+from debiaslab.errors import ConfigError
+
+OUTPUT_PROJECTIONS = {
+    "gpt2": ("attn.c_proj",),
+    "bloom": ("self_attention.dense",),
+    "llama": ("self_attn.o_proj",),
+    "qwen2": ("self_attn.o_proj",),
+    "mistral": ("self_attn.o_proj",),
+    "t5": ("SelfAttention.o", "EncDecAttention.o"),
+}
+
+
+def _n_heads(config) -> int:
+    for name in ("n_head", "num_attention_heads", "num_heads"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    raise ConfigError(f"cannot find the number of attention heads in {type(config).__name__}")
+
+
+def _base(model):
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+class HeadGates:
+    """Per-head gates of a model, applied while attached (also as a context manager).
+
+    Args:
+        model: a transformers model of a supported architecture (or a PEFT wrapper of one).
+        gates: module name → gate vector (default: all ones).
+    """
+
+    def __init__(self, model, gates: Mapping[str, torch.Tensor] | None = None) -> None:
+        model = _base(model)
+        model_type = getattr(model.config, "model_type", "")
+        if model_type not in OUTPUT_PROJECTIONS:
+            raise ConfigError(
+                f"head gating supports {sorted(OUTPUT_PROJECTIONS)}, not {model_type!r}"
+            )
+        self.n_heads = _n_heads(model.config)
+        suffixes = OUTPUT_PROJECTIONS[model_type]
+        self.modules = {
+            name: module
+            for name, module in model.named_modules()
+            if name.endswith(suffixes) and not name.endswith("lora_A")
+        }
+        if not self.modules:
+            raise ConfigError(f"no attention output projections ({suffixes}) found")
+        self.gates = {name: torch.ones(self.n_heads) for name in self.modules}
+        if gates is not None:
+            unknown = set(gates) - set(self.modules)
+            if unknown:
+                raise ConfigError(f"gates for unknown modules: {sorted(unknown)[:3]}")
+            for name, gate in gates.items():
+                if gate.shape != (self.n_heads,):
+                    raise ConfigError(f"{name}: expected {self.n_heads} gates, got {gate.shape}")
+                self.gates[name] = gate.detach().clone().float()
+        self._handles: list = []
+
+    def _hook(self, name: str):
+        def hook(module, args):
+            x = args[0]
+            gate = self.gates[name].to(x.device, x.dtype)
+            heads = x.view(*x.shape[:-1], self.n_heads, x.shape[-1] // self.n_heads)
+            return ((heads * gate[:, None]).reshape(x.shape), *args[1:])
+
+        return hook
+
+    def attach(self) -> HeadGates:
+        if not self._handles:
+            self._handles = [
+                module.register_forward_pre_hook(self._hook(name))
+                for name, module in self.modules.items()
+            ]
+        return self
+
+    def detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def __enter__(self) -> HeadGates:
+        return self.attach()
+
+    def __exit__(self, *exc) -> None:
+        self.detach()
+
+    def closed(self) -> list[tuple[str, int]]:
+        """(module, head) of every gate below 1."""
+        return [(n, int(h)) for n, g in self.gates.items() for h in torch.nonzero(g < 1).ravel()]
+
+    def save(self, path: str | Path) -> Path:
+        """Write the gates as safetensors (atomically)."""
+        from safetensors.torch import save
+
+        from debiaslab.data.fetch import write_bytes_atomic
+
+        data = save({n: g.contiguous() for n, g in self.gates.items()}, {"format": "head-gates"})
+        return write_bytes_atomic(path, data)
+
+    @classmethod
+    def load(cls, model, path: str | Path) -> HeadGates:
+        """Gates saved by :meth:`save`, for ``model``."""
+        from safetensors.torch import load_file
+
+        return cls(model, load_file(str(path)))
+
+
+def _continuation_logprobs(lm, pairs: Sequence[tuple[str, str]]) -> torch.Tensor:
+    """Differentiable sum of log p(continuation | prompt) per pair (causal LMs, after BOS)."""
+    from debiaslab.scoring import _device_of, prefix_token_id
+
+    tok = lm.tokenizer
+    bos = prefix_token_id(tok)
+    rows, spans = [], []
+    for prompt, continuation in pairs:
+        context = [bos, *tok(prompt)["input_ids"]]
+        target = tok(continuation)["input_ids"]
+        rows.append(context + target)
+        spans.append((len(context), len(context) + len(target)))
+    width = max(len(r) for r in rows)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    device = _device_of(lm.model)
+    logits = lm.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    out = []
+    for i, (start, end) in enumerate(spans):
+        positions = torch.arange(start - 1, end - 1, device=device)
+        targets = ids[i, start:end].to(device)
+        out.append(logprobs[i, positions, targets].sum())
+    return torch.stack(out)
+
+
+def attribute(
+    lm,
+    toxic: Sequence[tuple[str, str]],
+    clean: Sequence[tuple[str, str]],
+    *,
+    method: str = "ablation",
+) -> dict[str, torch.Tensor]:
+    """How much each head pushes the model toward the toxic continuations.
+
+    The objective is ``mean log p(toxic | prompt) − mean log p(clean | prompt)``.
+
+    Args:
+        lm: a causal :class:`~debiaslab.models.LoadedModel`.
+        toxic: (prompt, toxic continuation) pairs.
+        clean: (prompt, clean continuation) pairs.
+        method: ``ablation`` (objective with all heads minus objective with this head
+            removed; one forward pass per head, exact for single heads) or ``gradient``
+            (gradient × gate at all gates 1, one backward pass; a linear approximation that
+            is poor where the model is saturated).
+
+    Returns:
+        Module name → one score per head (higher: the head favours the toxic continuations).
+    """
+    if lm.family != "causal":
+        raise ConfigError("head attribution is implemented for causal LMs")
+    if method not in ("ablation", "gradient"):
+        raise ConfigError(f"unknown attribution method {method!r}; expected ablation, gradient")
+    gates = HeadGates(lm.model)
+    was_training = lm.model.training
+    lm.model.eval()
+
+    def objective() -> torch.Tensor:
+        return _continuation_logprobs(lm, toxic).mean() - _continuation_logprobs(lm, clean).mean()
+
+    try:
+        if method == "gradient":
+            for gate in gates.gates.values():
+                gate.requires_grad_(True)
+            with gates:
+                objective().backward()
+            return {n: (g.grad * g).detach() for n, g in gates.gates.items()}
+        scores = {n: torch.zeros(gates.n_heads) for n in gates.gates}
+        with torch.no_grad(), gates:
+            full = float(objective())
+            for name, gate in gates.gates.items():
+                for head in range(gates.n_heads):
+                    gate[head] = 0.0
+                    scores[name][head] = full - float(objective())
+                    gate[head] = 1.0
+        return scores
+    finally:
+        lm.model.train(was_training)
+        lm.model.zero_grad(set_to_none=True)
+
+
+def gate_top_k(model, scores: Mapping[str, torch.Tensor], k: int, value: float = 0.0):
+    """Gates that set the ``k`` highest-scoring heads to ``value`` (0: remove them)."""
+    flat = sorted(
+        ((float(s), name, h) for name, vec in scores.items() for h, s in enumerate(vec)),
+        reverse=True,
+    )
+    gates = HeadGates(model)
+    for _, name, head in flat[:k]:
+        gates.gates[name][head] = value
+    return gates
+
+
+@contextlib.contextmanager
+def gated(model, gates: HeadGates) -> Iterator[HeadGates]:
+    """``with gated(model, gates):`` — generate or score with the gates applied."""
+    with gates:
+        yield gates
