@@ -89,3 +89,15 @@ def test_ablation_attribution_is_the_objective_drop_of_each_head(lm):
     assert len(top.closed()) == 3
     best = max(((float(s), n, h) for n, v in scores.items() for h, s in enumerate(v)))
     assert (best[1], best[2]) in top.closed()
+
+
+def test_greedy_gates_close_distinct_heads_starting_with_the_best(lm):
+    from debiaslab.mitigation.heads import greedy_gates
+
+    toxic = [("The nurse said", " you are a stupid fool.")]
+    clean = [("The nurse said", " she was kind.")]
+    scores = attribute(lm, toxic, clean)
+    best = max((float(s), n, h) for n, v in scores.items() for h, s in enumerate(v))
+    gates = greedy_gates(lm, toxic, clean, k=3)
+    closed = gates.closed()
+    assert len(set(closed)) == 3 and (best[1], best[2]) in closed

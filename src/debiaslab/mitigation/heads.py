@@ -167,6 +167,7 @@ def attribute(
     clean: Sequence[tuple[str, str]],
     *,
     method: str = "ablation",
+    base: HeadGates | None = None,
 ) -> dict[str, torch.Tensor]:
     """How much each head pushes the model toward the toxic continuations.
 
@@ -180,6 +181,8 @@ def attribute(
             removed; one forward pass per head, exact for single heads) or ``gradient``
             (gradient × gate at all gates 1, one backward pass; a linear approximation that
             is poor where the model is saturated).
+        base: gates already applied (ablation only; default all open): scores are relative to
+            them, as a greedy search needs.
 
     Returns:
         Module name → one score per head (higher: the head favours the toxic continuations).
@@ -188,7 +191,7 @@ def attribute(
         raise ConfigError("head attribution is implemented for causal LMs")
     if method not in ("ablation", "gradient"):
         raise ConfigError(f"unknown attribution method {method!r}; expected ablation, gradient")
-    gates = HeadGates(lm.model)
+    gates = HeadGates(lm.model, base.gates if base is not None else None)
     was_training = lm.model.training
     lm.model.eval()
 
@@ -207,9 +210,10 @@ def attribute(
             full = float(objective())
             for name, gate in gates.gates.items():
                 for head in range(gates.n_heads):
+                    kept = float(gate[head])
                     gate[head] = 0.0
                     scores[name][head] = full - float(objective())
-                    gate[head] = 1.0
+                    gate[head] = kept
         return scores
     finally:
         lm.model.train(was_training)
@@ -233,3 +237,23 @@ def gated(model, gates: HeadGates) -> Iterator[HeadGates]:
     """``with gated(model, gates):`` — generate or score with the gates applied."""
     with gates:
         yield gates
+
+
+def greedy_gates(
+    lm, toxic: Sequence[tuple[str, str]], clean: Sequence[tuple[str, str]], k: int
+) -> HeadGates:
+    """Close ``k`` heads one at a time, each time the one whose removal lowers the toxic −
+    clean objective most given the heads already closed (catches heads that are redundant
+    with each other, which one-shot scores miss)."""
+    gates = HeadGates(lm.model)
+    for _ in range(k):
+        scores = attribute(lm, toxic, clean, base=gates)
+        candidates = [
+            (float(s), n, h)
+            for n, vec in scores.items()
+            for h, s in enumerate(vec)
+            if gates.gates[n][h] > 0
+        ]
+        _, name, head = max(candidates)
+        gates.gates[name][head] = 0.0
+    return gates
