@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from debiaslab import notebooks as nb
-from debiaslab.results import read_result
+from debiaslab.results import read_all
 
 
 def test_committed_notebooks_are_exactly_the_rendered_templates():
@@ -82,8 +82,7 @@ def test_the_chain_runs_offline_on_the_tiny_presets(entry, tmp_path, monkeypatch
     for stage in nb.STAGES:
         source = nb.repo_root() / "notebooks" / entry.slug / f"{stage}.ipynb"
         nb.execute(source, tmp_path / f"{stage}.ipynb", nb.ci_parameters(entry, stage))
-    files = (out / "results" / entry.slug).glob("*.json")
-    records = [read_result(p) for p in files if not p.name.endswith(".predictions.json")]
+    records = [record for _, record in read_all(out / "results" / entry.slug)]
     stages = {(r["benchmark"], r["stage"]) for r in records}
     assert ("crows_pairs", "pre") in stages and ("crows_pairs", "post") in stages
     assert all(
@@ -118,7 +117,5 @@ def test_decoding_balance_notebook_runs_offline(tmp_path, monkeypatch, shared_da
     table = (results / "decoding_tradeoff.csv").read_text().splitlines()
     assert table[0].startswith("method,strength,share") and len(table) == 1 + 3
     assert (results / "decoding_tradeoff.png").is_file()
-    records = [
-        read_result(p) for p in results.glob("*.json") if not p.name.endswith(".predictions.json")
-    ]
+    records = [record for _, record in read_all(results)]
     assert sorted(r["stage"] for r in records) == ["balance", "plain", "self-debias-toxicity"]

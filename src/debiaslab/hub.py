@@ -47,7 +47,7 @@ import debiaslab
 from debiaslab.data.fetch import write_bytes_atomic
 from debiaslab.env import get_secret
 from debiaslab.errors import ConfigError
-from debiaslab.results import ARTIFACT_NAMES, headline_metrics, read_result
+from debiaslab.results import headline_metrics, read_all, read_result
 
 log = logging.getLogger(__name__)
 
@@ -726,9 +726,7 @@ def _load_records(
             continue
         path = Path(item)
         if path.is_dir():
-            for file in sorted(path.rglob("*.json")):
-                if not any(file.name.endswith(f".{a}.json") for a in ARTIFACT_NAMES):
-                    records.append(read_result(file))
+            records += [record for _, record in read_all(path)]
         else:
             records.append(read_result(path))
     return records

@@ -240,6 +240,15 @@ def read_result(path: str | Path) -> dict[str, Any]:
     return record
 
 
+def read_all(results_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Every result file under ``results_dir`` (recursively, side files skipped), read."""
+    return [
+        (path, read_result(path))
+        for path in sorted(Path(results_dir).rglob("*.json"))
+        if not any(path.name.endswith(f".{name}.json") for name in ARTIFACT_NAMES)
+    ]
+
+
 def load_all(results_dir: str | Path) -> pd.DataFrame:
     """Every result under ``results_dir`` (recursively) as a tidy frame, one row per metric.
 
@@ -247,10 +256,7 @@ def load_all(results_dir: str | Path) -> pd.DataFrame:
     higher_is_better, ideal, n_items, date, file.
     """
     rows = []
-    for path in sorted(Path(results_dir).rglob("*.json")):
-        if any(path.name.endswith(f".{name}.json") for name in ARTIFACT_NAMES):
-            continue
-        record = read_result(path)
+    for path, record in read_all(results_dir):
         model = record.get("model") or {}
         for metric, value in record["metrics"].items():
             low, high = (record.get("ci") or {}).get(metric) or (None, None)
