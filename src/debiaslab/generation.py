@@ -335,9 +335,9 @@ def _read_cache(path: Path) -> dict[str, str]:
 class _CacheWriter:
     """Appends finished outputs to a cache file, durably after every batch."""
 
-    def __init__(self, path: Path, model_key: str, settings: GenerationSettings) -> None:
+    def __init__(self, path: Path, model_key: str, settings: dict[str, Any]) -> None:
         self.model_key = model_key
-        self.settings = settings.as_dict()
+        self.settings = settings
         path.parent.mkdir(parents=True, exist_ok=True)
         self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
 
@@ -441,7 +441,7 @@ def generate(
             log.info("%s: %d of %d outputs already generated", path, len(texts), len(keys))
     todo = [(key, p, k) for (p, k), key in keys.items() if key not in texts]
     if todo:
-        writer = _CacheWriter(path, model_key, settings) if path is not None else None
+        writer = _CacheWriter(path, model_key, settings.as_dict()) if path is not None else None
         try:
             new = _generate_rows(lm, todo, settings, writer, progress, batch_size, processors)
         finally:

@@ -1,0 +1,175 @@
+"""Text-generation backends of the synthetic-data tool, and a resumable batch runner.
+
+``OpenAIBackend`` speaks the OpenAI-compatible chat-completions API (OpenAI, vLLM, TGI,
+llama.cpp servers …) with the standard library's HTTP client: base URL from the argument or
+``OPENAI_BASE_URL``, key from the argument or the secret store (``OPENAI_API_KEY``: env var →
+Kaggle secrets → Colab userdata). It spaces requests to a requests-per-minute budget and
+retries 429 and 5xx answers with exponential backoff (honouring ``Retry-After``). The key is
+sent only in the ``Authorization`` header: it is never logged, never written to an output and
+scrubbed from error messages.
+
+:func:`run_prompts` sends many prompts and appends each answer to a JSON-lines file (the
+generation engine's cache format), so an interrupted run resumes with the missing ones only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from tqdm.auto import tqdm
+
+from debiaslab.env import get_secret
+from debiaslab.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+class Backend(Protocol):
+    name: str
+
+    def complete(self, prompt: str) -> str: ...
+
+
+class OpenAIBackend:
+    """Chat completions from an OpenAI-compatible HTTP API.
+
+    Args:
+        model: the model name the server expects.
+        base_url: API root (default ``$OPENAI_BASE_URL``, else OpenAI's).
+        api_key: key (default: the ``OPENAI_API_KEY`` secret; a local server may need none).
+        requests_per_minute: spacing between requests.
+        max_retries: retries of a 429/5xx answer or a connection error.
+        backoff: first retry wait in seconds, doubled each retry.
+        temperature, max_tokens: sampling settings sent with each request.
+        timeout: seconds per request.
+        sleep: the wait function (tests pass a recorder).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        requests_per_minute: float = 60.0,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+        temperature: float = 1.0,
+        max_tokens: int = 256,
+        timeout: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        import os
+
+        self.name = f"openai:{model}"
+        self.model = model
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip(
+            "/"
+        )
+        self._key = api_key if api_key is not None else get_secret("OPENAI_API_KEY")
+        if requests_per_minute <= 0:
+            raise ConfigError(f"requests_per_minute must be positive, got {requests_per_minute}")
+        self.interval = 60.0 / requests_per_minute
+        self.max_retries, self.backoff = max_retries, backoff
+        self.temperature, self.max_tokens, self.timeout = temperature, max_tokens, timeout
+        self.sleep = sleep
+        self._last = 0.0
+
+    def __repr__(self) -> str:  # never the key
+        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._key, "<redacted>") if self._key else text
+
+    def _post(self, body: bytes) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        request = urllib.request.Request(
+            f"{self.base_url}/chat/completions", data=body, headers=headers, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            return json.loads(response.read().decode("utf-8"))
+
+    def complete(self, prompt: str) -> str:
+        """One chat completion of ``prompt`` (a single user message)."""
+        body = json.dumps(
+            {
+                "model": self.model,
+                "messages": [{"role": "user", "content": prompt}],
+                "temperature": self.temperature,
+                "max_tokens": self.max_tokens,
+            }
+        ).encode("utf-8")
+        for attempt in range(self.max_retries + 1):
+            wait = self.interval - (time.monotonic() - self._last)
+            if wait > 0:
+                self.sleep(wait)
+            self._last = time.monotonic()
+            try:
+                answer = self._post(body)
+                return str(answer["choices"][0]["message"]["content"])
+            except urllib.error.HTTPError as exc:
+                detail = self._scrub(exc.read().decode("utf-8", "replace")[:300])
+                if exc.code not in RETRY_STATUSES or attempt == self.max_retries:
+                    raise ConfigError(
+                        f"{self.base_url} answered HTTP {exc.code}: {detail}"
+                    ) from None
+                retry_after = exc.headers.get("Retry-After") if exc.headers else None
+                delay = float(retry_after) if retry_after else self.backoff * 2**attempt
+                log.warning("HTTP %d from %s; retrying in %.1f s", exc.code, self.base_url, delay)
+            except (urllib.error.URLError, TimeoutError) as exc:
+                if attempt == self.max_retries:
+                    raise ConfigError(
+                        f"cannot reach {self.base_url}: {self._scrub(str(exc))}"
+                    ) from None
+                delay = self.backoff * 2**attempt
+                log.warning("%s unreachable; retrying in %.1f s", self.base_url, delay)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ConfigError(
+                    f"{self.base_url}: not a chat-completions answer ({type(exc).__name__})"
+                ) from None
+            self.sleep(delay)
+        raise AssertionError("unreachable")
+
+
+def run_prompts(
+    backend: Backend,
+    prompts: Sequence[tuple[str, str]],
+    output: str | Path,
+    *,
+    progress: bool = True,
+) -> dict[str, str]:
+    """Answer ``(id, prompt)`` pairs, appending each answer to ``output`` (JSON lines).
+
+    Ids already in the file are not sent again, so a killed run resumes where it stopped.
+    Returns id → answer for every pair.
+    """
+    from debiaslab.generation import _CacheWriter, _read_cache
+
+    path = Path(output)
+    done = _read_cache(path)
+    todo = [(pid, prompt) for pid, prompt in prompts if pid not in done]
+    if len(todo) < len(prompts):
+        log.info(
+            "%s: %d of %d answers already there", path, len(prompts) - len(todo), len(prompts)
+        )
+    writer = _CacheWriter(path, backend.name, {"backend": backend.name})
+    try:
+        for pid, prompt in tqdm(todo, desc="synth", disable=not progress):
+            text = backend.complete(prompt)
+            writer.write([(pid, prompt, 0)], [text])
+            done[pid] = text
+    finally:
+        writer.close()
+    return {pid: done[pid] for pid, _ in prompts}
