@@ -85,6 +85,7 @@ from debiaslab.scoring import (
     _mlm_head,
     _run_batches,
     _unwrap,
+    pad_rows,
     prefix_token_id,
 )
 
@@ -478,14 +479,9 @@ def _generate_rows(
 
     @torch.inference_mode()
     def run(batch: list[int]) -> list[str]:
-        width = max(len(row_ids[i]) for i in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for b, i in enumerate(batch):
-            n = len(row_ids[i])
-            cols = slice(width - n, width) if causal else slice(0, n)  # causal: LEFT padding
-            ids[b, cols] = torch.tensor(row_ids[i])
-            attention[b, cols] = 1
+        # Causal models read LEFT-padded prompts; seq2seq encoders right-padded ones.
+        ids, attention = pad_rows([row_ids[i] for i in batch], pad_id, left=causal)
+        width = ids.shape[1]
         kwargs: dict[str, Any] = {
             "input_ids": ids.to(device),
             "attention_mask": attention.to(device),

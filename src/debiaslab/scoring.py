@@ -108,6 +108,26 @@ def _run_batches(
     return results
 
 
+def pad_rows(
+    rows: Sequence[Sequence[int]], pad_id: int, *, left: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad token id lists into ``(input_ids, attention_mask)``, on the right or the left.
+
+    Example:
+        >>> ids, mask = pad_rows([[5, 6], [7]], 0, left=True)
+        >>> ids.tolist(), mask.tolist()
+        ([[5, 6], [0, 7]], [[1, 1], [0, 1]])
+    """
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, row in enumerate(rows):
+        cols = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, cols] = torch.tensor(list(row), dtype=torch.long)
+        mask[i, cols] = 1
+    return ids, mask
+
+
 def _unwrap(model):
     """The transformers model under a PEFT wrapper (adapter layers stay active)."""
     get_base = getattr(model, "get_base_model", None)

@@ -598,7 +598,8 @@ def _fit(
     """The training loop of `train_tiny_classifier`; the losses of every step."""
     import torch
 
-    from debiaslab.tiny import _pad, adamw_loop
+    from debiaslab.scoring import pad_rows
+    from debiaslab.tiny import adamw_loop
 
     generator = torch.Generator().manual_seed(seed)
     batches = _batches(len(encoded), int(settings["batch_size"]), generator)
@@ -606,7 +607,7 @@ def _fit(
     def loss_of() -> torch.Tensor:
         batch = next(batches)
         rows = [_drop_tokens(encoded[i], settings["word_dropout"], generator) for i in batch]
-        ids, mask = _pad(rows, pad_id)
+        ids, mask = pad_rows(rows, pad_id)
         logits = model(input_ids=ids, attention_mask=mask).logits
         return torch.nn.functional.cross_entropy(
             logits,

@@ -1004,18 +1004,6 @@ def sentinel_input(text: str, rng: random.Random, rate: float) -> str:
     return " ".join(words)
 
 
-def _pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token id lists into ``(input_ids, attention_mask)``."""
-    import torch
-
-    ids = torch.full((len(rows), max(len(r) for r in rows)), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row)
-        mask[i, : len(row)] = 1
-    return ids, mask
-
-
 def adamw_loop(
     model: PreTrainedModel,
     loss_of: Callable[[], torch.Tensor | None],
@@ -1095,6 +1083,8 @@ def train_tiny(
     import torch
     from transformers import DataCollatorForLanguageModeling
 
+    from debiaslab.scoring import pad_rows
+
     _check_family(family)
     if not texts:
         raise ConfigError("train_tiny needs at least one training text")
@@ -1125,15 +1115,15 @@ def train_tiny(
             logits = model.cls(hidden[masked])
             return torch.nn.functional.cross_entropy(logits, batch["labels"][masked])
         if family == "causal":
-            ids, mask = _pad([encoded[i] for i in indices], pad_id)
+            ids, mask = pad_rows([encoded[i] for i in indices], pad_id)
             labels = ids.masked_fill(mask == 0, -100)
             return model(input_ids=ids, attention_mask=mask, labels=labels).loss
         sources = [
             tokenizer(sentinel_input(texts[i], sentinel_rng, mlm_probability), **encode)
             for i in indices
         ]
-        ids, mask = _pad([source["input_ids"] for source in sources], pad_id)
-        targets, target_mask = _pad([encoded[i] for i in indices], pad_id)
+        ids, mask = pad_rows([source["input_ids"] for source in sources], pad_id)
+        targets, target_mask = pad_rows([encoded[i] for i in indices], pad_id)
         labels = targets.masked_fill(target_mask == 0, -100)
         return model(input_ids=ids, attention_mask=mask, labels=labels).loss
 

@@ -275,14 +275,16 @@ class SelfDebias(LogitsProcessor):
             raise ConfigError(f"decay must be >= 0, got {decay}")
         self.lm, self.decay = lm, float(decay)
         self.prefixes = [lm.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prefixes]
-        self.pad = lm.tokenizer.pad_token_id
+        from debiaslab.generation import _pad_id
+
+        self.pad = _pad_id(lm.tokenizer)
 
     def __call__(
         self, input_ids: torch.LongTensor, scores: torch.FloatTensor
     ) -> torch.FloatTensor:
         if self.decay == 0:
             return scores
-        from debiaslab.scoring import _device_of
+        from debiaslab.scoring import _device_of, pad_rows
 
         rows = []
         for ids in input_ids.tolist():
@@ -290,13 +292,8 @@ class SelfDebias(LogitsProcessor):
             while start < len(ids) - 1 and ids[start] == self.pad:
                 start += 1
             rows += [prefix + ids[start:] for prefix in self.prefixes]
-        width = max(len(r) for r in rows)
         device = _device_of(self.lm.model)
-        ids = torch.full((len(rows), width), self.pad or 0, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, row in enumerate(rows):
-            ids[i, width - len(row) :] = torch.tensor(row)
-            mask[i, width - len(row) :] = 1
+        ids, mask = pad_rows(rows, self.pad, left=True)
         with torch.inference_mode():
             logits = self.lm.model(input_ids=ids.to(device), attention_mask=mask.to(device))
         biased = torch.softmax(logits.logits[:, -1].float(), dim=-1)

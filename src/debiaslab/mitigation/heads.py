@@ -133,7 +133,8 @@ class HeadGates:
 
 def _continuation_logprobs(lm, pairs: Sequence[tuple[str, str]]) -> torch.Tensor:
     """Differentiable sum of log p(continuation | prompt) per pair (causal LMs, after BOS)."""
-    from debiaslab.scoring import _device_of, prefix_token_id
+    from debiaslab.generation import _pad_id
+    from debiaslab.scoring import _device_of, pad_rows, prefix_token_id
 
     tok = lm.tokenizer
     bos = prefix_token_id(tok)
@@ -143,13 +144,7 @@ def _continuation_logprobs(lm, pairs: Sequence[tuple[str, str]]) -> torch.Tensor
         target = tok(continuation)["input_ids"]
         rows.append(context + target)
         spans.append((len(context), len(context) + len(target)))
-    width = max(len(r) for r in rows)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row)
-        mask[i, : len(row)] = 1
+    ids, mask = pad_rows(rows, _pad_id(tok))
     device = _device_of(lm.model)
     logits = lm.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
     logprobs = torch.log_softmax(logits.float(), dim=-1)
