@@ -29,18 +29,28 @@ class FakeHub:
         self.fail = fail
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
 
-    def create_repo(self, repo_id, *, private=None, exist_ok=False, token=None):
+    def create_repo(self, repo_id, *, repo_type=None, private=None, exist_ok=False, token=None):
         self.calls.append(
-            ("create_repo", repo_id, {"private": private, "exist_ok": exist_ok, "token": token})
+            (
+                "create_repo",
+                repo_id,
+                {"private": private, "exist_ok": exist_ok, "token": token, "repo_type": repo_type},
+            )
         )
         if self.fail is not None:
             raise self.fail
         (self.remote / repo_id).mkdir(parents=True, exist_ok=True)
         return f"https://huggingface.co/{repo_id}"
 
-    def upload_folder(self, *, folder_path, repo_id, commit_message=None, token=None):
+    def upload_folder(
+        self, *, folder_path, repo_id, repo_type=None, commit_message=None, token=None
+    ):
         self.calls.append(
-            ("upload_folder", repo_id, {"commit_message": commit_message, "token": token})
+            (
+                "upload_folder",
+                repo_id,
+                {"commit_message": commit_message, "token": token, "repo_type": repo_type},
+            )
         )
         shutil.copytree(folder_path, self.remote / repo_id, dirs_exist_ok=True)
 
@@ -186,7 +196,12 @@ def test_push_then_pull_round_trips_adapter_and_card(tmp_path, records, no_secre
     assert url == f"https://huggingface.co/{REPO}"
     assert snapshot(adapter) == before  # the caller's folder is untouched
     assert [c[0] for c in fake.calls] == ["create_repo", "upload_folder"]
-    assert fake.calls[0][2] == {"private": True, "exist_ok": True, "token": TOKEN}
+    assert fake.calls[0][2] == {
+        "private": True,
+        "exist_ok": True,
+        "token": TOKEN,
+        "repo_type": "model",
+    }
     remote = fake.remote / REPO
     assert sorted(snapshot(remote)) == sorted([*before, "README.md"])
     # A local base path in the uploaded adapter config is replaced by the public hub id.

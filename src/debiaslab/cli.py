@@ -12,6 +12,7 @@ import logging
 import sys
 
 from debiaslab.errors import DebiaslabError
+from debiaslab.mitigation.finetune import RECIPES
 from debiaslab.results import headline_metrics
 from debiaslab.textclass import REGARD_MODEL, TOXIC_LABEL, TOXICITY_MODEL
 
@@ -168,6 +169,70 @@ def cmd_push(args: argparse.Namespace) -> int:
         method=manifest.get("method") or args.method,
         private=not args.public,
     )
+    print(f"pushed to {url}" if url else "not pushed (no HF_TOKEN: see the log above)")
+    return 0
+
+
+def synth_backend(args: argparse.Namespace, spec):
+    """The backend that ``debiaslab synth generate`` flags describe."""
+    from debiaslab.synth.backends import OpenAIBackend, TransformersBackend
+
+    if args.backend == "openai":
+        return OpenAIBackend(
+            args.model,
+            base_url=args.base_url,
+            requests_per_minute=args.rpm,
+            temperature=args.temperature,
+            max_tokens=args.max_new_tokens,
+        )
+    from debiaslab.generation import GenerationSettings
+
+    if args.model == "tiny-writer":
+        from debiaslab.synth.examples import tiny_writer
+
+        lm = tiny_writer(spec, seed=args.seed)
+    else:
+        from debiaslab.models import load_model
+
+        lm = load_model(args.model, device=args.device)
+    settings = GenerationSettings(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+    )
+    chat = {"auto": None, "on": True, "off": False}[args.chat]
+    return TransformersBackend(lm, settings, chat=chat, batch_size=args.batch_size)
+
+
+def cmd_synth_generate(args: argparse.Namespace) -> int:
+    from debiaslab.synth.pipeline import synthesize
+    from debiaslab.synth.spec import load_spec
+
+    spec = load_spec(args.spec)
+    backend = synth_backend(args, spec)
+    manifest = synthesize(
+        spec,
+        backend,
+        args.n,
+        args.out,
+        toxicity_model=args.toxicity_model,
+        toxic_label=args.toxic_label,
+        regard_model=args.regard_model,
+        seed=args.seed,
+    )
+    for step in manifest["steps"]:
+        extra = f", added {step['added']}" if step.get("added") else ""
+        print(f"{step['step']:<22} removed {step['removed']:>5}{extra}  → {step['kept']} rows")
+    splits = ", ".join(f"{k} {v['n']}" for k, v in manifest["splits"].items())
+    print(f"{args.out}: {manifest['n_rows']} rows ({splits}); card in {args.out}/README.md")
+    return 0
+
+
+def cmd_synth_push(args: argparse.Namespace) -> int:
+    from debiaslab.hub import push_dataset
+
+    url = push_dataset(args.folder, args.repo, private=not args.public)
     print(f"pushed to {url}" if url else "not pushed (no HF_TOKEN: see the log above)")
     return 0
 
@@ -337,11 +402,15 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument(
         "--recipe",
         default="crows_counter",
-        choices=["crows_counter", "cda", "texts"],
+        choices=list(RECIPES),
         help="crows_counter: counter-stereotypical CrowS-Pairs sentences (train split); "
-        "cda: a text file augmented with gender swaps; texts: a text file as it is",
+        "cda: a text file augmented with gender swaps; texts: a text file as it is; "
+        "synthetic: the train split of a 'debiaslab synth generate' folder",
     )
-    ft.add_argument("--data", help="CrowS-Pairs CSV, or a text file (one text per line)")
+    ft.add_argument(
+        "--data",
+        help="CrowS-Pairs CSV, a text file (one text per line) or a synthetic dataset folder",
+    )
     ft.add_argument("--split-seed", type=int, default=0, help="CrowS-Pairs split seed")
     ft.add_argument("--method", default="lora", choices=["full", "lora", "qlora"])
     ft.add_argument("--steps", type=int, default=200)
@@ -423,6 +492,53 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--models", default=None, help="where trained tiny models are kept")
     de.add_argument("--quick", action="store_true", help="fewer items (a smoke run)")
     de.set_defaults(func=cmd_demo)
+
+    sy = sub.add_parser(
+        "synth",
+        help="generate, filter and share synthetic debiasing data",
+        description="Synthetic debiasing data: generate texts for a spec of groups × topics × "
+        "templates, filter them (toxicity, regard balance, duplicates, counterfactual "
+        "pairing), save a Hugging Face dataset with a card, and push it to the Hub.",
+    )
+    synth = sy.add_subparsers(dest="synth_verb", required=True, metavar="SYNTH_VERB")
+    sg = synth.add_parser(
+        "generate",
+        help="generate and filter a dataset for a spec",
+        description="Answers go to OUT/raw as they come (a rerun resumes); the dataset "
+        "(OUT/data/*.parquet, OUT/README.md, OUT/synth.json) is written only when complete. "
+        "The openai backend reads OPENAI_API_KEY (environment, Kaggle or Colab secret) and "
+        "OPENAI_BASE_URL.",
+    )
+    sg.add_argument("--spec", required=True, help="spec YAML, or a shipped example (gender-work)")
+    sg.add_argument("--backend", default="hf", choices=["hf", "openai"])
+    sg.add_argument(
+        "--model",
+        required=True,
+        help="hf: preset, hub id or path (tiny-writer: an offline tiny model for the spec); "
+        "openai: the model name the API expects",
+    )
+    sg.add_argument("--n", type=int, required=True, help="texts to generate before filtering")
+    sg.add_argument("--out", required=True, help="dataset folder")
+    sg.add_argument("--max-new-tokens", type=int, default=60)
+    sg.add_argument("--temperature", type=float, default=1.0)
+    sg.add_argument("--top-p", type=float, default=0.95, help="hf backend")
+    sg.add_argument(
+        "--chat", default="auto", choices=["auto", "on", "off"], help="hf: chat template"
+    )
+    sg.add_argument("--device", help="hf backend: cpu, cuda, ... (default: auto)")
+    sg.add_argument("--batch-size", type=int, help="hf backend: sequences per generate call")
+    sg.add_argument("--base-url", help="openai backend: API root (default $OPENAI_BASE_URL)")
+    sg.add_argument("--rpm", type=float, default=60.0, help="openai backend: requests/minute")
+    sg.add_argument("--toxicity-model", default=TOXICITY_MODEL)
+    sg.add_argument("--toxic-label", default=TOXIC_LABEL)
+    sg.add_argument("--regard-model", default=REGARD_MODEL)
+    sg.add_argument("--seed", type=int, default=0)
+    sg.set_defaults(func=cmd_synth_generate)
+    sp = synth.add_parser("push", help="upload a dataset folder to the Hub (HF_TOKEN)")
+    sp.add_argument("folder", help="a folder written by 'debiaslab synth generate'")
+    sp.add_argument("--repo", required=True, help="user/name of the Hub dataset")
+    sp.add_argument("--public", action="store_true", help="create a public repository")
+    sp.set_defaults(func=cmd_synth_push)
 
     mo = sub.add_parser("models", help="list model presets")
     mo.set_defaults(func=cmd_models)

@@ -841,13 +841,7 @@ def push(
     files = _folder_files(folder)
     token = token or get_secret(TOKEN_NAME)
     if not token:
-        log.warning(
-            "not pushing %s to the Hugging Face Hub (%s): no token. Set %s as an environment "
-            "variable, a Kaggle secret (Add-ons → Secrets) or a Colab secret, with write access.",
-            folder.name,
-            repo_id,
-            TOKEN_NAME,
-        )
+        _no_token(folder, repo_id)
         return None
     _check_no_token(folder, files, token)
     records = _load_records(results)
@@ -864,29 +858,117 @@ def push(
             adapter=kind == "adapter",
             license=license,
         )
+    message = commit_message or f"debiaslab {debiaslab.__version__}: upload {kind}"
+    return _upload(
+        folder,
+        files,
+        repo_id,
+        card=card,
+        token=token,
+        api=api,
+        private=private,
+        message=message,
+        prepare=(lambda stage: _publish_base(stage, base)) if kind == "adapter" else None,
+    )
+
+
+def _no_token(folder: Path, repo_id: str) -> None:
+    log.warning(
+        "not pushing %s to the Hugging Face Hub (%s): no token. Set %s as an environment "
+        "variable, a Kaggle secret (Add-ons → Secrets) or a Colab secret, with write access.",
+        folder.name,
+        repo_id,
+        TOKEN_NAME,
+    )
+
+
+def _upload(
+    folder: Path,
+    files: Sequence[Path],
+    repo_id: str,
+    *,
+    card: str,
+    token: str,
+    api: Any,
+    private: bool,
+    message: str,
+    repo_type: str = "model",
+    prepare: Any = None,
+) -> str:
+    """Stage ``files`` of ``folder`` with ``card`` as README.md and upload them to a repo."""
     card = _scrub(card, token)
     if Path(CARD_NAME) in files:
-        log.info("%s/%s is replaced by the model card in the upload", folder.name, CARD_NAME)
-    message = commit_message or f"debiaslab {debiaslab.__version__}: upload {kind}"
+        log.info("%s/%s is replaced by the generated card in the upload", folder.name, CARD_NAME)
     client = api if api is not None else default_api()
     with _staging(folder, files) as stage:
-        if kind == "adapter":
-            _publish_base(stage, base)
+        if prepare is not None:
+            prepare(stage)
         write_bytes_atomic(stage / CARD_NAME, card.encode("utf-8"))
         log.info("pushing %s (%d files + card) to %s", folder.name, len(files), repo_id)
         try:
-            url = client.create_repo(repo_id, private=private, exist_ok=True, token=token)
+            url = client.create_repo(
+                repo_id, repo_type=repo_type, private=private, exist_ok=True, token=token
+            )
             client.upload_folder(
-                folder_path=str(stage), repo_id=repo_id, commit_message=message, token=token
+                folder_path=str(stage),
+                repo_id=repo_id,
+                repo_type=repo_type,
+                commit_message=message,
+                token=token,
             )
         except Exception as exc:
             error = _hub_error("push to", repo_id, exc, token)
             if _leaks(exc, token):
                 raise error from None
             raise error from exc
-    url = str(url) if url else f"{HUB_URL}/{repo_id}"
+    prefix = "datasets/" if repo_type == "dataset" else ""
+    url = str(url) if url else f"{HUB_URL}/{prefix}{repo_id}"
     log.info("pushed to %s", url)
     return url
+
+
+def push_dataset(
+    folder: str | os.PathLike[str],
+    repo_id: str,
+    *,
+    private: bool = True,
+    token: str | None = None,
+    commit_message: str | None = None,
+    api: Any = None,
+) -> str | None:
+    """Upload a dataset folder written by ``debiaslab synth generate`` as a Hub dataset.
+
+    Uploaded: the parquet splits (``data/``), the dataset card (``README.md``) and the manifest
+    (``synth.json``); the raw, unfiltered generations (``raw/``) stay local. Token handling,
+    secret checks and errors are those of :func:`push`.
+
+    Returns:
+        The dataset's URL, or ``None`` when no token is available (skipped and logged).
+    """
+    from debiaslab.synth.pipeline import CARD, dataset_card, read_manifest
+
+    folder = Path(folder)
+    _check_repo_id(repo_id)
+    manifest = read_manifest(folder)
+    files = [f for f in _folder_files(folder) if f.parts[0] in ("data", CARD, "synth.json")]
+    if not any(f.parts[0] == "data" and f.suffix == ".parquet" for f in files):
+        raise ConfigError(f"{folder}: no data/*.parquet to upload")
+    token = token or get_secret(TOKEN_NAME)
+    if not token:
+        _no_token(folder, repo_id)
+        return None
+    _check_no_token(folder, files, token)
+    return _upload(
+        folder,
+        files,
+        repo_id,
+        card=dataset_card(manifest),
+        token=token,
+        api=api,
+        private=private,
+        message=commit_message or f"debiaslab {debiaslab.__version__}: upload dataset",
+        repo_type="dataset",
+    )
 
 
 def pull(

@@ -143,7 +143,7 @@ def swap_gender(text: str, swaps: dict[str, str]) -> str:
     def replace(match: re.Match[str]) -> str:
         word = match.group(0)
         lower = word.lower()
-        if lower == "her":  # possessive before a word, object otherwise
+        if lower == "her" and swaps.get("her") in ("his", "him"):  # possessive or object
             rest = text[match.end() :]
             target = "his" if re.match(r"\s+[A-Za-z]", rest) else "him"
         else:
@@ -190,8 +190,9 @@ def recipe_texts(
 
     Args:
         recipe: ``crows_counter`` (``data``: a CrowS-Pairs CSV, default resolved), ``cda``
-            (``data``: a text file, one text per line, augmented both ways) or ``texts``
-            (``data``: a text file, used as it is).
+            (``data``: a text file, one text per line, augmented both ways), ``texts``
+            (``data``: a text file, used as it is) or ``synthetic`` (``data``: a folder written
+            by ``debiaslab synth generate``; its train split, counterfactuals included).
         data: the data file.
         split_seed: seed of the CrowS-Pairs train/held-out split.
     """
@@ -207,6 +208,22 @@ def recipe_texts(
             "n_pairs": len(pairs),
             "n_train_pairs": len(texts),
         }
+    if recipe == "synthetic":
+        from debiaslab.synth.pipeline import load_texts, read_manifest
+
+        if data is None:
+            raise ConfigError(
+                "recipe 'synthetic' needs --data: a 'debiaslab synth generate' folder"
+            )
+        manifest = read_manifest(data)
+        texts = load_texts(data, "train")
+        return texts, {
+            "source": Path(data).name,
+            "spec": manifest["spec"]["name"],
+            "generator": manifest["backend"]["name"],
+            "split": "train",
+            "n_texts": len(texts),
+        }
     if data is None:
         raise ConfigError(f"recipe {recipe!r} needs --data: a text file, one text per line")
     lines = read_lines(data)
@@ -216,4 +233,6 @@ def recipe_texts(
         return texts, {"source": Path(data).name, **info, "n_texts": len(texts)}
     if recipe == "texts":
         return lines, {"source": Path(data).name, "n_texts": len(lines)}
-    raise ConfigError(f"unknown recipe {recipe!r}; expected crows_counter, cda or texts")
+    raise ConfigError(
+        f"unknown recipe {recipe!r}; expected crows_counter, cda, texts or synthetic"
+    )

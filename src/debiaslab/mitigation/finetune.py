@@ -35,7 +35,7 @@ from debiaslab.errors import ConfigError
 log = logging.getLogger(__name__)
 
 METHODS = ("full", "lora", "qlora")
-RECIPES = ("crows_counter", "cda", "texts")
+RECIPES = ("crows_counter", "cda", "texts", "synthetic")
 MANIFEST = "finetune.json"
 DEFAULT_LR = {"full": 5e-5, "lora": 2e-4, "qlora": 2e-4}
 # LoRA targets when the preset names none: the attention projections of common families.
@@ -237,8 +237,8 @@ def finetune(
         output: run directory: ``checkpoints/``, ``adapter/`` or ``model/``, ``finetune.json``.
         texts: training sentences (e.g. :func:`debiaslab.mitigation.data.crows_counter_texts`).
         config: settings (default :class:`FinetuneConfig`).
-        recipe: ``crows_counter``, ``cda`` or ``texts`` — recorded; ``crows_counter`` makes
-            later CrowS-Pairs evaluations refuse the training pairs.
+        recipe: ``crows_counter``, ``cda``, ``texts`` or ``synthetic`` — recorded;
+            ``crows_counter`` makes later CrowS-Pairs evaluations refuse the training pairs.
         recipe_info: facts about the data to record (source, split seed and fraction, sizes).
         family: model family if it cannot be inferred.
         device: ``cpu``, ``cuda`` …; under ``accelerate launch`` each process takes its

@@ -1,5 +1,9 @@
 """Text-generation backends of the synthetic-data tool, and a resumable batch runner.
 
+``TransformersBackend`` (``--backend hf``, the default) runs a local transformers model through
+the batched, seeded generation engine (:mod:`debiaslab.generation`), chat template applied
+when the tokenizer has one.
+
 ``OpenAIBackend`` speaks the OpenAI-compatible chat-completions API (OpenAI, vLLM, TGI,
 llama.cpp servers …) with the standard library's HTTP client: base URL from the argument or
 ``OPENAI_BASE_URL``, key from the argument or the secret store (``OPENAI_API_KEY``: env var →
@@ -20,13 +24,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
 from debiaslab.env import get_secret
 from debiaslab.errors import ConfigError
+from debiaslab.generation import GenerationSettings
+from debiaslab.synth.spec import Request
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +42,86 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
 class Backend(Protocol):
+    """Answers requests of a spec; ``answer`` appends to ``raw`` as it goes (resumable)."""
+
     name: str
 
-    def complete(self, prompt: str) -> str: ...
+    def answer(
+        self, requests: Sequence[Request], raw: Path, *, progress: bool = True
+    ) -> dict[str, str]: ...
+
+    def settings(self) -> dict[str, Any]: ...
+
+
+class TransformersBackend:
+    """A local transformers model (causal or seq2seq) through the batched generation engine.
+
+    A tokenizer with a chat template gets each prompt as one user message (``chat=None``:
+    whenever it has one); a base model continues the instruction as it is. Requests of one
+    cell share a prompt and differ by sample index, so one ``generate`` call with
+    ``num_return_sequences`` = samples per cell answers them all, seeded per (prompt, sample)
+    and cached in ``raw`` (an interrupted run resumes).
+
+    Args:
+        lm: a :class:`~debiaslab.models.LoadedModel` (causal or seq2seq).
+        generation: decoding settings (``num_return_sequences`` is set per run).
+        chat: apply the tokenizer's chat template (None: when it has one).
+        batch_size: sequences per generate call (default the engine's).
+    """
+
+    def __init__(
+        self,
+        lm,
+        generation: GenerationSettings | None = None,
+        *,
+        chat: bool | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        if lm.family not in ("causal", "seq2seq"):
+            raise ConfigError(
+                f"{lm.name} is a {lm.family} model; synthetic data needs a causal or seq2seq "
+                "model (one that generates text)"
+            )
+        self.lm = lm
+        self.name = f"hf:{lm.name}"
+        self.generation = generation or GenerationSettings(max_new_tokens=60, top_p=0.95)
+        template = getattr(lm.tokenizer, "chat_template", None)
+        if chat and not template:
+            raise ConfigError(f"{lm.name}'s tokenizer has no chat template")
+        self.chat = bool(template) if chat is None else chat
+        self.batch_size = batch_size
+
+    def format(self, prompt: str) -> str:
+        if not self.chat:
+            return prompt
+        return self.lm.tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+
+    def settings(self) -> dict[str, Any]:
+        return {"chat_template": self.chat, **self.generation.as_dict()}
+
+    def answer(
+        self, requests: Sequence[Request], raw: Path, *, progress: bool = True
+    ) -> dict[str, str]:
+        from debiaslab.generation import generate
+
+        if not requests:
+            return {}
+        prompts = list(dict.fromkeys(self.format(r.prompt) for r in requests))
+        index = {p: i for i, p in enumerate(prompts)}
+        settings = replace(
+            self.generation, num_return_sequences=max(r.sample for r in requests) + 1
+        )
+        out = generate(
+            self.lm,
+            prompts,
+            settings,
+            cache=raw,
+            progress=progress,
+            batch_size=self.batch_size,
+        )
+        return {r.id: out[index[self.format(r.prompt)]][r.sample] for r in requests}
 
 
 class OpenAIBackend:
@@ -101,6 +185,19 @@ class OpenAIBackend:
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
             return json.loads(response.read().decode("utf-8"))
 
+    def settings(self) -> dict[str, Any]:
+        return {
+            "base_url": self.base_url,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
+
+    def answer(
+        self, requests: Sequence[Request], raw: Path, *, progress: bool = True
+    ) -> dict[str, str]:
+        """Answer every request (one chat completion each), resumable from ``raw``."""
+        return run_prompts(self, [(r.id, r.prompt) for r in requests], raw, progress=progress)
+
     def complete(self, prompt: str) -> str:
         """One chat completion of ``prompt`` (a single user message)."""
         body = json.dumps(
@@ -144,7 +241,7 @@ class OpenAIBackend:
 
 
 def run_prompts(
-    backend: Backend,
+    backend: OpenAIBackend,
     prompts: Sequence[tuple[str, str]],
     output: str | Path,
     *,
