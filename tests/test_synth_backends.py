@@ -21,6 +21,7 @@ class Server:
     def __init__(self):
         self.requests: list[dict] = []
         self.failures: list[int] = []  # status codes to answer, in order, before succeeding
+        self.answer = lambda prompt: f"echo: {prompt}"
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,9 +39,8 @@ class Server:
                     self.wfile.write(b'{"error": "slow down"}')
                     return
                 prompt = body["messages"][-1]["content"]
-                answer = {
-                    "choices": [{"message": {"role": "assistant", "content": f"echo: {prompt}"}}]
-                }
+                content = outer.answer(prompt)
+                answer = {"choices": [{"message": {"role": "assistant", "content": content}}]}
                 data = json.dumps(answer).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -134,3 +134,49 @@ def test_run_resumes_after_an_interruption_without_resending(server, tmp_path, c
     assert len(server.requests) - before == 3
     assert answers == {pid: f"echo: {p}" for pid, p in prompts}
     assert CANARY not in out.read_text() and CANARY not in caplog.text
+
+
+def test_synth_generate_cli_with_the_openai_backend_writes_a_keyless_dataset(
+    server, tmp_path, monkeypatch, capsys, caplog
+):
+    """``debiaslab synth generate --backend openai``: key and URL from the environment, as a
+    user on Kaggle would set them; the answers are varied sentences about the asked group."""
+    import datasets
+
+    from debiaslab.cli import main
+
+    counter = iter(range(10_000))
+    verbs = ["plans the week", "trains a new colleague", "fixes a hard problem", "leads a meeting"]
+
+    def answer(prompt):
+        n = next(counter)
+        subject = "She" if "a woman" in prompt else "He"
+        topic = prompt.rsplit(" in ", 1)[-1].rstrip(".")
+        return f"{subject} works in {topic} and {verbs[n % 4]} on day {n}."
+
+    server.answer = answer
+    server.failures = [429]
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    out = tmp_path / "ds"
+    argv = [
+        "synth", "generate", "--spec", "gender-work", "--backend", "openai",
+        "--model", "tiny-chat", "--n", "48", "--out", str(out), "--rpm", "60000",
+        "--toxicity-model", "tiny-toxicity", "--regard-model", "tiny-regard",
+    ]  # fmt: skip
+    with caplog.at_level(logging.DEBUG):
+        assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "counterfactual pairs" in printed and "README.md" in printed
+    assert len(server.requests) == 48 + 1 and all(
+        r["auth"] == f"Bearer {CANARY}" for r in server.requests
+    )
+    ds = datasets.load_dataset(str(out))
+    assert sum(len(split) for split in ds.values()) > 0
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert CANARY.encode() not in path.read_bytes(), path
+    assert CANARY not in printed and CANARY not in caplog.text
+    # A second run resumes from the raw answers: nothing is asked again.
+    assert main(argv) == 0
+    assert len(server.requests) == 49
