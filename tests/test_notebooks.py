@@ -119,3 +119,28 @@ def test_decoding_balance_notebook_runs_offline(tmp_path, monkeypatch, shared_da
     assert (results / "decoding_tradeoff.png").is_file()
     records = [record for _, record in read_all(results)]
     assert sorted(r["stage"] for r in records) == ["balance", "plain", "self-debias-toxicity"]
+
+
+@pytest.mark.slow
+def test_synthetic_data_notebook_runs_offline(tmp_path, monkeypatch, shared_data):
+    """Spec → tiny writer → filters → dataset with card → (no token: no push) → full fine-tune
+    of tiny-gpt2 on the train split → pre/post evaluation of the fine-tuned model."""
+    (entry,) = [e for e in nb.METHODS if e.slug == "synthetic_data"]
+    out = tmp_path / "out"
+    monkeypatch.setenv("DEBIASLAB_OUTPUT", str(out))
+    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    source = nb.repo_root() / "notebooks" / entry.slug / "synthetic_data.ipynb"
+    nb.execute(source, tmp_path / "run.ipynb", nb.ci_parameters(entry, "synthetic_data"))
+    dataset = out / "datasets" / "synthetic-gender-work"
+    assert (dataset / "README.md").is_file() and list((dataset / "data").glob("train-*.parquet"))
+    manifest = json.loads((out / "runs" / entry.slug / "finetune.json").read_text())
+    assert manifest["recipe"] == "synthetic" and manifest["recipe_info"]["spec"] == "gender-work"
+    records = [record for _, record in read_all(out / "results" / entry.slug)]
+    stages = {(r["benchmark"], r["stage"]) for r in records}
+    assert ("crows_pairs", "pre") in stages and ("crows_pairs", "post") in stages
+    post = [r for r in records if r["stage"] == "post"]
+    assert all(r["model"]["source"].endswith("model") for r in post)  # the fine-tuned weights
+    executed = json.dumps(json.loads((tmp_path / "run.ipynb").read_text())["cells"])
+    assert "HUB_DATASET is not set" in executed

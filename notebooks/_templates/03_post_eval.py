@@ -5,8 +5,9 @@
 # pre and post (CrowS-Pairs with a paired bootstrap interval of the change), and optionally
 # push the adapter to the Hugging Face Hub with a model card made from these results.
 #
-# **Adapter.** `ADAPTER` is the run directory's adapter from notebook 2, or a Hub id such as
-# `user/{{SLUG}}-debiased` to evaluate a pushed one. Pushing needs a write token in the
+# **Adapter.** `ADAPTER` is notebook 2's run directory (its LoRA adapter, or its full model
+# after full fine-tuning), or a Hub id such as `user/{{SLUG}}-debiased` to evaluate a pushed
+# one. Pushing needs a write token in the
 # `HF_TOKEN` secret (Kaggle: Add-ons → Secrets; Colab: the key icon); without one the push is
 # skipped.
 #
@@ -15,7 +16,7 @@
 # %% tags=["parameters"]
 MODEL = "{{MODEL}}"
 INSTRUCTION = {{INSTRUCTION}}
-ADAPTER = "runs/{{SLUG}}/adapter"  # a directory under the output root, or a Hub id
+ADAPTER = "runs/{{SLUG}}"  # notebook 2's run directory (adapter or full model), or a Hub id
 LIMIT = None
 GENERATION_LIMIT = 20
 TOXICITY_MODEL = "facebook/roberta-hate-speech-dynabench-r4-target"

@@ -173,44 +173,26 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
-def synth_backend(args: argparse.Namespace, spec):
-    """The backend that ``debiaslab synth generate`` flags describe."""
-    from debiaslab.synth.backends import OpenAIBackend, TransformersBackend
-
-    if args.backend == "openai":
-        return OpenAIBackend(
-            args.model,
-            base_url=args.base_url,
-            requests_per_minute=args.rpm,
-            temperature=args.temperature,
-            max_tokens=args.max_new_tokens,
-        )
-    from debiaslab.generation import GenerationSettings
-
-    if args.model == "tiny-writer":
-        from debiaslab.synth.examples import tiny_writer
-
-        lm = tiny_writer(spec, seed=args.seed)
-    else:
-        from debiaslab.models import load_model
-
-        lm = load_model(args.model, device=args.device)
-    settings = GenerationSettings(
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        seed=args.seed,
-    )
-    chat = {"auto": None, "on": True, "off": False}[args.chat]
-    return TransformersBackend(lm, settings, chat=chat, batch_size=args.batch_size)
-
-
 def cmd_synth_generate(args: argparse.Namespace) -> int:
+    from debiaslab.synth.backends import make_backend
     from debiaslab.synth.pipeline import synthesize
     from debiaslab.synth.spec import load_spec
 
     spec = load_spec(args.spec)
-    backend = synth_backend(args, spec)
+    backend = make_backend(
+        args.backend,
+        args.model,
+        spec=spec,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        chat={"auto": None, "on": True, "off": False}[args.chat],
+        device=args.device,
+        batch_size=args.batch_size,
+        base_url=args.base_url,
+        requests_per_minute=args.rpm,
+        seed=args.seed,
+    )
     manifest = synthesize(
         spec,
         backend,

@@ -987,7 +987,8 @@ def pull(
     is, so offline code can pass a path where it would pass a repo id.
 
     Args:
-        repo_id: ``user/name`` on the Hub, or a local directory.
+        repo_id: ``user/name`` on the Hub, or a local directory: an adapter or model, or a
+            fine-tuning run directory (its ``adapter/`` or ``model/`` is returned).
         revision: branch, tag or commit.
         token: Hub token for private repos; default ``get_secret("HF_TOKEN")`` (may be none).
         cache_dir: Hugging Face cache directory (default: the library's).
@@ -1003,6 +1004,10 @@ def pull(
     if local_root is not None and (Path(local_root) / local).is_dir():
         local = Path(local_root) / local
     if local.is_dir():
+        from debiaslab.mitigation.finetune import MANIFEST
+
+        if (local / MANIFEST).is_file():  # a fine-tuning run: its adapter or full model
+            local = next((w for w in (local / "adapter", local / "model") if w.is_dir()), local)
         folder_kind(local)
         return local
     repo_id = str(repo_id)

@@ -69,12 +69,22 @@ METHODS = (
         "t4x2",
         stages=("decoding_balance",),
     ),
+    Entry(
+        "synthetic_data",
+        "Synthetic debiasing data",
+        "gpt2",
+        "tiny-gpt2",
+        False,
+        "t4x2",
+        stages=("synthetic_data",),
+    ),
 )
 STAGE_NAMES = {
     "01_pre_eval": "1. pre-evaluation",
     "02_finetune": "2. fine-tuning",
     "03_post_eval": "3. post-evaluation",
     "decoding_balance": "balancing strength vs. perplexity, Self-Debias, BOLD gaps",
+    "synthetic_data": "generate, filter, card and push a dataset; fine-tune on it; pre/post",
 }
 # Honest about what is known: the machines that build this project cannot reach the Hub, so
 # no notebook has been timed on a T4 with a real model yet.
@@ -253,6 +263,20 @@ def ci_parameters(entry: Entry, stage: str) -> dict:
             "MAX_NEW_TOKENS": 6,
             "TOXICITY_MODEL": "tiny-toxicity",
             "REGARD_MODEL": "tiny-regard",
+            "N_BOOT": 50,
+        }
+    if stage == "synthetic_data":
+        return {
+            **common,
+            "WRITER": "tiny-writer",
+            "N": 48,
+            "MAX_NEW_TOKENS": 20,
+            "TOXICITY_MODEL": "tiny-toxicity",
+            "REGARD_MODEL": "tiny-regard",
+            "HARDWARE": "cpu-ci",
+            "STEPS": 4,
+            "LIMIT": 12,
+            "GENERATION_LIMIT": 2,
             "N_BOOT": 50,
         }
     if stage == "02_finetune":

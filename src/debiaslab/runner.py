@@ -426,7 +426,8 @@ def evaluate_suite(
         benchmarks: which to run (default :data:`SUITES` of the family, plus
             ``stereoset_mc`` when ``instruction``).
         instruction: the model follows instructions (adds StereoSet's prompt form).
-        adapter: a PEFT adapter directory or hub id (post-evaluation).
+        adapter: a PEFT adapter directory or hub id (post-evaluation); a full model's
+            directory (full fine-tuning) is evaluated in place of ``model``.
         limit: CrowS-Pairs pairs / StereoSet examples per split (None: all).
         generation_limit: BOLD prompts and HONEST templates per group (None: all).
         bold_domains: BOLD domains (default: gender and race).
@@ -443,6 +444,11 @@ def evaluate_suite(
     if benchmarks is None and instruction:
         chosen.insert(2, "stereoset_mc")
     name = name or model  # pre and post share it; the stage and the adapter tell them apart
+    if adapter is not None and Path(adapter).is_dir():
+        from debiaslab.hub import folder_kind
+
+        if folder_kind(adapter) == "model":  # full fine-tuning: the weights are the model
+            model, adapter = str(adapter), None
     out = []
     for benchmark in chosen:
         kwargs = dict(common)

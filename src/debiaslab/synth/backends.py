@@ -240,6 +240,60 @@ class OpenAIBackend:
         raise AssertionError("unreachable")
 
 
+def make_backend(
+    kind: str,
+    model: str,
+    *,
+    spec=None,
+    max_new_tokens: int = 60,
+    temperature: float = 1.0,
+    top_p: float = 0.95,
+    chat: bool | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    base_url: str | None = None,
+    requests_per_minute: float = 60.0,
+    seed: int = 0,
+):
+    """The backend ``debiaslab synth generate`` (and the notebook) asks for.
+
+    Args:
+        kind: ``hf`` (a local transformers model) or ``openai`` (an OpenAI-compatible API).
+        model: hf: a preset, hub id or path, or ``tiny-writer`` (an offline tiny model trained
+            for ``spec`` by :func:`debiaslab.synth.examples.tiny_writer`); openai: the model
+            name the API expects.
+        spec: the spec (needed by ``tiny-writer``).
+        max_new_tokens, temperature: decoding (``max_tokens`` for the API).
+        top_p, chat, device, batch_size: hf only.
+        base_url, requests_per_minute: openai only (key: the ``OPENAI_API_KEY`` secret).
+        seed: generation seed (hf) and the tiny writer's.
+    """
+    if kind == "openai":
+        return OpenAIBackend(
+            model,
+            base_url=base_url,
+            requests_per_minute=requests_per_minute,
+            temperature=temperature,
+            max_tokens=max_new_tokens,
+        )
+    if kind != "hf":
+        raise ConfigError(f"unknown synth backend {kind!r}; expected hf or openai")
+    if model == "tiny-writer":
+        from debiaslab.synth.examples import tiny_writer
+
+        if spec is None:
+            raise ConfigError("the tiny-writer model is trained for a spec: pass spec=")
+        lm = tiny_writer(spec, seed=seed)
+    else:
+        from debiaslab.models import load_model
+
+        lm = load_model(model, device=device)
+    settings = GenerationSettings(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
+    )
+    return TransformersBackend(lm, settings, chat=chat, batch_size=batch_size)
+
+
 def run_prompts(
     backend: OpenAIBackend,
     prompts: Sequence[tuple[str, str]],

@@ -486,3 +486,30 @@ def dataset_card(manifest: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def steps_table(manifest: dict[str, Any]):
+    """The filter steps of a manifest as a DataFrame (step, rule, removed, added, rows after)."""
+    import pandas as pd
+
+    rows = [
+        {"step": "generated", "rule": f"{manifest['per_cell']} per cell", "removed": 0,
+         "added": 0, "rows": manifest["n_generated"]},
+        *(
+            {"step": s["step"], "rule": s.get("detail", ""), "removed": s["removed"],
+             "added": s.get("added", 0), "rows": s["kept"]}
+            for s in manifest["steps"]
+        ),
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def regard_table(manifest: dict[str, Any]):
+    """Regard-label shares per group before the balance and in the final data (DataFrame)."""
+    import pandas as pd
+
+    rows = []
+    for stage, key in (("before balance", "regard_before_balance"), ("final", "regard_final")):
+        for group, dist in manifest[key].items():
+            rows.append({"stage": stage, "group": group, **dist})
+    return pd.DataFrame(rows).fillna(0.0)
