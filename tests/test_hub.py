@@ -311,6 +311,19 @@ def test_pull_a_local_directory_returns_it(tmp_path, no_secret):
         hub.pull("not a repo id!", api=fake)
 
 
+def test_pull_a_fine_tuning_run_directory_returns_its_weights(tmp_path, no_secret):
+    lora_run = tmp_path / "out" / "runs" / "gpt2-lora"
+    adapter = make_adapter(lora_run / "adapter")
+    (lora_run / "finetune.json").write_text("{}")
+    assert hub.pull("runs/gpt2-lora", local_root=tmp_path / "out") == adapter
+    full_run = tmp_path / "full"
+    (full_run / "model").mkdir(parents=True)
+    (full_run / "model" / "config.json").write_text("{}")
+    (full_run / "model" / "model.safetensors").write_bytes(b"w")
+    (full_run / "finetune.json").write_text("{}")
+    assert hub.pull(str(full_run)) == full_run / "model"
+
+
 def test_pull_refuses_a_repo_without_configs(tmp_path, no_secret):
     fake = FakeHub(tmp_path / "remote")
     (fake.remote / REPO).mkdir(parents=True)
