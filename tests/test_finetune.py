@@ -232,11 +232,13 @@ class LocalHub:
     def __init__(self, remote):
         self.remote = remote
 
-    def create_repo(self, repo_id, *, private=None, exist_ok=False, token=None):
+    def create_repo(self, repo_id, *, repo_type=None, private=None, exist_ok=False, token=None):
         (self.remote / repo_id).mkdir(parents=True, exist_ok=True)
         return f"https://huggingface.co/{repo_id}"
 
-    def upload_folder(self, *, folder_path, repo_id, commit_message=None, token=None):
+    def upload_folder(
+        self, *, folder_path, repo_id, repo_type=None, commit_message=None, token=None
+    ):
         import shutil
 
         shutil.copytree(folder_path, self.remote / repo_id, dirs_exist_ok=True)
