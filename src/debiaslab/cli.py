@@ -92,6 +92,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         allow_train_pairs=args.allow_train_pairs,
         decoding=args.decoding,
         decoding_strength=args.decoding_strength,
+        head_gates=args.head_gates,
     )
     verb = "exists (skipped; --force recomputes)" if result.skipped else "written"
     print(f"{result.path} {verb}")
@@ -343,6 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument(
         "--decoding-strength", type=float, help="balance alpha (1) or Self-Debias decay (50)"
+    )
+    ev.add_argument(
+        "--head-gates",
+        help="attention-head gates file (safetensors, from debiaslab.mitigation.heads) "
+        "applied to the model",
     )
     ev.add_argument(
         "--crows-split",

@@ -200,10 +200,12 @@ def row_seed(seed: int, prompt: str, index: int) -> int:
 
 
 def default_model_key(lm) -> str:
-    """What identifies a model in cache keys: its name plus adapter, quantization, revision."""
+    """What identifies a model in cache keys: its name plus adapter, quantization, revision
+    and head gates."""
     info = getattr(lm, "info", None) or {}
     parts = [str(lm.name)]
-    parts += [f"{k}={info[k]}" for k in ("adapter", "quantization", "revision") if info.get(k)]
+    keys = ("adapter", "quantization", "revision", "head_gates")
+    parts += [f"{k}={info[k]}" for k in keys if info.get(k)]
     return " ".join(parts)
 
 

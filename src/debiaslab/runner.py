@@ -98,6 +98,16 @@ def _data_source(
     return path.name, sha256_of(path) if path.is_file() else None
 
 
+def _gates_id(path: str) -> str:
+    """A head-gates file as ``name@sha256[:12]`` (results and cache keys tell gates apart)."""
+    import hashlib
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"head-gates file {path} does not exist")
+    return f"{file.name}@{hashlib.sha256(file.read_bytes()).hexdigest()[:12]}"
+
+
 def evaluate(
     model: str,
     benchmark: str,
@@ -140,6 +150,7 @@ def evaluate(
     allow_train_pairs: bool = False,
     decoding: str | None = None,
     decoding_strength: float | None = None,
+    head_gates: str | None = None,
 ) -> RunResult:
     """Evaluate ``model`` on ``benchmark`` and write ``output/<run_id>.json`` (+ items).
 
@@ -177,6 +188,8 @@ def evaluate(
             balancing, GN-GloVe gender words), ``self-debias-gender`` or
             ``self-debias-toxicity``; ``decoding_strength`` is its alpha (default 1) or decay
             (default 50).
+        head_gates: a head-gates file (:meth:`debiaslab.mitigation.heads.HeadGates.save`)
+            applied to the model for this run; recorded by name and content hash.
     """
     from debiaslab.models import load_model
 
@@ -223,6 +236,8 @@ def evaluate(
     }
     if benchmark == "crows_pairs" and crows_split != "all":
         config.update({"crows_split": crows_split, "split_seed": split_seed})
+    if head_gates is not None:
+        config["head_gates"] = _gates_id(head_gates)
     scorers = None
     if benchmark in GENERATIVE:
         from debiaslab.benchmarks.text_scores import check_metrics, make_scorers
@@ -283,6 +298,11 @@ def evaluate(
         trust_remote_code=trust_remote_code,
         use_safetensors=use_safetensors,
     )
+    if head_gates is not None:
+        from debiaslab.mitigation.heads import HeadGates
+
+        HeadGates.load(lm.model, head_gates).attach()  # for as long as this model lives
+        lm.info["head_gates"] = config["head_gates"]
     started = time.perf_counter()
     if benchmark in GENERATIVE:
         from debiaslab.benchmarks import generative
