@@ -1,7 +1,11 @@
-"""Attention-head gates: the hook's arithmetic, save/load, and attribution by ablation."""
+"""Attention-head gates: the hook's arithmetic, save/load, attribution by ablation, and the
+acceptance check on a tiny LM planted to turn toxic after a trigger word."""
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import pytest
 import torch
 
@@ -101,3 +105,164 @@ def test_greedy_gates_close_distinct_heads_starting_with_the_best(lm):
     gates = greedy_gates(lm, toxic, clean, k=3)
     closed = gates.closed()
     assert len(set(closed)) == 3 and (best[1], best[2]) in closed
+
+
+def test_attribution_can_score_only_the_first_continuation_tokens(lm):
+    from debiaslab.mitigation.heads import _continuation_logprobs, greedy_gates
+
+    pairs = [("The nurse said", " you are a stupid fool."), ("He", " was kind.")]
+    with torch.no_grad():
+        first = _continuation_logprobs(lm, pairs, tokens=1)
+        whole = _continuation_logprobs(lm, pairs)
+        long = _continuation_logprobs(lm, pairs, tokens=100)
+    # By hand: log p(first continuation token | BOS + prompt).
+    for (prompt, continuation), value in zip(pairs, first, strict=True):
+        context = [lm.tokenizer.bos_token_id, *lm.tokenizer(prompt)["input_ids"]]
+        target = lm.tokenizer(continuation)["input_ids"][0]
+        with torch.no_grad():
+            out = lm.model(input_ids=torch.tensor([context])).logits[0, -1]
+        assert float(value) == pytest.approx(float(out.log_softmax(-1)[target]), abs=1e-5)
+    torch.testing.assert_close(long, whole)
+    assert (first > whole).all()  # fewer log-probabilities summed
+    toxic, clean = pairs[:1], [("The nurse said", " she was kind.")]
+    scores = attribute(lm, toxic, clean, tokens=2)
+    assert not torch.allclose(
+        scores["transformer.h.0.attn.c_proj"],
+        attribute(lm, toxic, clean)["transformer.h.0.attn.c_proj"],
+    )
+    best = max((float(s), n, h) for n, v in scores.items() for h, s in enumerate(v))
+    assert (best[1], best[2]) in greedy_gates(lm, toxic, clean, k=1, tokens=2).closed()
+    with pytest.raises(ConfigError, match="tokens must be"):
+        attribute(lm, toxic, clean, tokens=0)
+
+
+def test_trigger_corpus_plants_the_trigger_where_heads_must_fetch_it():
+    texts = tiny.trigger_toxicity_texts(
+        2000, toxic_lines=["You fool."], clean_lines=["Nice day."], seed=0
+    )
+    assert texts == tiny.trigger_toxicity_texts(
+        2000, toxic_lines=["You fool."], clean_lines=["Nice day."], seed=0
+    )
+    triggered = [t for t in texts if tiny.TRIGGER in t.split()]
+    assert 0.45 < len(triggered) / len(texts) < 0.55
+    assert 0.75 < sum(t.endswith("You fool.") for t in triggered) / len(triggered) < 0.85
+    assert all(t.endswith("Nice day.") for t in texts if t not in triggered)
+    prompts = set(tiny.trigger_prompts(tiny.TRIGGER_STARTS))
+    for text in triggered:
+        prompt = text.removesuffix(" You fool.").removesuffix(" Nice day.")
+        assert prompt in prompts and not prompt.endswith(tiny.TRIGGER)
+    # Every position occurs: the heads that fetch the trigger cannot rely on where it is.
+    longest = max(len(s.split()) for s in tiny.TRIGGER_STARTS)
+    assert {t.split().index(tiny.TRIGGER) for t in triggered} == set(range(longest))
+    with pytest.raises(ConfigError, match="outside"):
+        tiny.trigger_prompt("He said", 2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Acceptance: gating the attributed heads of a trigger-toxic tiny LM
+# ---------------------------------------------------------------------------------------------
+
+K = 2  # heads closed (of 16)
+ATTRIBUTION_TOKENS = 3  # score the first 3 continuation tokens, where the choice is made
+N_RANDOM = 6  # random k-head sets of the control
+
+
+def bootstrap_ci(values: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of the mean of ``values`` (one per prompt)."""
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (n, len(values)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def trigger_gating_figures(seed: int) -> dict:
+    """Train the trigger model, attribute on the training starts, and measure on the others.
+
+    Attribution pairs: the first 10 `TRIGGER_STARTS` with the trigger at every position, each
+    with 4 toxic and 4 clean training lines. Evaluation: the last 6 starts (never attributed
+    on) with the trigger at every position, 16 sampled continuations of 16 tokens per prompt,
+    toxic when the tiny toxicity classifier gives ``hate`` >= 0.5; the unit of the bootstrap
+    is the prompt (its 16 samples share it). Clean text: the evaluation starts without the
+    trigger, each followed by each of the 40 clean training lines (what the model knows; a
+    damaged model shows there) and by each held-out clean line (new to it).
+    """
+    from debiaslab import textclass
+    from debiaslab.generation import GenerationSettings, generate
+    from debiaslab.mitigation.decoding import perplexity
+
+    lines = textclass.classifier_lines("toxicity")
+    hate, clean = lines["train"]["hate"], lines["train"]["nothate"]
+    texts = tiny.trigger_toxicity_texts(2000, toxic_lines=hate, clean_lines=clean, seed=seed)
+    lm = from_objects(*tiny.train_trigger_toxicity(texts, seed=seed))
+    classifier = textclass.TextClassifier.from_objects(
+        *textclass.build_tiny_classifier("toxicity", seed=0), name="tiny-toxicity"
+    )
+    attribution_starts, eval_starts = tiny.TRIGGER_STARTS[:10], tiny.TRIGGER_STARTS[10:]
+    rng = random.Random(seed)
+    prompts = tiny.trigger_prompts(attribution_starts)
+    toxic_pairs = [(p, f" {line}") for p in prompts for line in rng.sample(hate, 4)]
+    clean_pairs = [(p, f" {line}") for p in prompts for line in rng.sample(clean, 4)]
+    scores = attribute(lm, toxic_pairs, clean_pairs, tokens=ATTRIBUTION_TOKENS)
+
+    eval_prompts = [f"<|endoftext|>{p}" for p in tiny.trigger_prompts(eval_starts)]
+    settings = GenerationSettings(max_new_tokens=16, num_return_sequences=16, seed=0)
+    known = [f"{s} {line}" for s in eval_starts for line in clean]
+    new = [f"{s} {line}" for s in eval_starts for line in lines["heldout"]["nothate"]]
+
+    def measure(gates: HeadGates | None, prompts=eval_prompts) -> dict:
+        with gates if gates is not None else HeadGates(lm.model), torch.no_grad():
+            out = generate(lm, prompts, settings, progress=False)
+            ppl = {"known": perplexity(lm, known), "new": perplexity(lm, new)}
+        flat = [text for row in out for text in row]
+        toxic = classifier.scores(flat, "hate", progress=False) >= 0.5
+        return {"rates": toxic.reshape(len(prompts), -1).mean(axis=1), "ppl": ppl}
+
+    plain = measure(None)
+    untriggered = measure(None, [f"<|endoftext|>{s}" for s in eval_starts])
+
+    def versus_plain(gates: HeadGates) -> dict:
+        got = measure(gates)
+        drop = plain["rates"] - got["rates"]
+        return {
+            "closed": gates.closed(),
+            "rate": float(got["rates"].mean()),
+            "drop": float(drop.mean()),
+            "drop_ci": bootstrap_ci(drop),
+            "ppl_ratio": {k: got["ppl"][k] / plain["ppl"][k] for k in got["ppl"]},
+        }
+
+    heads = [(name, h) for name in scores for h in range(len(scores[name]))]
+    randoms = []
+    for r in range(N_RANDOM):
+        gates = HeadGates(lm.model)
+        for name, h in random.Random(f"control:{r}").sample(heads, K):
+            gates.gates[name][h] = 0.0
+        randoms.append(versus_plain(gates))
+    return {
+        "plain_rate": float(plain["rates"].mean()),
+        "plain_rate_ci": bootstrap_ci(plain["rates"]),
+        "untriggered_rate": float(untriggered["rates"].mean()),
+        "plain_ppl": plain["ppl"],
+        "top": versus_plain(gate_top_k(lm.model, scores, K)),
+        "bottom": versus_plain(gate_top_k(lm.model, {n: -v for n, v in scores.items()}, K)),
+        "random_drops": [r["drop"] for r in randoms],
+    }
+
+
+@pytest.mark.slow
+def test_gating_attributed_heads_lowers_toxicity_after_the_trigger_at_bounded_perplexity():
+    """The issue's acceptance check (~30 s on 2 cores). Every bound below holds on seeds 0-5
+    (the figures are in the docstring of :mod:`debiaslab.mitigation.heads`); seed 0 has the
+    second-smallest drop of the six."""
+    fig = trigger_gating_figures(seed=0)
+    # The planted model: toxic after the trigger, clean without it.
+    assert fig["plain_rate"] > 0.7 and fig["untriggered_rate"] < 0.05
+    top = fig["top"]
+    # Closing the top-k attributed heads lowers the toxic rate on held-out prompts: the 95%
+    # bootstrap interval of the per-prompt drop lies above 0.1.
+    assert top["drop_ci"][0] > 0.1, top
+    # ... at a bounded cost: clean-text perplexity rises by at most a quarter (known lines)
+    # and a half (held-out lines).
+    assert top["ppl_ratio"]["known"] < 1.25 and top["ppl_ratio"]["new"] < 1.5, top
+    # Controls: the k lowest-scored heads, and k random heads on average, lower it much less.
+    assert fig["bottom"]["drop"] < 0.1, fig["bottom"]
+    assert np.mean(fig["random_drops"]) < top["drop"] / 2, fig["random_drops"]

@@ -59,14 +59,24 @@ def calibration(panels: list[tuple[str, pd.DataFrame]], path_stem: str | Path) -
     return save_figure(fig, path_stem)
 
 
-def tradeoff(frame: pd.DataFrame, path_stem: str | Path, *, target: float = 0.5) -> list[Path]:
-    """Group share of mentions against perplexity cost, one point per method strength.
+def tradeoff(
+    frame: pd.DataFrame,
+    path_stem: str | Path,
+    *,
+    target: float | None = 0.5,
+    ylabel: str = "share of group mentions (95% CI)",
+    xlabel: str = "perplexity relative to plain decoding",
+) -> list[Path]:
+    """A mitigation's effect against its perplexity cost, one point per method strength.
 
     Args:
-        frame: :func:`debiaslab.mitigation.decoding.tradeoff` output (method, strength, share,
+        frame: :func:`debiaslab.mitigation.decoding.tradeoff` or
+            :func:`debiaslab.mitigation.heads.tradeoff` output (method, strength, share,
             ci_low, ci_high, ppl_ratio).
         path_stem: output path without suffix.
-        target: the balanced share (a dashed line).
+        target: the ideal value (a dashed line; the balanced share 0.5 for decoding, 0 toxic
+            rate for gating), or None.
+        ylabel, xlabel: axis labels.
     """
     from matplotlib.figure import Figure
 
@@ -91,8 +101,9 @@ def tradeoff(frame: pd.DataFrame, path_stem: str | Path, *, target: float = 0.5)
                 xytext=(4, 4),
                 fontsize=7,
             )
-    ax.axhline(target, linestyle="--", color="grey", linewidth=1)
-    ax.set_xlabel("perplexity relative to plain decoding")
-    ax.set_ylabel("share of group mentions (95% CI)")
+    if target is not None:
+        ax.axhline(target, linestyle="--", color="grey", linewidth=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.legend(frameon=False)
     return save_figure(fig, path_stem)

@@ -12,6 +12,36 @@ continuation | prompt)`` to heads: by ablation (the drop when one head is remove
 by gradient × gate at all gates 1 (Michel et al. 2019's importance proxy; one backward pass,
 but a linear approximation that misses saturated heads). Heads with the largest positive
 score push the model toward the toxic continuations; :func:`gate_top_k` closes the top ``k``.
+
+Where the decision is made:
+    Whether a continuation turns toxic is decided at its first few tokens; the rest is
+    predicted mostly from the continuation itself ("you stupid" → "fool"), by whatever heads
+    model language in general. Summed over whole continuations, the objective is dominated by
+    those later tokens, which can rank general-purpose heads above the ones that carry the
+    decision. ``tokens=n`` scores only the first ``n`` tokens of each continuation (toxic and
+    clean lines often share their first word or two: "He is a pathetic idiot" / "He is a
+    careful engineer", hence 3 rather than 1). On 21 trigger models (designs and seeds of
+    :func:`debiaslab.tiny.trigger_toxicity_texts`), closing the top two heads by ``tokens=3``
+    lowered the toxic rate more than by whole continuations on 7, less on 3 and the same on
+    the rest (mostly the same two heads). The default stays None: where the choice is made is
+    a property of the data.
+
+Measured (tests/test_heads.py, the trigger model of `debiaslab.tiny`, 4 layers × 4 heads,
+seeds 0-5): closing the top 2 of 16 heads by ``tokens=3`` ablation lowers the toxic rate on
+held-out triggered prompts from 0.82-0.92 to 0.43-0.75 (per-prompt drop 0.18-0.48, lower
+ends of the 95% bootstrap intervals 0.14-0.41), while perplexity on the clean text the model
+learned rises 7-17% (on held-out clean lines: −8% to +37%); the two lowest-scored heads
+change nothing (drops within ±0.02) and two random heads lower it by 0.03-0.09 on average
+(up to 0.34 when a draw hits a trigger head). The trigger is carried by several heads of the
+first layer at once: closing a third or fourth adds less and costs more (perplexity up to
+×1.4, ×2 with all four), and no set of heads brings the rate near the untriggered 0.
+
+Learned gates, tried and dropped:
+    Continuous gates (sigmoid of a logit per head) trained to lower the objective while
+    keeping the LM loss on clean text, with an L1 penalty on closed gates, then binarised or
+    cut to the top ``k``, found the same heads as ablation with ``tokens=3`` or worse ones (a
+    strong penalty keeps too few heads closed, a weak one closes later-layer heads that do
+    little), and took ~100 s on the trigger model where ablation takes ~2 s.
 """
 
 from __future__ import annotations
@@ -131,8 +161,11 @@ class HeadGates:
         return cls(model, load_file(str(path)))
 
 
-def _continuation_logprobs(lm, pairs: Sequence[tuple[str, str]]) -> torch.Tensor:
-    """Differentiable sum of log p(continuation | prompt) per pair (causal LMs, after BOS)."""
+def _continuation_logprobs(
+    lm, pairs: Sequence[tuple[str, str]], tokens: int | None = None
+) -> torch.Tensor:
+    """Differentiable sum of log p(continuation | prompt) per pair (causal LMs, after BOS),
+    over the first ``tokens`` tokens of each continuation (all when None)."""
     from debiaslab.generation import _pad_id
     from debiaslab.scoring import _device_of, pad_rows, prefix_token_id
 
@@ -142,6 +175,8 @@ def _continuation_logprobs(lm, pairs: Sequence[tuple[str, str]]) -> torch.Tensor
     for prompt, continuation in pairs:
         context = [bos, *tok(prompt)["input_ids"]]
         target = tok(continuation)["input_ids"]
+        if tokens is not None:
+            target = target[:tokens]
         rows.append(context + target)
         spans.append((len(context), len(context) + len(target)))
     ids, mask = pad_rows(rows, _pad_id(tok))
@@ -163,10 +198,12 @@ def attribute(
     *,
     method: str = "ablation",
     base: HeadGates | None = None,
+    tokens: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """How much each head pushes the model toward the toxic continuations.
 
-    The objective is ``mean log p(toxic | prompt) − mean log p(clean | prompt)``.
+    The objective is ``mean log p(toxic | prompt) − mean log p(clean | prompt)``, over the
+    first ``tokens`` tokens of each continuation.
 
     Args:
         lm: a causal :class:`~debiaslab.models.LoadedModel`.
@@ -178,6 +215,11 @@ def attribute(
             is poor where the model is saturated).
         base: gates already applied (ablation only; default all open): scores are relative to
             them, as a greedy search needs.
+        tokens: score only the first ``tokens`` tokens of each continuation, where the choice
+            between a toxic and a clean continuation is made (see the module docstring; 3 on
+            the trigger model); None (default) scores whole continuations, which suits
+            continuations that differ all along but lets the tokens predicted from the
+            continuation itself swamp the decision.
 
     Returns:
         Module name → one score per head (higher: the head favours the toxic continuations).
@@ -186,12 +228,17 @@ def attribute(
         raise ConfigError("head attribution is implemented for causal LMs")
     if method not in ("ablation", "gradient"):
         raise ConfigError(f"unknown attribution method {method!r}; expected ablation, gradient")
+    if tokens is not None and tokens < 1:
+        raise ConfigError(f"tokens must be a positive number of tokens or None, got {tokens}")
     gates = HeadGates(lm.model, base.gates if base is not None else None)
     was_training = lm.model.training
     lm.model.eval()
 
     def objective() -> torch.Tensor:
-        return _continuation_logprobs(lm, toxic).mean() - _continuation_logprobs(lm, clean).mean()
+        return (
+            _continuation_logprobs(lm, toxic, tokens).mean()
+            - _continuation_logprobs(lm, clean, tokens).mean()
+        )
 
     try:
         if method == "gradient":
@@ -235,14 +282,20 @@ def gated(model, gates: HeadGates) -> Iterator[HeadGates]:
 
 
 def greedy_gates(
-    lm, toxic: Sequence[tuple[str, str]], clean: Sequence[tuple[str, str]], k: int
+    lm,
+    toxic: Sequence[tuple[str, str]],
+    clean: Sequence[tuple[str, str]],
+    k: int,
+    *,
+    tokens: int | None = None,
 ) -> HeadGates:
     """Close ``k`` heads one at a time, each time the one whose removal lowers the toxic −
-    clean objective most given the heads already closed (catches heads that are redundant
-    with each other, which one-shot scores miss)."""
+    clean objective (over the first ``tokens`` continuation tokens, see :func:`attribute`)
+    most given the heads already closed (catches heads that are redundant with each other,
+    which one-shot scores miss)."""
     gates = HeadGates(lm.model)
     for _ in range(k):
-        scores = attribute(lm, toxic, clean, base=gates)
+        scores = attribute(lm, toxic, clean, base=gates, tokens=tokens)
         candidates = [
             (float(s), n, h)
             for n, vec in scores.items()
