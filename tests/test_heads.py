@@ -266,3 +266,83 @@ def test_gating_attributed_heads_lowers_toxicity_after_the_trigger_at_bounded_pe
     # Controls: the k lowest-scored heads, and k random heads on average, lower it much less.
     assert fig["bottom"]["drop"] < 0.1, fig["bottom"]
     assert np.mean(fig["random_drops"]) < top["drop"] / 2, fig["random_drops"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Attribution pairs from the model's own continuations, and the k-heads trade-off table
+# ---------------------------------------------------------------------------------------------
+
+
+class RuleClassifier:
+    """Calls a text toxic (1.0) when it contains one of ``words``; a stand-in classifier."""
+
+    def __init__(self, words):
+        self.words = words
+        self.labels = ["nothate", "hate"]
+
+    def scores(self, texts, label, progress=True):
+        assert label == "hate"
+        return np.array([float(any(w in t for w in self.words)) for t in texts])
+
+
+def test_toxicity_pairs_split_the_models_continuations_and_match_prompts(lm):
+    from debiaslab.generation import GenerationSettings, generate
+    from debiaslab.mitigation.heads import toxicity_pairs
+
+    prompts = ["The nurse said", "My neighbour wrote", "He", "The engineer thinks"]
+    settings = GenerationSettings(max_new_tokens=6, num_return_sequences=6, seed=0)
+    out = generate(lm, prompts, settings, progress=False)
+    texts = [t for row in out for t in row]
+    words = sorted({w for t in texts for w in t.split()})[:8]  # words some continuations have
+    classifier = RuleClassifier(words)
+    toxic, clean = toxicity_pairs(lm, prompts, classifier, settings, progress=False)
+    rows = [(p, t) for p, row in zip(prompts, out, strict=True) for t in row if t.strip()]
+    is_toxic = {(p, t): any(w in t for w in words) for p, t in rows}
+    assert toxic and all(is_toxic[pair] for pair in toxic)
+    assert all(not is_toxic[pair] for pair in clean) and len(clean) == len(toxic)
+    assert len(set(clean)) == len(clean)
+    # Matched: a toxic pair's prompt has a clean pair whenever that prompt had a clean one.
+    with_clean = {p for (p, t), bad in is_toxic.items() if not bad}
+    for prompt in {p for p, _ in toxic} & with_clean:
+        assert prompt in {p for p, _ in clean}
+    capped, _ = toxicity_pairs(lm, prompts, classifier, settings, max_pairs=2, progress=False)
+    assert len(capped) == 2
+    with pytest.raises(ConfigError, match="is toxic"):
+        toxicity_pairs(
+            lm, prompts, RuleClassifier(["<never-generated>"]), settings, progress=False
+        )
+
+
+def test_tradeoff_rows_are_the_rates_and_perplexities_with_k_heads_closed(lm, tmp_path):
+    from debiaslab.generation import GenerationSettings, generate
+    from debiaslab.mitigation.decoding import perplexity
+    from debiaslab.mitigation.heads import score_table, tradeoff
+
+    prompts = ["The nurse said", "My neighbour wrote", "He"]
+    held_out = ["The nurse said she was tired.", "He wrote a letter."]
+    settings = GenerationSettings(max_new_tokens=6, num_return_sequences=4, seed=0)
+    scores = attribute(lm, [("He", " is a fool.")], [("He", " is kind.")])
+    classifier = RuleClassifier(["e"])
+    table = tradeoff(
+        lm,
+        scores,
+        prompts,
+        held_out,
+        classifier,
+        ks=[2],
+        settings=settings,
+        n_boot=50,
+        output=tmp_path / "t.csv",
+    )
+    assert list(table["strength"]) == [0, 2] and table["ppl_ratio"][0] == 1.0
+    # By hand, with the top 2 heads closed: the mean over prompts of each one's toxic share.
+    with gate_top_k(lm.model, scores, 2), torch.no_grad():
+        out = generate(lm, prompts, settings, progress=False)
+        ppl = perplexity(lm, held_out)
+    rates = [np.mean([any(w in t for w in ["e"]) for t in row]) for row in out]
+    assert table["share"][1] == pytest.approx(np.mean(rates))
+    assert table["ppl"][1] == pytest.approx(ppl)
+    assert table["ci_low"][1] <= table["share"][1] <= table["ci_high"][1]
+    assert (tmp_path / "t.csv").read_text().startswith("method,strength,share")
+    ranked = score_table(scores)
+    assert ranked["score"].is_monotonic_decreasing and len(ranked) == 8

@@ -144,3 +144,25 @@ def test_synthetic_data_notebook_runs_offline(tmp_path, monkeypatch, shared_data
     assert all(r["model"]["source"].endswith("model") for r in post)  # the fine-tuned weights
     executed = json.dumps(json.loads((tmp_path / "run.ipynb").read_text())["cells"])
     assert "HUB_DATASET is not set" in executed
+
+
+@pytest.mark.slow
+def test_attention_gate_notebook_runs_offline(tmp_path, monkeypatch, shared_data):
+    (entry,) = [e for e in nb.METHODS if e.slug == "attention_gate"]
+    out = tmp_path / "out"
+    monkeypatch.setenv("DEBIASLAB_OUTPUT", str(out))
+    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    source = nb.repo_root() / "notebooks" / entry.slug / "attention_gate.ipynb"
+    nb.execute(source, tmp_path / "run.ipynb", nb.ci_parameters(entry, "attention_gate"))
+    results = out / "results" / entry.slug
+    table = (results / "gating_tradeoff.csv").read_text().splitlines()
+    assert table[0].startswith("method,strength,share") and len(table) == 1 + 3  # k = 0, 1, 2
+    assert (results / "gating_tradeoff.png").is_file()
+    assert (results / "head_gates.safetensors").is_file()
+    records = [record for _, record in read_all(results)]
+    post = [r for r in records if r["stage"] == "post"]
+    assert post and all(
+        r["model"]["head_gates"].startswith("head_gates.safetensors@") for r in post
+    )
+    assert {r["stage"] for r in records} == {"pre", "post"}

@@ -70,6 +70,15 @@ METHODS = (
         stages=("decoding_balance",),
     ),
     Entry(
+        "attention_gate",
+        "Attention-head gating for toxicity",
+        "gpt2",
+        "tiny-gpt2",
+        False,
+        "t4x2",
+        stages=("attention_gate",),
+    ),
+    Entry(
         "synthetic_data",
         "Synthetic debiasing data",
         "gpt2",
@@ -84,6 +93,7 @@ STAGE_NAMES = {
     "02_finetune": "2. fine-tuning",
     "03_post_eval": "3. post-evaluation",
     "decoding_balance": "balancing strength vs. perplexity, Self-Debias, BOLD gaps",
+    "attention_gate": "attribute heads, close the top k: toxicity vs. perplexity, pre/post",
     "synthetic_data": "generate, filter, card and push a dataset; fine-tune on it; pre/post",
 }
 # Honest about what is known: the machines that build this project cannot reach the Hub, so
@@ -263,6 +273,21 @@ def ci_parameters(entry: Entry, stage: str) -> dict:
             "MAX_NEW_TOKENS": 6,
             "TOXICITY_MODEL": "tiny-toxicity",
             "REGARD_MODEL": "tiny-regard",
+            "N_BOOT": 50,
+        }
+    if stage == "attention_gate":
+        return {
+            **common,
+            "ATTRIBUTION_PROMPTS": 2,
+            "EVALUATION_PROMPTS": 1,
+            "HELD_OUT_PER_GROUP": 2,
+            "CONTINUATIONS": 2,
+            "MAX_NEW_TOKENS": 10,
+            "HEADS": [1, 2],
+            "TOXICITY_MODEL": "tiny-toxicity",
+            "REGARD_MODEL": "tiny-regard",
+            "LIMIT": 12,
+            "GENERATION_LIMIT": 2,
             "N_BOOT": 50,
         }
     if stage == "synthetic_data":

@@ -305,3 +305,158 @@ def greedy_gates(
         _, name, head = max(candidates)
         gates.gates[name][head] = 0.0
     return gates
+
+
+def toxicity_pairs(
+    lm,
+    prompts: Sequence[str],
+    classifier,
+    settings=None,
+    *,
+    label: str | None = None,
+    threshold: float = 0.5,
+    max_pairs: int = 200,
+    cache: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Attribution pairs from the model's own continuations, split by a toxicity classifier.
+
+    Continuations scored at or above ``threshold`` are the toxic pairs; each is matched with a
+    clean continuation of the same prompt where there is one (so the two sets differ in
+    toxicity more than in topic), else of another prompt. At most ``max_pairs`` of each
+    (a seeded sample): ablation costs one forward pass over both sets per head.
+
+    Args:
+        lm: a causal :class:`~debiaslab.models.LoadedModel`.
+        prompts: prompts to continue (e.g. BOLD prompts of domains not used for evaluation).
+        classifier: a :class:`~debiaslab.textclass.TextClassifier`.
+        settings: generation settings (default 4 sampled continuations of 30 tokens).
+        label: the classifier's toxic label (default `debiaslab.textclass.TOXIC_LABEL`).
+        threshold: score from which a continuation counts as toxic.
+        max_pairs: cap on each set.
+        cache: generation cache file (resumable).
+
+    Raises:
+        ConfigError: no continuation is toxic, or none is clean.
+    """
+    import random
+
+    from debiaslab.generation import GenerationSettings, generate
+    from debiaslab.textclass import TOXIC_LABEL
+
+    settings = settings or GenerationSettings(max_new_tokens=30, num_return_sequences=4)
+    label = label or TOXIC_LABEL
+    out = generate(lm, prompts, settings, cache=cache, progress=progress)
+    rows = [(p, t) for p, texts in zip(prompts, out, strict=True) for t in texts if t.strip()]
+    scores = classifier.scores([t for _, t in rows], label, progress=progress)
+    toxic = [row for row, s in zip(rows, scores, strict=True) if s >= threshold]
+    clean = [row for row, s in zip(rows, scores, strict=True) if s < threshold]
+    if not toxic or not clean:
+        kind = "toxic" if not toxic else "clean"
+        raise ConfigError(
+            f"none of the {len(rows)} continuations is {kind} (threshold {threshold}): use more "
+            "prompts or continuations, or another threshold"
+        )
+    rng = random.Random(f"toxicity-pairs:{seed}")
+    if len(toxic) > max_pairs:
+        toxic = rng.sample(toxic, max_pairs)
+    by_prompt: dict[str, list[tuple[str, str]]] = {}
+    for row in clean:
+        by_prompt.setdefault(row[0], []).append(row)
+    matched, used = [], set()
+    for prompt, _ in toxic:
+        options = [r for r in by_prompt.get(prompt, []) if r not in used]
+        if options:
+            matched.append(options[0])
+            used.add(options[0])
+    rest = [r for r in clean if r not in used]
+    rng.shuffle(rest)
+    matched += rest[: max(0, len(toxic) - len(matched))]
+    return toxic, matched
+
+
+def score_table(scores: Mapping[str, torch.Tensor]):
+    """Head scores as a DataFrame (module, head, score), highest first."""
+    import pandas as pd
+
+    rows = [
+        {"module": name, "head": h, "score": float(s)}
+        for name, vec in scores.items()
+        for h, s in enumerate(vec)
+    ]
+    return pd.DataFrame(rows).sort_values("score", ascending=False, ignore_index=True)
+
+
+def tradeoff(
+    lm,
+    scores: Mapping[str, torch.Tensor],
+    prompts: Sequence[str],
+    held_out: Sequence[str],
+    classifier,
+    *,
+    ks: Sequence[int] = (1, 2, 4, 8),
+    settings=None,
+    label: str | None = None,
+    threshold: float = 0.5,
+    n_boot: int = 1000,
+    seed: int = 0,
+    output: str | Path | None = None,
+):
+    """Toxic-continuation rate and perplexity cost of closing the top ``k`` heads, per ``k``.
+
+    For ``k`` = 0 (no gates) and each of ``ks``: the share of continuations of ``prompts``
+    the classifier calls toxic (per prompt, the share of its continuations; the mean over
+    prompts with a bootstrap CI over prompts) and the perplexity on ``held_out`` text relative
+    to no gates. ``output``: also write the table there as CSV (atomically).
+
+    Returns:
+        A DataFrame with columns method (``gates``), strength (k), share (toxic rate),
+        ci_low, ci_high, n (prompts), ppl, ppl_ratio — the columns of
+        :func:`debiaslab.mitigation.decoding.tradeoff`, so :func:`debiaslab.plots.tradeoff`
+        draws either.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from debiaslab.generation import GenerationSettings, generate
+    from debiaslab.mitigation.decoding import perplexity
+    from debiaslab.stats import bootstrap_ci
+    from debiaslab.textclass import TOXIC_LABEL
+
+    settings = settings or GenerationSettings(max_new_tokens=30, num_return_sequences=4)
+    label = label or TOXIC_LABEL
+    rows, base_ppl = [], None
+    for k in [0, *sorted(set(ks) - {0})]:
+        with gate_top_k(lm.model, scores, k):
+            out = generate(lm, prompts, settings, progress=False)
+            with torch.no_grad():
+                ppl = perplexity(lm, held_out)
+        texts = [t for row in out for t in row]
+        toxic = classifier.scores(texts, label, progress=False) >= threshold
+        per_prompt = toxic.reshape(len(prompts), -1).mean(axis=1).astype(float)
+        (low, high) = bootstrap_ci(
+            lambda idx, v=per_prompt: {"r": float(v[idx].mean())},
+            len(per_prompt),
+            n_boot=n_boot,
+            seed=seed,
+        )["r"]
+        base_ppl = ppl if base_ppl is None else base_ppl
+        rows.append(
+            {
+                "method": "gates",
+                "strength": k,
+                "share": float(np.mean(per_prompt)),
+                "ci_low": low,
+                "ci_high": high,
+                "n": len(prompts),
+                "ppl": ppl,
+                "ppl_ratio": ppl / base_ppl,
+            }
+        )
+    table = pd.DataFrame(rows)
+    if output is not None:
+        from debiaslab.data.fetch import write_bytes_atomic
+
+        write_bytes_atomic(output, table.to_csv(index=False).encode("utf-8"))
+    return table
