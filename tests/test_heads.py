@@ -346,3 +346,65 @@ def test_tradeoff_rows_are_the_rates_and_perplexities_with_k_heads_closed(lm, tm
     assert (tmp_path / "t.csv").read_text().startswith("method,strength,share")
     ranked = score_table(scores)
     assert ranked["score"].is_monotonic_decreasing and len(ranked) == 8
+
+
+def _tiny_architecture(model_type):
+    import transformers
+
+    torch.manual_seed(0)
+    if model_type == "bloom":
+        config = transformers.BloomConfig(vocab_size=64, hidden_size=32, n_layer=2, n_head=4)
+        return transformers.BloomForCausalLM(config)
+    if model_type == "llama":
+        config = transformers.LlamaConfig(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
+        return transformers.LlamaForCausalLM(config)
+    config = transformers.T5Config(
+        vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4
+    )
+    return transformers.T5ForConditionalGeneration(config)
+
+
+@pytest.mark.parametrize(
+    ("model_type", "modules"), [("bloom", 2), ("llama", 2), ("t5", 2 + 2 + 2)]
+)
+def test_gates_hook_every_supported_architecture(model_type, modules):
+    """Bloom, Llama and T5 (encoder self-, decoder self- and cross-attention): open gates
+    change nothing; closing a head changes the output exactly as zeroing its slice does."""
+    model = _tiny_architecture(model_type).eval()
+    ids = torch.tensor([[1, 5, 9, 12, 3, 7]])
+    extra = {"decoder_input_ids": torch.tensor([[0, 4, 8]])} if model_type == "t5" else {}
+
+    def logits():
+        with torch.no_grad():
+            return model(input_ids=ids, **extra).logits
+
+    plain = logits()
+    gates = HeadGates(model)
+    assert len(gates.modules) == modules and gates.n_heads == 4
+    with gates:
+        torch.testing.assert_close(logits(), plain)
+    name = sorted(gates.modules)[-1]
+    gates.gates[name][1] = 0.0
+    with gates:
+        gated = logits()
+    module = gates.modules[name]
+    width = module.in_features // 4
+
+    def zero_slice(mod, args):
+        x = args[0].clone()
+        x[..., width : 2 * width] = 0
+        return (x,)
+
+    handle = module.register_forward_pre_hook(zero_slice)
+    try:
+        torch.testing.assert_close(gated, logits())
+    finally:
+        handle.remove()
+    assert not torch.allclose(gated, plain)
