@@ -99,6 +99,19 @@ def test_the_chain_runs_offline_on_the_tiny_presets(entry, tmp_path, monkeypatch
     assert "HUB_REPO is not set" in json.dumps(executed["cells"][-1]["outputs"])
 
 
+def run_method_notebook(slug, tmp_path, monkeypatch, shared_data):
+    """Execute a method's notebook offline with its CI parameters; return the output root."""
+    (entry,) = [e for e in nb.METHODS if e.slug == slug]
+    out = tmp_path / "out"
+    monkeypatch.setenv("DEBIASLAB_OUTPUT", str(out))
+    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    source = nb.repo_root() / "notebooks" / slug / f"{slug}.ipynb"
+    nb.execute(source, tmp_path / "run.ipynb", nb.ci_parameters(entry, slug))
+    return out, entry
+
+
 def test_readme_lists_every_notebook_with_its_links():
     readme = (nb.repo_root() / "README.md").read_text("utf-8")
     assert nb.readme_table() in readme
@@ -106,13 +119,7 @@ def test_readme_lists_every_notebook_with_its_links():
 
 @pytest.mark.slow
 def test_decoding_balance_notebook_runs_offline(tmp_path, monkeypatch, shared_data):
-    (entry,) = [e for e in nb.METHODS if e.slug == "decoding_balance"]
-    out = tmp_path / "out"
-    monkeypatch.setenv("DEBIASLAB_OUTPUT", str(out))
-    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    source = nb.repo_root() / "notebooks" / entry.slug / "decoding_balance.ipynb"
-    nb.execute(source, tmp_path / "run.ipynb", nb.ci_parameters(entry, "decoding_balance"))
+    out, entry = run_method_notebook("decoding_balance", tmp_path, monkeypatch, shared_data)
     results = out / "results" / entry.slug
     table = (results / "decoding_tradeoff.csv").read_text().splitlines()
     assert table[0].startswith("method,strength,share") and len(table) == 1 + 3
@@ -125,14 +132,7 @@ def test_decoding_balance_notebook_runs_offline(tmp_path, monkeypatch, shared_da
 def test_synthetic_data_notebook_runs_offline(tmp_path, monkeypatch, shared_data):
     """Spec → tiny writer → filters → dataset with card → (no token: no push) → full fine-tune
     of tiny-gpt2 on the train split → pre/post evaluation of the fine-tuned model."""
-    (entry,) = [e for e in nb.METHODS if e.slug == "synthetic_data"]
-    out = tmp_path / "out"
-    monkeypatch.setenv("DEBIASLAB_OUTPUT", str(out))
-    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    source = nb.repo_root() / "notebooks" / entry.slug / "synthetic_data.ipynb"
-    nb.execute(source, tmp_path / "run.ipynb", nb.ci_parameters(entry, "synthetic_data"))
+    out, entry = run_method_notebook("synthetic_data", tmp_path, monkeypatch, shared_data)
     dataset = out / "datasets" / "synthetic-gender-work"
     assert (dataset / "README.md").is_file() and list((dataset / "data").glob("train-*.parquet"))
     manifest = json.loads((out / "runs" / entry.slug / "finetune.json").read_text())
@@ -148,13 +148,7 @@ def test_synthetic_data_notebook_runs_offline(tmp_path, monkeypatch, shared_data
 
 @pytest.mark.slow
 def test_attention_gate_notebook_runs_offline(tmp_path, monkeypatch, shared_data):
-    (entry,) = [e for e in nb.METHODS if e.slug == "attention_gate"]
-    out = tmp_path / "out"
-    monkeypatch.setenv("DEBIASLAB_OUTPUT", str(out))
-    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    source = nb.repo_root() / "notebooks" / entry.slug / "attention_gate.ipynb"
-    nb.execute(source, tmp_path / "run.ipynb", nb.ci_parameters(entry, "attention_gate"))
+    out, entry = run_method_notebook("attention_gate", tmp_path, monkeypatch, shared_data)
     results = out / "results" / entry.slug
     table = (results / "gating_tradeoff.csv").read_text().splitlines()
     assert table[0].startswith("method,strength,share") and len(table) == 1 + 3  # k = 0, 1, 2
