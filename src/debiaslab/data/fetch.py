@@ -139,6 +139,21 @@ REGISTRY: dict[str, RemoteFile] = {
         sha256="a734820a63c87994781d182692e6dc7ec262c402016971a7fa31946ced0d470c",
         note="HurtLex is CC BY-NC-SA 4.0 (non-commercial)",
     ),
+    # BLS CPS table 11 (public domain) as copied, byte for byte, in two MIT repositories
+    "bls_cpsaat11_2022": RemoteFile(
+        "occupations/bls_cpsaat11_2022.csv",
+        f"{_RAW}/danyoungday/6998latentbias/785175931611a6a3d08f7165367d64b6f0408160"
+        "/data/cpsaat11.csv",
+        sha256="69f6136d8f877baf30cf494d0ff1e7fba4c9d2858622b550bb886c2069b767b3",
+        note="2022 annual averages; the file states no year (inferred from its Total row)",
+    ),
+    "bls_cpsaat11_2020": RemoteFile(
+        "occupations/bls_cpsaat11_2020.csv",
+        f"{_RAW}/pjoachims/dash-labor/95583d7ffabbb09eefcda0828c4d7924b02074c8"
+        "/us-labor/data/cpsaat11.csv",
+        sha256="eb4d8fa55abeb68c37b86bd83eec59537bef71f0d55df41d8cae3d2986ba67ec",
+        note="2020 annual averages, with a 'Tree level' column added by the repository author",
+    ),
 }
 
 

@@ -1,0 +1,1 @@
+"""Text-to-image bias: target distributions, perceived-demographics metrics, CLIPScore."""
