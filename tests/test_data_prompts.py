@@ -12,7 +12,7 @@ from debiaslab.data.prompts import (
     load_hurtlex,
     sample_prompts,
 )
-from debiaslab.errors import DataFormatError
+from debiaslab.errors import ConfigError, DataFormatError
 
 
 @pytest.fixture
@@ -108,3 +108,44 @@ def test_malformed_honest_and_hurtlex_files(tmp_path):
     hurt.write_text("id\tpos\tcategory\tstereotype\tlemma\tlevel\nEN1\tn\tps\tno\tidiot\tstrict\n")
     with pytest.raises(DataFormatError, match="row 1, field 'level'"):
         load_hurtlex(hurt)
+
+
+def test_partiprompts_load_by_header_with_categories_and_a_balanced_limit(shared_data):
+    from debiaslab.data.prompts import load_partiprompts
+
+    path = shared_data / "partiprompts" / "PartiPrompts.tsv"
+    prompts = load_partiprompts(path)
+    assert len(prompts) == 1632 and prompts[0].prompt == "bond"
+    assert prompts[0].category == "Abstract" and prompts[0].challenge == "Basic"
+    people = load_partiprompts(path, categories=["People"])
+    assert people and {p.category for p in people} == {"People"}
+    sample = load_partiprompts(path, limit=3, seed=1)
+    counts = {c: sum(p.category == c for p in sample) for c in {p.category for p in prompts}}
+    assert set(counts.values()) == {3} and sample == load_partiprompts(path, limit=3, seed=1)
+    with pytest.raises(ConfigError, match="unknown PartiPrompts categories"):
+        load_partiprompts(path, categories=["Peopel"])
+
+
+def test_coco_captions_one_per_image_with_located_errors(tmp_path):
+    import json
+
+    from debiaslab.data.prompts import load_coco_captions
+
+    file = tmp_path / "captions_val2017.json"
+    annotations = [
+        {"image_id": 1, "id": 10, "caption": "A man  riding a horse."},
+        {"image_id": 1, "id": 11, "caption": "Someone on a horse."},
+        {"image_id": 2, "id": 12, "caption": "Two cats on a sofa."},
+    ]
+    file.write_text(json.dumps({"images": [], "annotations": annotations}))
+    prompts = load_coco_captions(file)
+    assert [(p.image_id, p.prompt) for p in prompts] == [
+        ("1", "A man riding a horse."),
+        ("2", "Two cats on a sofa."),
+    ]
+    assert len(load_coco_captions(file, limit=1)) == 1
+    file.write_text(json.dumps({"annotations": [{"image_id": 3}]}))
+    with pytest.raises(DataFormatError, match=r"row 0.*annotations"):
+        load_coco_captions(file)
+    with pytest.raises(ConfigError, match=r"cocodataset\.org"):
+        load_coco_captions(tmp_path / "missing.json")

@@ -132,6 +132,11 @@ REGISTRY: dict[str, RemoteFile] = {
         f"{_RAW}/{_GN_GLOVE}/wordlist/female_word_file.txt",
         sha256="5f0803f056de3fbc459589bce26272d3c5453112a3a625fb8ee99c0fbbed5b35",
     ),
+    "partiprompts": RemoteFile(
+        "partiprompts/PartiPrompts.tsv",
+        f"{_RAW}/google-research/parti/5a657978134374ce28973948331b319adef164bd/PartiPrompts.tsv",
+        sha256="fab29e41bb512a169b56acab4cf2a41dcb675e285df2efcde6640c7dd3c440eb",
+    ),
     "hurtlex_en": RemoteFile(
         "hurtlex/hurtlex_EN.tsv",
         f"{_RAW}/valeriobasile/hurtlex/e8205fa73b533d802d8b7fb6f846abd4be69ea63"

@@ -19,6 +19,7 @@ Card:
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 import random
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from debiaslab.data.fetch import decode_utf8, parse_json, resolve
-from debiaslab.errors import DataFormatError
+from debiaslab.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
 
@@ -226,3 +227,87 @@ def load_hurtlex(
         if level is None or row["level"] == level:
             lexicon[strip_accents(row["lemma"])].add(row["category"])
     return dict(lexicon)
+
+
+@dataclass(frozen=True)
+class ImagePrompt:
+    """A text-to-image prompt with its category (PartiPrompts) or source image (COCO)."""
+
+    prompt: str
+    category: str
+    challenge: str = ""
+    image_id: str = ""
+
+
+PARTI_COLUMNS = ("Prompt", "Category", "Challenge")
+
+
+def _limit_by_category(prompts: list[ImagePrompt], limit: int | None, seed: int):
+    if limit is not None and limit <= 0:
+        raise ConfigError(f"--limit must be a positive number, got {limit}")
+    return sample_prompts(prompts, limit=limit, seed=seed, key=lambda p: ("image", p.category))
+
+
+def load_partiprompts(
+    path: str | os.PathLike | None = None,
+    *,
+    categories: Iterable[str] | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+) -> list[ImagePrompt]:
+    """PartiPrompts (Yu et al., 2022): 1,632 prompts in 12 categories with a challenge label.
+
+    Args:
+        path: the TSV (default: resolved like every benchmark file).
+        categories: keep these categories only (e.g. ``["People"]``).
+        limit: at most this many per category (a seeded sample, see `sample_prompts`).
+    """
+    file = resolve("partiprompts", path)
+    prompts = []
+    for number, row in enumerate(_read_tsv(file, PARTI_COLUMNS), start=1):
+        if not row["Prompt"].strip():
+            raise DataFormatError("empty prompt", file=file, row=number, field="Prompt")
+        prompts.append(ImagePrompt(row["Prompt"].strip(), row["Category"], row["Challenge"]))
+    if categories is not None:
+        wanted = set(categories)
+        missing = wanted - {p.category for p in prompts}
+        if missing:
+            known = sorted({p.category for p in prompts})
+            raise ConfigError(f"unknown PartiPrompts categories {sorted(missing)}; known: {known}")
+        prompts = [p for p in prompts if p.category in wanted]
+    return _limit_by_category(prompts, limit, seed)
+
+
+def load_coco_captions(
+    path: str | os.PathLike, *, limit: int | None = None, seed: int = 0
+) -> list[ImagePrompt]:
+    """Captions from a COCO annotation file (``captions_val2017.json`` format: ``annotations``
+    with ``image_id`` and ``caption``), one per image (its first caption), as prompts.
+
+    The canonical file ships inside the 241 MB ``annotations_trainval2017.zip`` from
+    cocodataset.org, so it is not downloaded here: pass its path. ``limit``: a seeded sample.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(
+            f"COCO captions file {file} does not exist; download annotations_trainval2017.zip "
+            "from https://cocodataset.org and pass annotations/captions_val2017.json"
+        )
+    try:
+        data = json.loads(_read_text(file))
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"not valid JSON: {exc}", file=file) from None
+    annotations = data.get("annotations") if isinstance(data, dict) else None
+    if not isinstance(annotations, list):
+        raise DataFormatError("expected an object with an 'annotations' list", file=file)
+    first: dict[str, str] = {}
+    for number, item in enumerate(annotations):
+        if not isinstance(item, dict) or "image_id" not in item or "caption" not in item:
+            raise DataFormatError(
+                "expected 'image_id' and 'caption'", file=file, row=number, field="annotations"
+            )
+        first.setdefault(str(item["image_id"]), " ".join(str(item["caption"]).split()))
+    prompts = [ImagePrompt(c, "coco", image_id=i) for i, c in first.items() if c]
+    if not prompts:
+        raise DataFormatError("no captions", file=file)
+    return _limit_by_category(prompts, limit, seed)
