@@ -46,6 +46,8 @@ PUBLISHED = {
     "flan-t5-xl": 2_849_757_184,
     "llama-3.2-1b": 1_235_814_400,
     "qwen2.5-0.5b-instruct": 494_032_768,
+    "qwen2.5-1.5b-instruct": 1_543_714_304,
+    "qwen2.5-7b-instruct": 7_615_616_512,
 }
 HUB_PRESETS = [name for name, p in presets().items() if not p.tiny]
 TINY_PRESETS = [name for name, p in presets().items() if p.tiny]
