@@ -101,6 +101,16 @@ class TransformersBackend:
     def settings(self) -> dict[str, Any]:
         return {"chat_template": self.chat, **self.generation.as_dict()}
 
+    def complete(self, prompt: str) -> str:
+        """One answer to ``prompt`` (seeded: the same prompt gives the same answer)."""
+        from debiaslab.generation import generate
+
+        settings = replace(self.generation, num_return_sequences=1)
+        out = generate(
+            self.lm, [self.format(prompt)], settings, progress=False, batch_size=self.batch_size
+        )
+        return out[0][0]
+
     def answer(
         self, requests: Sequence[Request], raw: Path, *, progress: bool = True
     ) -> dict[str, str]:
