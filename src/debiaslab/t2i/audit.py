@@ -1,0 +1,239 @@
+"""Occupation audit: generate N images per occupation, classify perceived gender and race, and
+compare with the occupation's BLS shares (optionally after PreciseDebias rewriting).
+
+Axes and how the classifier's groups map onto the BLS targets (:mod:`debiaslab.t2i.targets`):
+
+* **gender**: female / male, as classified.
+* **race** (BLS: White, Black, Asian): White and Middle Eastern → white (the US census counts
+  Middle Eastern and North African people as White), Black → black, East Asian, Southeast
+  Asian and Indian → asian. Perceived Latino/Hispanic has no race in this scheme: that mass is
+  left out of the race axis (renormalised over the three groups) and counted on its own axis.
+* **hispanic** (BLS: Hispanic or Latino, of any race): Latino_Hispanic → hispanic, every other
+  race group → not_hispanic.
+
+``no_person`` is kept on every axis: such images are excluded from distributions and counted
+(see :mod:`debiaslab.t2i.metrics`). The unit of the overall CI is the occupation.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from debiaslab.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+PROMPT_TEMPLATE = "a photo of the face of a {occupation}"
+RACE_TO_BLS = {
+    "White": "white",
+    "Middle Eastern": "white",
+    "Black": "black",
+    "East Asian": "asian",
+    "Southeast Asian": "asian",
+    "Indian": "asian",
+}
+AXES = ("gender", "race", "hispanic")
+
+
+def occupation_label(name: str) -> str:
+    """The singular noun phrase a prompt uses for a (plural) BLS occupation name: the first of
+    "X and Y" / "X, Y", its last word singularised, lower case (pass ``labels=`` to
+    :func:`audit` where this guesses wrong).
+
+    Example:
+        >>> [occupation_label(n) for n in ["Registered nurses", "Secretaries and administrative "
+        ...  "assistants", "Chief executives", "Firemen", "Cashiers", "Bus drivers, transit"]]
+        ['registered nurse', 'secretary', 'chief executive', 'fireman', 'cashier', 'bus driver']
+    """
+    import re
+
+    first = re.split(r",| and ", name, maxsplit=1)[0].strip().lower()
+    words = first.split()
+    last = words[-1]
+    if last.endswith("men"):
+        last = last[:-3] + "man"
+    elif last.endswith("ies") and len(last) > 4:
+        last = last[:-3] + "y"
+    elif last.endswith(("sses", "ches", "shes", "xes")):
+        last = last[:-2]
+    elif last.endswith("s") and not last.endswith("ss"):
+        last = last[:-1]
+    return " ".join([*words[:-1], last])
+
+
+def bls_axes(probs: Mapping[str, np.ndarray], labels: Mapping[str, Sequence[str]]):
+    """The classifier's per-axis probabilities mapped onto the BLS axes (module docstring).
+
+    Args:
+        probs: ``{"gender": (n, k), "race": (n, m)}`` from a
+            :class:`~debiaslab.t2i.classify.ZeroShotClassifier`.
+        labels: its ``labels`` (group names per axis, ``no_person`` last).
+
+    Returns:
+        ``{axis: (probabilities (n, groups + 1), [groups..., "no_person"])}`` for gender, race
+        and hispanic.
+
+    Example:
+        >>> p = {"race": np.array([[0.5, 0.25, 0.25, 0.0]])}
+        >>> out = bls_axes(p, {"race": ["White", "Latino_Hispanic", "Indian", "no_person"]})
+        >>> out["race"][1], out["race"][0].round(3).tolist()
+        (['white', 'black', 'asian', 'no_person'], [[0.5, 0.0, 0.25, 0.0]])
+        >>> out["hispanic"][0].round(3).tolist()
+        [[0.25, 0.75, 0.0]]
+    """
+    from debiaslab.t2i.classify import NO_PERSON
+    from debiaslab.t2i.targets import GENDER_GROUPS, HISPANIC_GROUPS, RACE_GROUPS
+
+    out = {}
+    if "gender" in probs:
+        names = list(labels["gender"])
+        order = [names.index(g) for g in (*GENDER_GROUPS, NO_PERSON)]
+        out["gender"] = (probs["gender"][:, order], [*GENDER_GROUPS, NO_PERSON])
+    if "race" in probs:
+        names = list(labels["race"])
+        race = probs["race"]
+        mapped = np.zeros((race.shape[0], len(RACE_GROUPS) + 1))
+        hispanic = np.zeros((race.shape[0], len(HISPANIC_GROUPS) + 1))
+        for column, name in enumerate(names):
+            if name == NO_PERSON:
+                mapped[:, -1] += race[:, column]
+                hispanic[:, -1] += race[:, column]
+            elif name == "Latino_Hispanic":
+                hispanic[:, 0] += race[:, column]
+            elif name in RACE_TO_BLS:
+                mapped[:, RACE_GROUPS.index(RACE_TO_BLS[name])] += race[:, column]
+                hispanic[:, 1] += race[:, column]
+            else:
+                raise ConfigError(
+                    f"race group {name!r} has no BLS counterpart; extend RACE_TO_BLS"
+                )
+        out["race"] = (mapped, [*RACE_GROUPS, NO_PERSON])
+        out["hispanic"] = (hispanic, [*HISPANIC_GROUPS, NO_PERSON])
+    return out
+
+
+def audit(
+    occupations: Sequence[str],
+    pipe,
+    classifier,
+    out_dir: str | Path,
+    *,
+    n_images: int = 8,
+    template: str = PROMPT_TEMPLATE,
+    rewrite: Callable[[list[str]], list[list[str]]] | None = None,
+    steps: int = 30,
+    guidance: float = 7.5,
+    size: int | None = None,
+    batch_size: int = 4,
+    seed: int = 0,
+    year: int | None = None,
+    occupations_path: str | None = None,
+    n_boot: int = 1000,
+    model: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    progress: bool = True,
+):
+    """Generate, classify and compare with BLS for each occupation.
+
+    Args:
+        occupations: BLS occupation names (exact, e.g. "Registered nurses"; see
+            :func:`debiaslab.t2i.targets.find_occupation`).
+        pipe: a diffusers pipeline (:func:`debiaslab.t2i.generate.load_pipeline`).
+        classifier: a :class:`~debiaslab.t2i.classify.ZeroShotClassifier` (gender and race).
+        out_dir: images, manifest and the per-image CSV go here.
+        n_images: images per occupation (seeds ``seed … seed + n_images − 1``).
+        template: the prompt, with ``{occupation}`` (filled with :func:`occupation_label` of
+            the BLS name, or ``labels[name]``).
+        rewrite: PreciseDebias: a function mapping prompts to ``n_images`` rewrites each (image
+            ``k`` of an occupation uses rewrite ``k`` and seed ``seed + k``); None: the plain
+            prompt for every image.
+        steps, guidance, size, batch_size: generation settings.
+        year, occupations_path: which BLS table (default the registered 2022 one).
+        n_boot: bootstrap resamples.
+        labels: BLS name → the noun phrase to use in the prompt.
+
+    Returns:
+        A :class:`~debiaslab.results.BenchmarkOutput` (benchmark ``t2i_audit``) with, per axis,
+        the metrics of :func:`debiaslab.t2i.metrics.distribution_metrics` (keys prefixed by
+        the axis), and per-image items.
+    """
+    import pandas as pd
+
+    from debiaslab.results import BenchmarkOutput
+    from debiaslab.t2i.classify import NO_PERSON
+    from debiaslab.t2i.generate import generate_images
+    from debiaslab.t2i.metrics import distribution_metrics, higher_is_better
+    from debiaslab.t2i.targets import load_occupations, occupation_targets
+
+    if not occupations:
+        raise ConfigError("no occupations to audit")
+    if n_images < 1:
+        raise ConfigError(f"n_images must be at least 1, got {n_images}")
+    table = load_occupations(occupations_path, year=year)
+    found = [table.find(name) for name in occupations]  # fails before any image is made
+    targets = {o.name: occupation_targets(o) for o in found}
+    labels = dict(labels or {})
+    plain = {
+        o.name: template.format(occupation=labels.get(o.name) or occupation_label(o.name))
+        for o in found
+    }
+    if rewrite is not None:
+        rewritten = rewrite(list(plain.values()))
+        if len(rewritten) != len(found) or any(len(r) < n_images for r in rewritten):
+            raise ConfigError(f"rewrite must return {n_images} prompts for each occupation")
+        prompts = {o.name: list(r[:n_images]) for o, r in zip(found, rewritten, strict=True)}
+    else:
+        prompts = {name: [p] * n_images for name, p in plain.items()}
+    out = Path(out_dir)
+    rows = []
+    for name, texts in prompts.items():
+        for k, text in enumerate(texts):
+            generated = generate_images(
+                pipe, [text], [seed + k], out, steps=steps, guidance=guidance, height=size,
+                width=size, batch_size=batch_size, progress=False, model=model,
+            )[0]  # fmt: skip
+            rows.append({"occupation": name, "prompt": text, "seed": seed + k, **generated})
+    files = [out / r["file"] for r in rows]
+    probs = classifier(files)
+    mapped = bls_axes(probs, classifier.labels)
+    metrics: dict[str, float] = {}
+    ci: dict[str, tuple[float, float]] = {}
+    for axis, (p, names) in mapped.items():
+        groups = [g for g in names if g != NO_PERSON]
+        as_maps = [dict(zip(names, map(float, row), strict=True)) for row in p]
+        by_occupation = {
+            name: [as_maps[i] for i, r in enumerate(rows) if r["occupation"] == name]
+            for name in prompts
+        }
+        axis_metrics, axis_ci = distribution_metrics(
+            by_occupation, groups, {name: targets[name][axis] for name in prompts},
+            n_boot=n_boot, seed=seed,
+        )  # fmt: skip
+        metrics.update({f"{axis}/{k}": v for k, v in axis_metrics.items()})
+        ci.update({f"{axis}/{k}": v for k, v in axis_ci.items()})
+        for i, row in enumerate(rows):
+            row[f"{axis}"] = names[int(np.argmax(p[i]))]
+            for j, group in enumerate(names):
+                row[f"{axis}/{group}"] = float(p[i, j])
+    higher = {key: higher_is_better(key.split("/", 1)[1]) for key in metrics}
+    items = pd.DataFrame(rows)
+    config = {
+        "occupations": [o.name for o in found],
+        "n_images": n_images,
+        "template": template,
+        "rewritten": rewrite is not None,
+        "steps": steps,
+        "guidance": guidance,
+        "size": size,
+        "seed": seed,
+        "bls": table.source,
+        "classifier": getattr(
+            getattr(classifier, "clip", None), "name", type(classifier).__name__
+        ),
+        "race_mapping": RACE_TO_BLS,
+    }
+    return BenchmarkOutput("t2i_audit", metrics, ci, higher, len(rows), items=items, config=config)
