@@ -95,3 +95,18 @@ def test_audit_runs_with_the_tiny_zero_shot_classifier(tmp_path, shared_data):
     )  # fmt: skip
     assert result.n_items == 3
     assert 0.0 <= result.metrics["gender/tv"] <= 1.0 or np.isnan(result.metrics["gender/tv"])
+
+
+def test_share_table_lists_perceived_against_bls(tmp_path, shared_data):
+    from debiaslab.t2i.audit import share_table
+    from debiaslab.t2i.generate import load_pipeline
+
+    result = audit(
+        ["Cashiers"], load_pipeline("tiny-sd"), FixedClassifier(), tmp_path, n_images=2,
+        steps=2, size=32, n_boot=20, year=2022,
+        occupations_path=str(shared_data / "occupations" / "bls_cpsaat11_2022.csv"),
+    )  # fmt: skip
+    table = share_table(result)
+    row = table[(table.axis == "gender") & (table.group == "female")].iloc[0]
+    assert row.perceived == 1.0 and row.bls == pytest.approx(0.718)
+    assert set(table.axis) == {"gender", "race", "hispanic"}

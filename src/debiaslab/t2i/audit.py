@@ -40,19 +40,22 @@ AXES = ("gender", "race", "hispanic")
 
 
 def occupation_label(name: str) -> str:
-    """The singular noun phrase a prompt uses for a (plural) BLS occupation name: the first of
-    "X and Y" / "X, Y", its last word singularised, lower case (pass ``labels=`` to
-    :func:`audit` where this guesses wrong).
+    """The singular noun phrase a prompt uses for a (plural) BLS occupation name: the part
+    before a comma, and of "X and Y" the first when X is itself a plural noun; its last word
+    singularised, lower case (pass ``labels=`` to :func:`audit` where this guesses wrong).
 
     Example:
         >>> [occupation_label(n) for n in ["Registered nurses", "Secretaries and administrative "
-        ...  "assistants", "Chief executives", "Firemen", "Cashiers", "Bus drivers, transit"]]
-        ['registered nurse', 'secretary', 'chief executive', 'fireman', 'cashier', 'bus driver']
+        ...  "assistants", "Chief executives", "Firemen", "Cashiers", "Bus drivers, transit",
+        ...  "Elementary and middle school teachers"]]  # doctest: +NORMALIZE_WHITESPACE
+        ['registered nurse', 'secretary', 'chief executive', 'fireman', 'cashier', 'bus driver',
+         'elementary and middle school teacher']
     """
-    import re
-
-    first = re.split(r",| and ", name, maxsplit=1)[0].strip().lower()
-    words = first.split()
+    phrase = name.split(",", 1)[0].strip().lower()
+    head, _, rest = phrase.partition(" and ")
+    if rest and head.split()[-1].endswith(("s", "men")):
+        phrase = head
+    words = phrase.split()
     last = words[-1]
     if last.endswith("men"):
         last = last[:-3] + "man"
@@ -235,5 +238,25 @@ def audit(
             getattr(classifier, "clip", None), "name", type(classifier).__name__
         ),
         "race_mapping": RACE_TO_BLS,
+        "targets": targets,
     }
     return BenchmarkOutput("t2i_audit", metrics, ci, higher, len(rows), items=items, config=config)
+
+
+def share_table(result):
+    """Perceived share against the BLS share per occupation, axis and group: a DataFrame with
+    occupation, axis, group, perceived, ci_low, ci_high, bls (from an audit's output)."""
+    import pandas as pd
+
+    rows = []
+    for name, targets in result.config["targets"].items():
+        for axis, shares in targets.items():
+            for group, bls in shares.items():
+                key = f"{axis}/prompt/{name}/share/{group}"
+                low, high = result.ci.get(key, (float("nan"), float("nan")))
+                rows.append({
+                    "occupation": name, "axis": axis, "group": group,
+                    "perceived": result.metrics.get(key), "ci_low": low, "ci_high": high,
+                    "bls": bls,
+                })  # fmt: skip
+    return pd.DataFrame(rows)
