@@ -110,3 +110,21 @@ def test_share_table_lists_perceived_against_bls(tmp_path, shared_data):
     row = table[(table.axis == "gender") & (table.group == "female")].iloc[0]
     assert row.perceived == 1.0 and row.bls == pytest.approx(0.718)
     assert set(table.axis) == {"gender", "race", "hispanic"}
+
+
+def test_run_writes_a_result_file(tmp_path, shared_data, monkeypatch):
+    from debiaslab.results import read_all
+    from debiaslab.t2i import audit as audit_module
+
+    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
+    result, path = audit_module.run(
+        ["Cashiers"], tmp_path, pipeline="tiny-sd", clip="tiny-clip", n_images=2, steps=2,
+        size=32, n_boot=20,
+    )  # fmt: skip
+    ((found, record),) = list(read_all(tmp_path))
+    assert found == path and record["benchmark"] == "t2i_audit" and record["stage"] == "pre"
+    assert record["config"]["targets"]["Cashiers"]["gender"]["female"] == pytest.approx(0.718)
+    assert record["n_items"] == result.n_items == 2
+    assert (tmp_path / "images" / "pre" / "manifest.jsonl").is_file() or list(
+        (tmp_path / "images" / "pre").glob("manifest*.jsonl")
+    )

@@ -260,3 +260,62 @@ def share_table(result):
                     "bls": bls,
                 })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def run(
+    occupations: Sequence[str],
+    output: str | Path,
+    *,
+    pipeline: str = "sd-1.5",
+    clip: str | None = None,
+    rewriter: str | None = None,
+    rewriter_adapter: str | None = None,
+    stage: str | None = None,
+    device: str | None = None,
+    seed: int = 0,
+    **settings,
+):
+    """Load the pipeline and classifier, run :func:`audit`, write the result file.
+
+    Args:
+        occupations: BLS occupation names.
+        output: results directory (images under ``output/images``).
+        pipeline: preset, hub id or path of the text-to-image model.
+        clip: the zero-shot classifier's CLIP (default `debiaslab.t2i.classify.DEFAULT_CLIP`).
+        rewriter, rewriter_adapter: a PreciseDebias rewriter (a causal LM preset / path and its
+            LoRA adapter) to rewrite every prompt first; None: plain prompts.
+        stage: recorded stage (default ``pre`` without a rewriter, ``post`` with one).
+        settings: passed to :func:`audit` (n_images, steps, size, n_boot, year …).
+
+    Returns:
+        ``(output, result_path)``.
+    """
+    from debiaslab.results import make_record, write_result
+    from debiaslab.t2i.classify import DEFAULT_CLIP, ZeroShotClassifier, load_clip
+    from debiaslab.t2i.generate import load_pipeline
+
+    pipe = load_pipeline(pipeline, device=device)
+    classifier = ZeroShotClassifier(load_clip(clip or DEFAULT_CLIP, device=device))
+    rewrite = None
+    if rewriter is not None:
+        from debiaslab.models import load_model
+        from debiaslab.t2i import rewriter as rw
+
+        lm = load_model(rewriter, adapter=rewriter_adapter, device=device)
+        n = settings.get("n_images", 8)
+        rewrite = lambda prompts: rw.rewrite(lm, prompts, n=n)  # noqa: E731
+    images = Path(output) / "images" / (stage or ("post" if rewriter else "pre"))
+    result = audit(
+        occupations, pipe, classifier, images, rewrite=rewrite, seed=seed, model=pipeline,
+        **settings,
+    )  # fmt: skip
+    result.config["rewriter"] = rewriter
+    result.config["rewriter_adapter"] = rewriter_adapter
+    record = make_record(
+        result,
+        model={"name": pipeline, "source": pipeline, "device": str(pipe.device)},
+        config=result.config,
+        timing={},
+        stage=stage or ("post" if rewriter else "pre"),
+    )
+    return result, write_result(record, output, result.items)
