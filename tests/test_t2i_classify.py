@@ -259,3 +259,24 @@ def test_tiny_models_load_like_hub_models(t2i_cache):
     assert len(caption) == 1 and isinstance(caption[0], str)
     with pytest.raises(ConfigError, match="unknown tiny"):
         t2i_tiny.tiny_t2i_path("gan")
+
+
+def test_labelled_folder_reads_labels_and_locates_problems(tmp_path):
+    from PIL import Image
+
+    from debiaslab.errors import ConfigError, DataFormatError
+    from debiaslab.t2i.classify import read_labelled_folder
+
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    (tmp_path / "labels.csv").write_text("file,gender,race\na.png,female,Black\nb.png,male,\n")
+    pairs = read_labelled_folder(tmp_path)
+    assert pairs == [
+        (tmp_path / "a.png", {"gender": "female", "race": "Black"}),
+        (tmp_path / "b.png", {"gender": "male"}),  # an empty cell is not scored
+    ]
+    (tmp_path / "labels.csv").write_text("file,gender\nc.png,female\n")
+    with pytest.raises(DataFormatError, match=r"row 2.*'c\.png' not found"):
+        read_labelled_folder(tmp_path)
+    with pytest.raises(ConfigError, match=r"no labels\.csv"):
+        read_labelled_folder(tmp_path / "nowhere")

@@ -513,3 +513,37 @@ def evaluate_classifier(
             classifier.labels[axis],
         )
     return reports
+
+
+def read_labelled_folder(folder: str | Path) -> list[tuple[Path, dict[str, str]]]:
+    """``(image path, {axis: group})`` pairs from ``folder/labels.csv`` (columns ``file`` and
+    one per axis, e.g. ``gender``, ``race``; an empty cell leaves that axis unscored), for
+    :func:`evaluate_classifier`.
+
+    Raises:
+        ConfigError: no ``labels.csv``.
+        DataFormatError: no ``file`` column, no axis column, or a listed image is missing.
+    """
+    import csv
+
+    folder = Path(folder)
+    path = folder / "labels.csv"
+    if not path.is_file():
+        raise ConfigError(f"{folder}: no labels.csv (columns: file, gender, race)")
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        columns = list(reader.fieldnames or [])
+        if "file" not in columns or len(columns) < 2:
+            raise DataFormatError(
+                f"expected a 'file' column and one column per axis, got {columns}", file=path
+            )
+        out = []
+        for number, row in enumerate(reader, start=2):
+            image = folder / row["file"]
+            if not image.is_file():
+                raise DataFormatError(
+                    f"image {row['file']!r} not found", file=path, row=number, field="file"
+                )
+            labels = {axis: row[axis].strip() for axis in columns[1:] if (row[axis] or "").strip()}
+            out.append((image, labels))
+    return out

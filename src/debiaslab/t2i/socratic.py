@@ -294,14 +294,8 @@ def run(
     )  # fmt: skip
     metrics, ci = summarise(records, n_boot=n_boot, seed=settings.seed)
     higher = {k: (None if k == "cycles" else True) for k in metrics}
-    import pandas as pd
-
-    items = pd.DataFrame(
-        [{"prompt": r["prompt"], "cycle": c["cycle"], "rewritten": c["prompt"],
-          "caption": c["caption"], "file": c["file"], "clip_score": c["clip_score"],
-          "caption_similarity": c["caption_similarity"], "best": c["cycle"] == r["best_cycle"]}
-         for r in records for c in r["cycles"]]
-    )  # fmt: skip
+    items = cycle_table(records)
+    items["file"] = [c["file"] for r in records for c in r["cycles"]]
     config = {
         "prompts": source,
         "n_prompts": len(records),
@@ -325,3 +319,36 @@ def run(
         stage="socratic",
     )
     return records, write_result(record, out, items)
+
+
+def read_records(folder: str | Path) -> list[dict[str, Any]]:
+    """The per-prompt records :func:`refine` wrote to ``folder/socratic.jsonl``."""
+    path = Path(folder) / RECORDS
+    if not path.is_file():
+        raise ConfigError(f"{folder}: no {RECORDS}; run the loop first (socratic.run)")
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def cycle_table(records: Sequence[dict[str, Any]]):
+    """One row per prompt and cycle: prompt, cycle, rewritten prompt, caption, CLIPScore,
+    caption similarity, stop reason, best (a DataFrame)."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [{"prompt": r["prompt"], "cycle": c["cycle"], "rewritten": c["prompt"],
+          "caption": c["caption"], "clip_score": c["clip_score"],
+          "caption_similarity": c["caption_similarity"], "stop": c["stop"],
+          "best": c["cycle"] == r["best_cycle"]}
+         for r in records for c in r["cycles"]]
+    )  # fmt: skip
+
+
+def summary_table(record: dict[str, Any]):
+    """A result record's metrics with their 95% intervals (a DataFrame)."""
+    import pandas as pd
+
+    rows = []
+    for key, value in record["metrics"].items():
+        low, high = (record.get("ci", {}).get(key) or [float("nan"), float("nan")])[:2]
+        rows.append({"metric": key, "value": value, "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows)
