@@ -160,3 +160,29 @@ def test_attention_gate_notebook_runs_offline(tmp_path, monkeypatch, shared_data
         r["model"]["head_gates"].startswith("head_gates.safetensors@") for r in post
     )
     assert {r["stage"] for r in records} == {"pre", "post"}
+
+
+@pytest.mark.slow
+def test_t2i_audit_notebook_runs_offline(tmp_path, monkeypatch, shared_data):
+    out, entry = run_method_notebook("t2i_audit", tmp_path, monkeypatch, shared_data)
+    records = [record for _, record in read_all(out / "results" / entry.slug)]
+    assert [r["benchmark"] for r in records] == ["t2i_audit"]
+    assert records[0]["config"]["occupations"] == ["Registered nurses", "Software developers"]
+    executed = json.dumps(json.loads((tmp_path / "run.ipynb").read_text())["cells"])
+    assert "LABELLED_IMAGES is not set" in executed
+
+
+@pytest.mark.slow
+def test_socratic_notebooks_run_offline(tmp_path, monkeypatch, shared_data):
+    """1. run the loop on PartiPrompts with tiny models → 2. evaluate from its files."""
+    (entry,) = [e for e in nb.METHODS if e.slug == "socratic"]
+    monkeypatch.setenv("DEBIASLAB_OUTPUT", str(tmp_path / "out"))
+    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for stage in entry.stages:
+        source = nb.repo_root() / "notebooks" / entry.slug / f"{stage}.ipynb"
+        nb.execute(source, tmp_path / f"{stage}.ipynb", nb.ci_parameters(entry, stage))
+    results = tmp_path / "out" / "results" / "socratic"
+    records = [record for _, record in read_all(results)]
+    assert [r["benchmark"] for r in records] == ["socratic"] and records[0]["n_items"] == 2
+    assert (results / "socratic_clipscore.png").is_file()

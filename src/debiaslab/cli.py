@@ -390,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument(
         "--recipe",
         default="crows_counter",
-        choices=list(RECIPES),
+        # precise_debias is trained by debiaslab.t2i.rewriter.train_rewriter (chat template).
+        choices=[r for r in RECIPES if r != "precise_debias"],
         help="crows_counter: counter-stereotypical CrowS-Pairs sentences (train split); "
         "cda: a text file augmented with gender swaps; texts: a text file as it is; "
         "synthetic: the train split of a 'debiaslab synth generate' folder",

@@ -87,6 +87,24 @@ METHODS = (
         "t4x2",
         stages=("synthetic_data",),
     ),
+    Entry(
+        "t2i_audit",
+        "Text-to-image occupation audit",
+        "sd-1.5",
+        "tiny-sd",
+        False,
+        "t4x2",
+        stages=("t2i_audit",),
+    ),
+    Entry(
+        "socratic",
+        "Socratic prompt refinement",
+        "sd-1.5",
+        "tiny-sd",
+        False,
+        "t4x2",
+        stages=("01_run", "02_evaluate"),
+    ),
 )
 STAGE_NAMES = {
     "01_pre_eval": "1. pre-evaluation",
@@ -95,6 +113,9 @@ STAGE_NAMES = {
     "decoding_balance": "balancing strength vs. perplexity, Self-Debias, BOLD gaps",
     "attention_gate": "attribute heads, close the top k: toxicity vs. perplexity, pre/post",
     "synthetic_data": "generate, filter, card and push a dataset; fine-tune on it; pre/post",
+    "t2i_audit": "images per occupation, perceived gender and race vs. BLS shares",
+    "01_run": "1. generate → caption → rewrite, per cycle",
+    "02_evaluate": "2. CLIPScore per cycle, best images",
 }
 # Honest about what is known: the machines that build this project cannot reach the Hub, so
 # no notebook has been timed on a T4 with a real model yet.
@@ -141,7 +162,9 @@ def render_text(stage: str, entry: Entry, templates: Path | None = None) -> str:
     import jupytext
 
     templates = templates or repo_root() / "notebooks" / "_templates"
-    source = _fill((templates / f"{stage}.py").read_text("utf-8"), entry)
+    own = templates / entry.slug / f"{stage}.py"  # a family's own stages (e.g. socratic/01_run)
+    template = own if own.is_file() else templates / f"{stage}.py"
+    source = _fill(template.read_text("utf-8"), entry)
     notebook = jupytext.reads(source, fmt="py:percent")
     notebook.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
@@ -290,6 +313,34 @@ def ci_parameters(entry: Entry, stage: str) -> dict:
             "GENERATION_LIMIT": 2,
             "N_BOOT": 50,
         }
+    if stage == "t2i_audit":
+        return {
+            "PIPELINE": "tiny-sd",
+            "CLIP": "tiny-clip",
+            "OCCUPATIONS": ["Registered nurses", "Software developers"],
+            "N_IMAGES": 2,
+            "STEPS": 2,
+            "SIZE": 32,
+            "N_BOOT": 50,
+            "SEED": 0,
+        }
+    if entry.slug == "socratic":
+        common = {"RESULTS": "results/socratic", "SEED": 0}
+        if stage == "01_run":
+            return {
+                **common,
+                "PIPELINE": "tiny-sd",
+                "CAPTIONER": "tiny-blip",
+                "CLIP": "tiny-clip",
+                "LLM": "tiny-gpt2",
+                "LIMIT": 1,
+                "CATEGORIES": ["People", "Animals"],
+                "MAX_CYCLES": 2,
+                "STEPS": 2,
+                "SIZE": 32,
+                "N_BOOT": 50,
+            }
+        return common
     if stage == "synthetic_data":
         return {
             **common,

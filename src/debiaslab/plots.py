@@ -107,3 +107,78 @@ def tradeoff(
     ax.set_ylabel(ylabel)
     ax.legend(frameon=False)
     return save_figure(fig, path_stem)
+
+
+def align_curve(
+    curve: list[dict],
+    path_stem: str | Path,
+    *,
+    target: dict[str, float] | None = None,
+    threshold: float | None = None,
+) -> list[Path]:
+    """The PreciseDebias measure-and-align loop, iteration by iteration.
+
+    Left: the largest |target − share| over the groups and the total variation to the target
+    (with the stopping threshold, dashed). Right: each group's share (solid) and its target
+    (a dotted line of the same colour).
+
+    Args:
+        curve: ``align_curve.json``'s ``curve`` (:func:`debiaslab.t2i.rewriter.align`): dicts
+            with ``iteration``, ``shares``, ``max_abs_delta`` and ``tv``.
+        path_stem: output path without suffix.
+        target: the (renormalised) target shares per group, or None.
+        threshold: the stopping threshold on max |Δ|, or None.
+    """
+    from matplotlib.figure import Figure
+
+    iterations = [entry["iteration"] for entry in curve]
+    fig = Figure(figsize=(10.0, 3.8))
+    left, right = fig.subplots(1, 2)
+    left.plot(iterations, [e["max_abs_delta"] for e in curve], marker="o", label="max |Δ|")
+    left.plot(iterations, [e["tv"] for e in curve], marker="s", label="TV to target")
+    if threshold is not None:
+        left.axhline(threshold, color="grey", lw=0.8, ls="--", label="threshold")
+    left.set_xlabel("iteration")
+    left.set_ylabel("distance to target")
+    left.set_ylim(bottom=0)
+    left.legend(fontsize=8, frameon=False)
+    groups = list(curve[0]["shares"]) if curve else []
+    colours = [f"C{k % 10}" for k in range(len(groups))]
+    for group, colour in zip(groups, colours, strict=True):
+        right.plot(iterations, [e["shares"][group] for e in curve], color=colour, label=group)
+        if target is not None and group in target:
+            right.axhline(target[group], color=colour, lw=0.8, ls=":")
+    right.set_xlabel("iteration")
+    right.set_ylabel("share of rewrites (dotted: target)")
+    right.set_ylim(bottom=0)
+    right.legend(fontsize=7, frameon=False, ncol=2)
+    for ax in (left, right):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle("PreciseDebias alignment of the rewriter", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path_stem)
+
+
+def socratic_curve(record: dict, path_stem: str | Path) -> list[Path]:
+    """Mean CLIPScore per Socratic cycle (the prompts that reached it), with the first and best
+    cycles' means and their 95% intervals, from a ``socratic`` result record."""
+    from matplotlib.figure import Figure
+
+    metrics, ci = record["metrics"], record.get("ci", {})
+    cycles = sorted(int(k.rsplit("_", 1)[1]) for k in metrics if k.startswith("clip_score/cycle_"))
+    fig = Figure(figsize=(5.0, 3.6))
+    ax = fig.subplots()
+    ax.plot(cycles, [metrics[f"clip_score/cycle_{c}"] for c in cycles], marker="o", label="mean")
+    for key, label, x in (("clip_score_first", "first", -0.15), ("clip_score_best", "best", 0.15)):
+        low, high = ci.get(key, (metrics[key], metrics[key]))
+        err = [[metrics[key] - low], [high - metrics[key]]]
+        ax.errorbar(
+            [x], [metrics[key]], yerr=err, marker="s", capsize=3, linestyle="none",
+            label=f"{label} (95% CI)",
+        )  # fmt: skip
+    scale = record.get("config", {}).get("clip_scale", "torchmetrics")
+    ax.set_xlabel("cycle")
+    ax.set_ylabel(f"CLIPScore vs. the user's prompt ({scale})")
+    ax.set_xticks(cycles)
+    ax.legend(frameon=False)
+    return save_figure(fig, path_stem)

@@ -35,7 +35,7 @@ from debiaslab.errors import ConfigError
 log = logging.getLogger(__name__)
 
 METHODS = ("full", "lora", "qlora")
-RECIPES = ("crows_counter", "cda", "texts", "synthetic")
+RECIPES = ("crows_counter", "cda", "texts", "synthetic", "precise_debias")
 MANIFEST = "finetune.json"
 DEFAULT_LR = {"full": 5e-5, "lora": 2e-4, "qlora": 2e-4}
 # LoRA targets when the preset names none: the attention projections of common families.
