@@ -245,6 +245,104 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_prompts(path: str) -> list[str]:
+    from debiaslab.mitigation.data import read_lines
+
+    return read_lines(path)
+
+
+def cmd_t2i_generate(args: argparse.Namespace) -> int:
+    from debiaslab.t2i.generate import generate_images, load_pipeline
+
+    pipe = load_pipeline(args.model, device=args.device, safety_checker=not args.no_safety)
+    rows = generate_images(
+        pipe,
+        _read_prompts(args.prompts),
+        list(range(args.seed, args.seed + args.images)),
+        args.out,
+        steps=args.steps,
+        guidance=args.guidance,
+        height=args.size,
+        width=args.size,
+        batch_size=args.batch_size,
+        model=args.model,
+    )
+    flagged = sum(bool(r.get("nsfw")) for r in rows)
+    print(f"{args.out}: {len(rows)} images ({flagged} flagged by the safety checker)")
+    return 0
+
+
+def cmd_t2i_audit(args: argparse.Namespace) -> int:
+    from debiaslab.t2i import audit
+
+    result, path = audit.run(
+        args.occupations,
+        args.out,
+        pipeline=args.model,
+        clip=args.clip,
+        rewriter=args.rewriter,
+        rewriter_adapter=args.rewriter_adapter,
+        device=args.device,
+        seed=args.seed,
+        n_images=args.images,
+        steps=args.steps,
+        size=args.size,
+        n_boot=args.n_boot,
+    )
+    print(f"{path} written")
+    print(audit.share_table(result).round(3).to_string(index=False))
+    return 0
+
+
+def cmd_t2i_rewrite(args: argparse.Namespace) -> int:
+    import json
+
+    from debiaslab.models import load_model
+    from debiaslab.t2i.rewriter import rewrite
+
+    lm = load_model(args.model, adapter=args.adapter, device=args.device)
+    prompts = _read_prompts(args.prompts)
+    out = rewrite(lm, prompts, n=args.n, progress=True)
+    for prompt, rewrites in zip(prompts, out, strict=True):
+        print(json.dumps({"prompt": prompt, "rewrites": rewrites}, ensure_ascii=False))
+    return 0
+
+
+def cmd_t2i_socratic(args: argparse.Namespace) -> int:
+    from debiaslab.data.prompts import load_coco_captions, load_partiprompts
+    from debiaslab.t2i import socratic
+
+    if args.coco:
+        chosen = load_coco_captions(args.coco, limit=args.limit, seed=args.seed)
+        source = "COCO captions"
+    else:
+        chosen = load_partiprompts(categories=args.categories, limit=args.limit, seed=args.seed)
+        source = "PartiPrompts"
+    settings = socratic.SocraticSettings(
+        max_cycles=args.max_cycles,
+        stop_similarity=args.stop_similarity,
+        judge=args.judge,
+        steps=args.steps,
+        size=args.size,
+        seed=args.seed,
+    )
+    _, path = socratic.run(
+        [p.prompt for p in chosen],
+        args.out,
+        pipeline=args.model,
+        captioner=args.captioner,
+        clip=args.clip,
+        llm_backend=args.llm_backend,
+        llm=args.llm,
+        settings=settings,
+        device=args.device,
+        n_boot=args.n_boot,
+        source=source,
+    )
+    print(f"{path} written")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from debiaslab.config import presets
 
@@ -528,6 +626,61 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--repo", required=True, help="user/name of the Hub dataset")
     sp.add_argument("--public", action="store_true", help="create a public repository")
     sp.set_defaults(func=cmd_synth_push)
+
+    ti = sub.add_parser(
+        "t2i",
+        help="text-to-image bias: generate, audit occupations, rewrite prompts, Socratic loop",
+    )
+    t2i = ti.add_subparsers(dest="t2i_verb", required=True, metavar="T2I_VERB")
+
+    def image_flags(p, model="sd-1.5"):
+        p.add_argument("--model", default=model, help="sd-1.5, sd-2.1, tiny-sd, hub id or path")
+        p.add_argument("--out", required=True, help="output folder")
+        p.add_argument("--steps", type=int, default=30)
+        p.add_argument("--size", type=int, help="image side in pixels (default: native)")
+        p.add_argument("--device", help="cpu, cuda, ... (default: auto)")
+        p.add_argument("--seed", type=int, default=0)
+
+    tg = t2i.add_parser("generate", help="images for prompts × seeds, PNG + manifest (resumes)")
+    image_flags(tg)
+    tg.add_argument("--prompts", required=True, help="text file, one prompt per line")
+    tg.add_argument("--images", type=int, default=4, help="images (seeds) per prompt")
+    tg.add_argument("--guidance", type=float, default=7.5)
+    tg.add_argument("--batch-size", type=int, default=4)
+    tg.add_argument("--no-safety", action="store_true", help="turn the safety checker off")
+    tg.set_defaults(func=cmd_t2i_generate)
+    ta = t2i.add_parser(
+        "audit", help="perceived gender/race per BLS occupation vs. its BLS shares"
+    )
+    image_flags(ta)
+    ta.add_argument("--occupations", nargs="+", required=True, help="BLS occupation names")
+    ta.add_argument("--images", type=int, default=8, help="images per occupation")
+    ta.add_argument("--clip", help="CLIP for the zero-shot classifier (default ViT-L/14)")
+    ta.add_argument("--rewriter", help="PreciseDebias rewriter model (post-mitigation audit)")
+    ta.add_argument("--rewriter-adapter", help="its LoRA adapter")
+    ta.add_argument("--n-boot", type=int, default=1000)
+    ta.set_defaults(func=cmd_t2i_audit)
+    tr = t2i.add_parser("rewrite", help="PreciseDebias: rewrite prompts (JSON lines to stdout)")
+    tr.add_argument("--model", required=True, help="rewriter base model (preset, id, path)")
+    tr.add_argument("--adapter", help="its LoRA adapter (directory or Hub id)")
+    tr.add_argument("--prompts", required=True, help="text file, one prompt per line")
+    tr.add_argument("--n", type=int, default=1, help="rewrites per prompt")
+    tr.add_argument("--device", help="cpu, cuda, ... (default: auto)")
+    tr.set_defaults(func=cmd_t2i_rewrite)
+    ts = t2i.add_parser("socratic", help="the Socratic refinement loop on PartiPrompts or COCO")
+    image_flags(ts)
+    ts.add_argument("--categories", nargs="+", help="PartiPrompts categories (default all)")
+    ts.add_argument("--coco", help="a COCO captions JSON instead of PartiPrompts")
+    ts.add_argument("--limit", type=int, default=5, help="prompts per category")
+    ts.add_argument("--max-cycles", type=int, default=3)
+    ts.add_argument("--stop-similarity", type=float)
+    ts.add_argument("--judge", action="store_true", help="the LLM decides when to stop")
+    ts.add_argument("--captioner", default="Salesforce/blip-image-captioning-base")
+    ts.add_argument("--clip", help="CLIP for CLIPScore (default ViT-L/14)")
+    ts.add_argument("--llm-backend", default="hf", choices=["hf", "openai"])
+    ts.add_argument("--llm", default="qwen2.5-1.5b-instruct")
+    ts.add_argument("--n-boot", type=int, default=1000)
+    ts.set_defaults(func=cmd_t2i_socratic)
 
     mo = sub.add_parser("models", help="list model presets")
     mo.set_defaults(func=cmd_models)

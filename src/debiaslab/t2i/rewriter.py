@@ -361,14 +361,12 @@ def train_rewriter(
         "prompt_format": "chat_template" if _has_chat_template(tokenizer) else "alpaca",
         "instructions": sorted({r["instruction"] for r in records}),
     }
-    # finetune's recipe list is closed; "texts" until it knows this one (info names it).
-    recipe = RECIPE if RECIPE in ft.RECIPES else "texts"
     return ft.finetune(
         model,
         output,
         texts,
         config,
-        recipe=recipe,
+        recipe=RECIPE,
         recipe_info=info,
         device=device,
         resume=resume,
