@@ -511,3 +511,30 @@ def test_seed_pairs_flaws_and_ours(seed_dir, synthetic):
     train_ours, test_ours = split_by_prompt(pairs, 0.2, seed=0)
     assert leaked_prompts(train_ours, test_ours) == []
     assert len({p["input"] for p in test_ours}) == round(656 * 0.2)
+
+
+def test_prompt_synthesis_asks_per_occupation_cleans_and_resumes(tmp_path):
+    from debiaslab.t2i.precise_data import load_seed_pairs, save_pairs, synthesize_prompts
+
+    class Backend:
+        name = "table"
+
+        def __init__(self):
+            self.asked = 0
+
+        def answer(self, requests, raw, *, progress=True):
+            self.asked += len(requests)
+            return {
+                r.id: f'  "A {r.topic} at work, scene {r.sample % 2}."\n\nSure!' for r in requests
+            }
+
+    backend = Backend()
+    prompts = synthesize_prompts(backend, ["nurse", "welder"], 3, tmp_path / "raw.jsonl")
+    assert backend.asked == 6
+    assert prompts == [
+        "A nurse at work, scene 0.", "A nurse at work, scene 1.",
+        "A welder at work, scene 0.", "A welder at work, scene 1.",
+    ]  # fmt: skip
+    pairs = instruction_pairs(prompts[:2])
+    path = save_pairs(pairs, tmp_path / "pairs.json")
+    assert load_seed_pairs(path) == pairs

@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -1173,3 +1174,52 @@ def load_seed_pairs(path: str | Path) -> list[dict[str, str]]:
             pair = {"instruction": record["instruction"], **pair}
         out.append(pair)
     return out
+
+
+PROMPT_SYNTHESIS = (
+    "Write one detailed text-to-image prompt showing a {occupation} at work: the person, "
+    "their action, the setting and the lighting, in one sentence. Do not say the person's "
+    "gender, race or ethnicity. Answer with the prompt only."
+)
+
+
+def synthesize_prompts(
+    backend,
+    occupations: Sequence[str],
+    n: int,
+    raw: str | Path,
+    *,
+    template: str = PROMPT_SYNTHESIS,
+    progress: bool = True,
+) -> list[str]:
+    """Step 1 of PreciseDebias: ask a language model for ``n`` scene prompts per occupation.
+
+    ``backend`` is a :mod:`debiaslab.synth.backends` backend (a local transformers model, or an
+    OpenAI-compatible API); answers are appended to ``raw`` as they come, so a rerun resumes.
+    Answers are cleaned to their first paragraph; empty and duplicate ones are dropped. The
+    prompts still go through :func:`replace_demographics` / :func:`instruction_pairs`, which
+    remove any descriptor the model added despite the instruction.
+    """
+    from debiaslab.synth.filters import clean_text, exact_duplicates
+    from debiaslab.synth.spec import Request
+
+    if n < 1:
+        raise ConfigError(f"n must be at least 1, got {n}")
+    requests = []
+    for occupation in occupations:
+        prompt = template.format(occupation=occupation)
+        for k in range(n):
+            key = hashlib.sha256(f"{prompt}\x1f{k}".encode()).hexdigest()[:16]
+            requests.append(Request(key, "", occupation, 0, k, prompt))
+    answers = backend.answer(requests, Path(raw), progress=progress)
+    texts = [clean_text(answers[r.id]) for r in requests]
+    texts = [t for t in texts if len(t.split()) >= 3]
+    return [t for t, keep in zip(texts, exact_duplicates(texts), strict=True) if keep]
+
+
+def save_pairs(pairs: Sequence[Mapping[str, str]], path: str | Path) -> Path:
+    """Write instruction pairs as a JSON list (atomically); :func:`load_seed_pairs` reads it."""
+    from debiaslab.data.fetch import write_bytes_atomic
+
+    text = json.dumps(list(pairs), ensure_ascii=False, indent=1) + "\n"
+    return write_bytes_atomic(path, text.encode("utf-8"))
