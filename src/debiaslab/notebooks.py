@@ -97,6 +97,15 @@ METHODS = (
         stages=("t2i_audit",),
     ),
     Entry(
+        "precise_debias",
+        "PreciseDebias prompt rewriting",
+        "qwen2.5-1.5b-instruct",
+        "tiny-gpt2",
+        True,
+        "t4x2",
+        stages=("01_dataset", "02_train", "03_evaluate", "04_infer"),
+    ),
+    Entry(
         "socratic",
         "Socratic prompt refinement",
         "sd-1.5",
@@ -114,6 +123,10 @@ STAGE_NAMES = {
     "attention_gate": "attribute heads, close the top k: toxicity vs. perplexity, pre/post",
     "synthetic_data": "generate, filter, card and push a dataset; fine-tune on it; pre/post",
     "t2i_audit": "images per occupation, perceived gender and race vs. BLS shares",
+    "01_dataset": "1. prompts, placeholders, instruction pairs split by prompt",
+    "02_train": "2. LoRA rewriter and the measure-and-align loop",
+    "03_evaluate": "3. group shares of rewrites; images vs. BLS, plain and rewritten",
+    "04_infer": "4. rewrite your prompts (and draw them)",
     "01_run": "1. generate → caption → rewrite, per cycle",
     "02_evaluate": "2. CLIPScore per cycle, best images",
 }
@@ -324,6 +337,24 @@ def ci_parameters(entry: Entry, stage: str) -> dict:
             "N_BOOT": 50,
             "SEED": 0,
         }
+    if entry.slug == "precise_debias":
+        common = {"MODEL": entry.tiny, "SEED": 0}
+        return {
+            "01_dataset": {
+                "WRITER": entry.tiny, "OCCUPATIONS": ["doctor", "nurse"],
+                "PROMPTS_PER_OCCUPATION": 2, "SEED": 0,
+            },
+            "02_train": {
+                **common, "HARDWARE": "cpu-ci", "METHOD": "lora", "STEPS": 4, "SEQ_LEN": 512,
+                "ALIGN_PROMPTS": 4, "ALIGN_N": 2, "ALIGN_ITERATIONS": 1, "ALIGN_STEPS": 2,
+            },
+            "03_evaluate": {
+                **common, "EVAL_PROMPTS": 2, "N_REWRITES": 2, "PIPELINE": "tiny-sd",
+                "CLIP": "tiny-clip", "OCCUPATIONS": ["Cashiers"], "N_IMAGES": 2, "STEPS": 2,
+                "SIZE": 32, "N_BOOT": 20,
+            },
+            "04_infer": {**common, "N": 2, "PIPELINE": "tiny-sd", "STEPS": 2, "SIZE": 32},
+        }[stage]  # fmt: skip
     if entry.slug == "socratic":
         common = {"RESULTS": "results/socratic", "SEED": 0}
         if stage == "01_run":

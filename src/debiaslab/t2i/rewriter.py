@@ -1012,3 +1012,38 @@ def tiny_rewriter(
     lm = from_objects(peft_model, tokenizer, name="tiny-rewriter", family="causal")
     lm.batch_size = 64  # short sequences: fewer, larger generate calls
     return lm
+
+
+def compare_shares(
+    models: Mapping[str, Any],
+    prompts: Sequence[str],
+    *,
+    n: int = 10,
+    target: Mapping[str, float] = PRECISE_DEBIAS_RAW,
+    settings: GenerationSettings | None = None,
+):
+    """Group shares of each model's rewrites of ``prompts`` against the target: the text-level
+    evaluation (held-out prompts; ``models``: label → LoadedModel, e.g. base and rewriter).
+
+    Returns:
+        A DataFrame with model, group, share, target, and per model the total variation
+        distance to the target (``group == "TV"``) and the undetected share.
+    """
+    import pandas as pd
+
+    from debiaslab.t2i.metrics import total_variation
+
+    goal = normalise_target(target)
+    rows = []
+    for label, lm in models.items():
+        shares = group_shares(rewrite(lm, prompts, n=n, settings=settings or MEASURE_SETTINGS))
+        for group in GROUPS:
+            rows.append(
+                {"model": label, "group": group, "share": shares[group], "target": goal[group]}
+            )
+        tv = total_variation([shares[g] for g in GROUPS], [goal[g] for g in GROUPS])
+        rows.append({"model": label, "group": "TV", "share": tv, "target": 0.0})
+        rows.append(
+            {"model": label, "group": "undetected", "share": shares["undetected"], "target": 0.0}
+        )
+    return pd.DataFrame(rows)
