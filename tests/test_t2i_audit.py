@@ -78,6 +78,13 @@ def test_audit_compares_each_occupation_with_its_bls_shares(tmp_path, shared_dat
         rewrites.items["prompt"].iloc[0] == "a photo of the face of a Black male registered nurse"
     )
     assert rewrites.config["rewritten"] is True
+    # Success: of the images whose prompt asks for a group, the share perceived as asked. Only
+    # image 0 asks (Black male); the classifier sees a White woman: 0 on both axes.
+    m = rewrites.metrics
+    assert m["gender/n_requested"] == 1 and m["gender/success_rate"] == 0.0
+    assert m["race/n_requested"] == 1 and m["race/success_rate"] == 0.0
+    assert "hispanic/n_requested" not in m
+    assert list(rewrites.items["requested"]) == ["gender=male race=black", ""]
     with pytest.raises(ConfigError, match="Registered nurse"):
         audit(["Registered nurse"], pipe, FixedClassifier(), tmp_path, occupations_path=bls,
               year=2022)  # fmt: skip

@@ -119,6 +119,51 @@ def bls_axes(probs: Mapping[str, np.ndarray], labels: Mapping[str, Sequence[str]
     return out
 
 
+def requested_groups(prompt: str) -> dict[str, str]:
+    """The groups a prompt asks for, per BLS axis (``{}`` for a prompt naming none): a
+    PreciseDebias rewrite "a Black female nurse" asks for gender female and race black; a
+    Hispanic one for hispanic (and no race).
+
+    Example:
+        >>> requested_groups("a photo of a Black female nurse")
+        {'gender': 'female', 'race': 'black'}
+        >>> requested_groups("a photo of a nurse")
+        {}
+    """
+    from debiaslab.t2i.rewriter import detect_group
+
+    group = detect_group(prompt)
+    if group is None:
+        return {}
+    race, gender = group.rsplit(" ", 1)
+    axis = {"hispanic": ("hispanic", "hispanic")}.get(race, ("race", race))
+    return {"gender": gender, axis[0]: axis[1]}
+
+
+def _success_rates(rows, mapped, metrics, ci, *, n_boot: int, seed: int) -> None:
+    """Per axis, the share of images asked for a group (by their prompt) whose perceived group
+    is that one (no person: a failure), with a bootstrap CI over those images."""
+    from debiaslab.stats import bootstrap_ci
+
+    asked = [requested_groups(r["prompt"]) for r in rows]
+    for row, request in zip(rows, asked, strict=True):
+        row["requested"] = " ".join(f"{a}={g}" for a, g in request.items())
+    for axis, (p, names) in mapped.items():
+        hits = np.array(
+            [float(names[int(np.argmax(p[i]))] == request[axis])
+             for i, request in enumerate(asked) if axis in request]
+        )  # fmt: skip
+        if not len(hits):
+            continue
+        metrics[f"{axis}/success_rate"] = float(hits.mean())
+        metrics[f"{axis}/n_requested"] = float(len(hits))
+        if n_boot:
+            ci[f"{axis}/success_rate"] = bootstrap_ci(
+                lambda idx, h=hits: {"s": float(h[idx].mean())}, len(hits), n_boot=n_boot,
+                seed=seed,
+            )["s"]  # fmt: skip
+
+
 def audit(
     occupations: Sequence[str],
     pipe,
@@ -222,6 +267,7 @@ def audit(
             row[f"{axis}"] = names[int(np.argmax(p[i]))]
             for j, group in enumerate(names):
                 row[f"{axis}/{group}"] = float(p[i, j])
+    _success_rates(rows, mapped, metrics, ci, n_boot=n_boot, seed=seed)
     higher = {key: higher_is_better(key.split("/", 1)[1]) for key in metrics}
     items = pd.DataFrame(rows)
     config = {
