@@ -6,6 +6,7 @@ import urllib.error
 from pathlib import Path
 
 import pytest
+import torch
 
 from debiaslab import tiny
 from debiaslab.data import fetch
@@ -67,3 +68,18 @@ def planted_models(tmp_path_factory) -> dict[tuple[str, float], Path]:
     return tiny.planted_models(
         (0.2, 0.5, 0.8), ("causal", "masked"), out_dir=out, seed=0, workers=workers
     )
+
+
+@pytest.fixture(scope="module")
+def t2i_cache(tmp_path_factory):
+    """A private debiaslab cache for the module, where the tiny models are built once; one
+    torch thread (the tiny models gain nothing from two, and lose much when the CPU is busy)."""
+    cache = tmp_path_factory.mktemp("t2i-cache")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv(fetch.CACHE_DIR_ENV, str(cache))
+            yield cache
+    finally:
+        torch.set_num_threads(threads)

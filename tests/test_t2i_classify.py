@@ -12,25 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from debiaslab.data import fetch
 from debiaslab.errors import ConfigError
 from debiaslab.t2i import classify as cl
 from debiaslab.t2i import tiny as t2i_tiny
-
-
-@pytest.fixture(scope="module")
-def t2i_cache(tmp_path_factory):
-    """A private debiaslab cache for the module, where the tiny models are built once; one
-    torch thread (the tiny models gain nothing from two, and lose much when the CPU is busy)."""
-    cache = tmp_path_factory.mktemp("t2i-cache")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv(fetch.CACHE_DIR_ENV, str(cache))
-            yield cache
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

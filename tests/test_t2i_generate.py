@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from debiaslab.data import fetch
@@ -23,21 +22,6 @@ from debiaslab.t2i.tiny import TINY_IMAGE_SIZE, TINY_STEPS, build_tiny_safety_ch
 TINY = {"steps": TINY_STEPS, "height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}
 PROMPTS = ["a photo of a doctor", "a photo of a nurse", "a photo of a CEO"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def t2i_cache(tmp_path_factory):
-    """A private debiaslab cache for the module, where the tiny pipeline is built once; one
-    torch thread (the tiny models gain nothing from two, and lose much when the CPU is busy)."""
-    cache = tmp_path_factory.mktemp("t2i-cache")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv(fetch.CACHE_DIR_ENV, str(cache))
-            yield cache
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
