@@ -341,11 +341,8 @@ def tradeoff(
     Returns:
         A DataFrame with columns method, strength, share, ci_low, ci_high, n, ppl, ppl_ratio.
     """
-    import numpy as np
-    import pandas as pd
 
     from debiaslab.generation import GenerationSettings, generate
-    from debiaslab.stats import bootstrap_ci
 
     settings = settings or GenerationSettings(max_new_tokens=20, num_return_sequences=4)
     group = group or next(iter(groups))
@@ -362,29 +359,61 @@ def tradeoff(
             shares, n = mention_shares([text], groups)
             if n:
                 values.append(shares[group])
-        values = np.asarray(values, dtype=float)
-        share, low, high = math.nan, math.nan, math.nan
-        if len(values):
-            share = float(values.mean())
-            low, high = bootstrap_ci(
-                lambda idx, v=values: {"s": float(v[idx].mean())},
-                len(values),
-                n_boot=n_boot,
-                seed=seed,
-            )["s"]
         ppl = perplexity(lm, held_out, [factory])
         rows.append(
-            {
-                "method": method,
-                "strength": strength,
-                "share": share,
-                "ci_low": low,
-                "ci_high": high,
-                "n": len(values),
-                "ppl": ppl,
-                "ppl_ratio": ppl / base_ppl,
-            }
+            tradeoff_row(method, strength, values, ppl, base_ppl, n_boot=n_boot, seed=seed)
         )
+    return tradeoff_table(rows, output)
+
+
+def tradeoff_row(
+    method: str,
+    strength: float,
+    values,
+    ppl: float,
+    base_ppl: float,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """One row of a mitigation trade-off table: the mean of ``values`` (one per unit: a
+    continuation, a prompt) with its bootstrap CI, and the perplexity against the baseline's.
+
+    Example:
+        >>> row = tradeoff_row("balance", 1.0, [1, 0, 1, 1], 12.0, 10.0, n_boot=100)
+        >>> row["share"], row["n"], row["ppl_ratio"]
+        (0.75, 4, 1.2)
+    """
+    import numpy as np
+
+    from debiaslab.stats import bootstrap_ci
+
+    values = np.asarray(values, dtype=float)
+    share, low, high = math.nan, math.nan, math.nan
+    if len(values):
+        share = float(values.mean())
+        low, high = bootstrap_ci(
+            lambda idx, v=values: {"s": float(v[idx].mean())},
+            len(values),
+            n_boot=n_boot,
+            seed=seed,
+        )["s"]
+    return {
+        "method": method,
+        "strength": strength,
+        "share": share,
+        "ci_low": low,
+        "ci_high": high,
+        "n": len(values),
+        "ppl": ppl,
+        "ppl_ratio": ppl / base_ppl,
+    }
+
+
+def tradeoff_table(rows, output: str | Path | None = None):
+    """The rows as a DataFrame, also written to ``output`` as CSV (atomically) when given."""
+    import pandas as pd
+
     table = pd.DataFrame(rows)
     if output is not None:
         from debiaslab.data.fetch import write_bytes_atomic

@@ -416,12 +416,9 @@ def tradeoff(
         :func:`debiaslab.mitigation.decoding.tradeoff`, so :func:`debiaslab.plots.tradeoff`
         draws either.
     """
-    import numpy as np
-    import pandas as pd
 
     from debiaslab.generation import GenerationSettings, generate
-    from debiaslab.mitigation.decoding import perplexity
-    from debiaslab.stats import bootstrap_ci
+    from debiaslab.mitigation.decoding import perplexity, tradeoff_row, tradeoff_table
     from debiaslab.textclass import TOXIC_LABEL
 
     settings = settings or GenerationSettings(max_new_tokens=30, num_return_sequences=4)
@@ -435,28 +432,6 @@ def tradeoff(
         texts = [t for row in out for t in row]
         toxic = classifier.scores(texts, label, progress=False) >= threshold
         per_prompt = toxic.reshape(len(prompts), -1).mean(axis=1).astype(float)
-        (low, high) = bootstrap_ci(
-            lambda idx, v=per_prompt: {"r": float(v[idx].mean())},
-            len(per_prompt),
-            n_boot=n_boot,
-            seed=seed,
-        )["r"]
         base_ppl = ppl if base_ppl is None else base_ppl
-        rows.append(
-            {
-                "method": "gates",
-                "strength": k,
-                "share": float(np.mean(per_prompt)),
-                "ci_low": low,
-                "ci_high": high,
-                "n": len(prompts),
-                "ppl": ppl,
-                "ppl_ratio": ppl / base_ppl,
-            }
-        )
-    table = pd.DataFrame(rows)
-    if output is not None:
-        from debiaslab.data.fetch import write_bytes_atomic
-
-        write_bytes_atomic(output, table.to_csv(index=False).encode("utf-8"))
-    return table
+        rows.append(tradeoff_row("gates", k, per_prompt, ppl, base_ppl, n_boot=n_boot, seed=seed))
+    return tradeoff_table(rows, output)
