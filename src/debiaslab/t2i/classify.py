@@ -174,6 +174,24 @@ def _resolve(name: str, presets: Mapping[str, str], kind: str) -> str:
     return name
 
 
+def load_model_and_processor(
+    model_class, processor_class, source: str, what: str, tiny: str, **model_kwargs
+):
+    """``model_class`` and ``processor_class`` from ``source`` (safetensors only, no remote
+    code, the Hub token from the secret store), or a :class:`ConfigError` naming ``what``
+    could not be loaded and the offline ``tiny`` preset."""
+    common = {"token": get_secret("HF_TOKEN"), "trust_remote_code": False}
+    try:
+        model = model_class.from_pretrained(source, use_safetensors=True, **model_kwargs, **common)
+        processor = processor_class.from_pretrained(source, **common)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot load a {what} from {source!r}: {exc}. Give {tiny!r}, a local directory, "
+            "or a hub id reachable from this machine with safetensors weights."
+        ) from exc
+    return model, processor
+
+
 def load_clip(
     name: str = DEFAULT_CLIP, device: str | None = None, dtype: str = "auto", batch_size: int = 32
 ) -> Clip:
@@ -193,17 +211,9 @@ def load_clip(
     source = _resolve(name, CLIP_PRESETS, "clip")
     dev = select_device(device)
     torch_dtype = select_dtype(dev, dtype)
-    common = {"token": get_secret("HF_TOKEN"), "trust_remote_code": False}
-    try:
-        model = CLIPModel.from_pretrained(
-            source, dtype=torch_dtype, use_safetensors=True, **common
-        )
-        processor = CLIPProcessor.from_pretrained(source, **common)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot load a CLIP model from {source!r}: {exc}. Give 'tiny-clip', a local "
-            "directory, or a hub id reachable from this machine with safetensors weights."
-        ) from exc
+    model, processor = load_model_and_processor(
+        CLIPModel, CLIPProcessor, source, "CLIP model", "tiny-clip", dtype=torch_dtype
+    )
     return Clip(model.to(dev).eval(), processor, name, dev, torch_dtype, batch_size)
 
 

@@ -65,23 +65,14 @@ def load_captioner(name: str = DEFAULT_CAPTIONER, device: str | None = None) -> 
     """A BLIP captioner (safetensors only, no remote code); ``tiny-blip`` offline."""
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
-    from debiaslab.env import get_secret
     from debiaslab.models import select_device
-    from debiaslab.t2i.classify import _resolve
+    from debiaslab.t2i.classify import _resolve, load_model_and_processor
 
     source = _resolve(name, CAPTIONER_PRESETS, "blip")
     dev = select_device(device)
-    common = {"token": get_secret("HF_TOKEN"), "trust_remote_code": False}
-    try:
-        model = BlipForConditionalGeneration.from_pretrained(
-            source, use_safetensors=True, **common
-        )
-        processor = BlipProcessor.from_pretrained(source, **common)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot load a BLIP captioner from {source!r}: {exc}. Give 'tiny-blip', a local "
-            "directory, or a hub id reachable from this machine with safetensors weights."
-        ) from exc
+    model, processor = load_model_and_processor(
+        BlipForConditionalGeneration, BlipProcessor, source, "BLIP captioner", "tiny-blip"
+    )
     return Captioner(model.to(dev).eval(), processor, name, dev)
 
 
