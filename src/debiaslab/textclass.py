@@ -384,7 +384,7 @@ def classifier_lines(task: str, path: str | Path | None = None) -> dict[str, Any
         DataFormatError: the file is not valid YAML or not of that structure.
         ConfigError: the file has no such task.
     """
-    import yaml
+    from debiaslab.data.fetch import parse_yaml
 
     if path is None:
         file = f"debiaslab/{LINES_RESOURCE}"
@@ -392,10 +392,7 @@ def classifier_lines(task: str, path: str | Path | None = None) -> dict[str, Any
     else:
         file = str(path)
         text = Path(path).read_text("utf-8")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DataFormatError(f"not valid YAML: {exc}", file=file) from exc
+    data = parse_yaml(text, file)
     if not isinstance(data, dict):
         raise DataFormatError("expected a mapping from task name to its lines", file=file)
     if task not in data:

@@ -279,6 +279,16 @@ def parse_json(text: str, file: str | Path):
         ) from None
 
 
+def parse_yaml(text: str, file: str | Path):
+    """``yaml.safe_load`` whose syntax error names the file (and the parser's position)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DataFormatError(f"not valid YAML: {exc}", file=file) from None
+
+
 def has_undecodable(text: str) -> bool:
     """Whether ``text`` (from :func:`decode_utf8`) holds bytes that were not valid UTF-8."""
     return _UNDECODABLE.search(text) is not None

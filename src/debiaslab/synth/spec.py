@@ -33,8 +33,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from debiaslab.errors import ConfigError, DataFormatError
 
 EXAMPLES = "resources/synth"
@@ -289,8 +287,6 @@ def load_spec(path: str | os.PathLike) -> Spec:
         raise ConfigError(
             f"spec {str(path)!r} is neither a file nor a shipped example ({example_specs()})"
         )
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DataFormatError(f"not valid YAML: {exc}", file=file) from None
-    return parse_spec(data, file)
+    from debiaslab.data.fetch import parse_yaml
+
+    return parse_spec(parse_yaml(text, file), file)

@@ -202,12 +202,9 @@ def _packaged_words() -> Words:
 
 
 def _parse_words(text: str, file: str) -> Words:
-    import yaml
+    from debiaslab.data.fetch import parse_yaml
 
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DataFormatError(f"not valid YAML: {exc}", file=file) from exc
+    data = parse_yaml(text, file)
     if not isinstance(data, dict):
         raise DataFormatError("expected a mapping of word lists", file=file)
 
