@@ -335,32 +335,48 @@ def _read_cache(path: Path) -> dict[str, str]:
     return done
 
 
-class _CacheWriter:
-    """Appends finished outputs to a cache file, durably after every batch."""
+class JsonlAppender:
+    """Appends JSON records to a file, one per line, durably (flush + fsync) after each call:
+    a crash loses at most the batch being written, and a torn last line is what readers
+    (`_read_cache`, the image manifest) repair."""
 
-    def __init__(self, path: Path, model_key: str, settings: dict[str, Any]) -> None:
-        self.model_key = model_key
-        self.settings = settings
+    def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
 
-    def write(self, rows: Sequence[tuple[str, str, int]], texts: Sequence[str]) -> None:
-        """Append ``(key, prompt, index)`` rows with their texts; flush and fsync."""
-        for (key, prompt, index), text in zip(rows, texts, strict=True):
-            record = {
-                "key": key,
-                "model": self.model_key,
-                "prompt": prompt,
-                "index": index,
-                "settings": self.settings,
-                "text": text,
-            }
+    def append(self, records: Sequence[dict[str, Any]]) -> None:
+        for record in records:
             self.file.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.file.flush()
         os.fsync(self.file.fileno())
 
     def close(self) -> None:
         self.file.close()
+
+
+class _CacheWriter(JsonlAppender):
+    """Appends finished outputs to a cache file, durably after every batch."""
+
+    def __init__(self, path: Path, model_key: str, settings: dict[str, Any]) -> None:
+        super().__init__(path)
+        self.model_key = model_key
+        self.settings = settings
+
+    def write(self, rows: Sequence[tuple[str, str, int]], texts: Sequence[str]) -> None:
+        """Append ``(key, prompt, index)`` rows with their texts; flush and fsync."""
+        self.append(
+            [
+                {
+                    "key": key,
+                    "model": self.model_key,
+                    "prompt": prompt,
+                    "index": index,
+                    "settings": self.settings,
+                    "text": text,
+                }
+                for (key, prompt, index), text in zip(rows, texts, strict=True)
+            ]
+        )
 
 
 # --------------------------------------------------------------------------- generation

@@ -63,7 +63,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +73,7 @@ import torch
 from debiaslab.data.fetch import write_bytes_atomic
 from debiaslab.env import get_secret, select_device, select_dtype
 from debiaslab.errors import ConfigError, DataFormatError
+from debiaslab.generation import JsonlAppender
 from debiaslab.scoring import _run_batches
 
 log = logging.getLogger(__name__)
@@ -341,23 +341,6 @@ def read_manifest(out_dir: str | Path) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-class _ManifestWriter:
-    """Appends rows to a manifest shard, durably after every batch."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
-
-    def write(self, rows: Sequence[dict[str, Any]]) -> None:
-        for row in rows:
-            self.file.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self.file.flush()
-        os.fsync(self.file.fileno())
-
-    def close(self) -> None:
-        self.file.close()
-
-
 # --------------------------------------------------------------------------- generation
 
 
@@ -456,7 +439,7 @@ def generate_images(
         shard = out_dir / shard_name(state.process_index, state.num_processes)
         if shard.exists():
             _read_shard(shard, repair=True)  # no append after a torn line
-        writer = _ManifestWriter(shard)
+        writer = JsonlAppender(shard)
         try:
             show = progress and state.is_local_main_process
             _generate_rows(pipe, todo, model, settings, out_dir, writer, batch_size, show)
@@ -473,7 +456,7 @@ def _generate_rows(
     model: str,
     settings: dict[str, Any],
     out_dir: Path,
-    writer: _ManifestWriter,
+    writer: JsonlAppender,
     batch_size: int,
     progress: bool,
 ) -> None:
@@ -506,7 +489,7 @@ def _generate_rows(
             write_bytes_atomic(out_dir / file, _png_bytes(image))  # the PNG before its row
             row = {"key": key, "model": model, "prompt": prompt, "seed": seed, **settings}
             records.append({**row, "file": file, "nsfw": nsfw})
-        writer.write(records)
+        writer.append(records)
         return flags
 
     _run_batches(batches, run, n_items=len(todo), progress=progress, desc="images")
