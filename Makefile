@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test test-fast lint format bench notebooks clean
+.PHONY: demo report test test-fast lint format bench notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,14 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml requirements.txt
 	$(BIN)/pip install -q -r requirements.txt -e ".[dev]"
 	touch $@
 
+# The whole collection offline on tiny models (parallel where independent), then the results
+# notebook and the report; executed notebooks and timings.json under runs/demo/<time>/.
 demo: $(VENV)/.installed
-	$(BIN)/debiaslab demo --output results/demo --figures figures
+	$(BIN)/debiaslab demo
+
+# Figures and report/debiaslab-report.pdf from every result file under results/.
+report: $(VENV)/.installed
+	$(BIN)/debiaslab report --results results --figures figures --out report
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks
@@ -40,9 +46,12 @@ format: $(VENV)/.installed
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
+# Speed: each prints a ratio against a plain baseline measured in the same run, and writes a
+# result file (results/speed/) that the report shows.
 bench: $(VENV)/.installed
-	$(BIN)/python benchmarks/crows_speed.py
-	$(BIN)/python benchmarks/generation_speed.py --prompts 32 --batch-size 16
+	$(BIN)/python benchmarks/crows_speed.py --output results/speed
+	$(BIN)/python benchmarks/generation_speed.py --prompts 32 --batch-size 16 --output results/speed
+	$(BIN)/python benchmarks/demo_time.py
 
 # Notebooks are generated: edit notebooks/_templates/*.py, then render (tests check the result).
 notebooks: $(VENV)/.installed

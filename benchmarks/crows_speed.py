@@ -28,6 +28,7 @@ from debiaslab.benchmarks.crows_pairs import is_uncased, nangia_queries, score_n
 from debiaslab.benchmarks.reference import crows_pairs_metric_py
 from debiaslab.data.crows_pairs import load_crows_pairs
 from debiaslab.models import from_objects
+from debiaslab.results import write_speed
 from debiaslab.tiny import build_tokenizer
 
 MINI = {
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="path to crows_pairs_anonymized.csv")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--skip-plain", action="store_true", help="time the engine only")
+    parser.add_argument("--output", default=None, help="also write a result file here")
     args = parser.parse_args()
     device = torch.device(args.device)
 
@@ -120,16 +122,33 @@ def main() -> None:
         f"efficiency           {100 * achieved / peak:.1f} % of peak "
         f"({flops / 1e9:.1f} unavoidable GFLOP)"
     )
-    if args.skip_plain:
-        return
-    start = time.perf_counter()
-    plain = crows_pairs_metric_py(model, tokenizer, pairs, uncased)
-    plain_s = time.perf_counter() - start
-    engine_scores = items[["sent_more_score", "sent_less_score"]].to_numpy(float)
-    max_diff = float(np.abs(engine_scores - np.asarray(plain, dtype=float)).max())
-    print(f"plain (metric.py)    {plain_s:.2f} s  {len(pairs) / plain_s:.2f} pairs/s")
-    print(f"speed-up             {plain_s / engine_s:.1f}x")
-    print(f"max |score diff|     {max_diff:.2e} (scores rounded to 3 decimals as metric.py)")
+    measured = {
+        "engine_pairs_per_s": len(pairs) / engine_s,
+        "efficiency_pct_of_peak": 100 * achieved / peak,
+    }
+    if not args.skip_plain:
+        start = time.perf_counter()
+        plain = crows_pairs_metric_py(model, tokenizer, pairs, uncased)
+        plain_s = time.perf_counter() - start
+        engine_scores = items[["sent_more_score", "sent_less_score"]].to_numpy(float)
+        max_diff = float(np.abs(engine_scores - np.asarray(plain, dtype=float)).max())
+        print(f"plain (metric.py)    {plain_s:.2f} s  {len(pairs) / plain_s:.2f} pairs/s")
+        print(f"speed-up             {plain_s / engine_s:.1f}x")
+        print(f"max |score diff|     {max_diff:.2e} (scores rounded to 3 decimals as metric.py)")
+        measured.update(
+            plain_pairs_per_s=len(pairs) / plain_s,
+            speedup_vs_plain=plain_s / engine_s,
+            max_abs_score_diff=max_diff,
+        )
+    if args.output:
+        config = {
+            "pairs": len(pairs),
+            "model": "bert-mini-random",
+            "threads": torch.get_num_threads(),
+        }
+        path = write_speed(args.output, "crows_pairs_scoring", measured, config=config,
+                           device=str(device))  # fmt: skip
+        print(f"result: {path}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from debiaslab.data.prompts import load_bold, sample_prompts
 from debiaslab.generation import GenerationSettings, generate
 from debiaslab.models import from_objects
+from debiaslab.results import write_speed
 from debiaslab.tiny import build_tokenizer
 
 SMALL = {"n_embd": 768, "n_layer": 12, "n_head": 12, "n_positions": 1024}
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=30)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--data", help="a BOLD <domain>_prompt.json (default: resolved)")
+    parser.add_argument("--output", default=None, help="also write a result file here")
     args = parser.parse_args()
 
     prompts = load_bold(["gender"] if args.data is None else None, args.data)
@@ -92,6 +94,16 @@ def main() -> None:
     print(f"engine (batch {args.batch_size}): {len(prompts) / engine:8.2f} prompts/s")
     print(f"plain one-by-one loop:     {len(prompts) / plain:8.2f} prompts/s")
     print(f"ratio: {plain / engine:.1f}x")
+    if args.output:
+        measured = {
+            "engine_prompts_per_s": len(prompts) / engine,
+            "plain_prompts_per_s": len(prompts) / plain,
+            "speedup_vs_plain": plain / engine,
+        }
+        config = {"prompts": len(prompts), "batch_size": args.batch_size,
+                  "max_new_tokens": args.max_new_tokens, "model": "gpt2-small-random"}  # fmt: skip
+        print("result:", write_speed(args.output, "generation", measured, config=config,
+                                     device=name))  # fmt: skip
 
 
 if __name__ == "__main__":

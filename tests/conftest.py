@@ -83,3 +83,22 @@ def t2i_cache(tmp_path_factory):
             yield cache
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, shared_data):
+    """The whole collection executed once, as `make demo` does (every notebook on its tiny
+    offline preset, two at a time, then the results notebook and the report), into a private
+    output root. Returns the :class:`debiaslab.collection.RunSummary` even when a notebook
+    failed: ``summary.executed(name)`` then fails the tests that need it, with its log's tail.
+    """
+    from debiaslab import collection
+
+    root = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
+        patch.delenv("HF_TOKEN", raising=False)
+        try:
+            return collection.run(root / "run", output_root=root / "out", workers=2)
+        except collection.CollectionError as exc:
+            return exc.summary

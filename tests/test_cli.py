@@ -18,7 +18,7 @@ def data_env(shared_data, monkeypatch, tmp_path):
 
 
 def test_every_verb_has_help(capsys):
-    for verb in ("eval", "stereoset-score", "demo", "models"):
+    for verb in ("eval", "stereoset-score", "demo", "calibrate", "report", "results", "models"):
         with pytest.raises(SystemExit) as exit_info:
             main([verb, "--help"])
         assert exit_info.value.code == 0

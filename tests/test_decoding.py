@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -120,7 +121,8 @@ def test_balancing_moves_a_planted_model_toward_parity(planted_models):
 
 def test_tradeoff_table_and_plot(tmp_path):
     from debiaslab import plots
-    from debiaslab.mitigation.decoding import tradeoff
+    from debiaslab.mitigation.decoding import tradeoff, tradeoff_from_record
+    from debiaslab.results import read_all
 
     lm = from_objects(*tiny.build_tiny("causal", texts=tiny.planted_texts(0.5, 50, 0), seed=0))
     prompts = ["The nurse said", "I called the pilot and", "My mother"]
@@ -133,8 +135,15 @@ def test_tradeoff_table_and_plot(tmp_path):
         self_debias_decays=(50.0,),
         settings=GenerationSettings(max_new_tokens=5, num_return_sequences=3),
         n_boot=50,
+        output=tmp_path / "results" / "decoding_tradeoff.csv",
     )
     assert list(table["method"]) == ["balance", "balance", "self-debias"]
+    # Beside the CSV, a result file that gives the same table back (the results notebook's).
+    ((_, record),) = read_all(tmp_path / "results")
+    assert record["benchmark"] == "decoding_tradeoff" and record["stage"] == "tradeoff"
+    back = tradeoff_from_record(record)
+    columns = ["method", "strength", "share", "ci_low", "ci_high", "n", "ppl_ratio"]
+    pd.testing.assert_frame_equal(back[columns], table[columns], check_dtype=False)
     assert table.loc[0, "ppl_ratio"] == 1.0  # alpha 0 is plain decoding
     assert (table["ppl"] > 0).all()
     written = plots.tradeoff(table, tmp_path / "tradeoff")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from debiaslab.results import read_all
 
 def test_committed_notebooks_are_exactly_the_rendered_templates():
     assert nb.check() == []
-    assert len(nb.targets()) == sum(len(e.stages) for e in (*nb.COLLECTION, *nb.METHODS))
+    assert len(nb.targets()) == sum(len(e.stages) for e in nb.entries())
+    assert nb.results_notebook() in nb.targets()
 
 
 def copy_of_collection(tmp_path: Path) -> Path:
@@ -70,18 +72,25 @@ def test_lint_finds_what_does_not_belong_in_a_notebook():
     assert any("bootstrap cell differs" in p for p in nb.lint({"cells": [edited]}, "nb"))
 
 
+# The notebooks below ran once, together, in the `demo_run` fixture (tests/conftest.py):
+# the whole collection on the tiny offline presets, as `make demo` runs it.
+
+
+def _out(demo_run) -> Path:
+    return demo_run.run_dir.parent / "out"
+
+
+def _cells(demo_run, name: str) -> str:
+    return json.dumps(json.loads(demo_run.executed(name).read_text())["cells"])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("entry", nb.COLLECTION, ids=lambda e: e.slug)
-def test_the_chain_runs_offline_on_the_tiny_presets(entry, tmp_path, monkeypatch, shared_data):
+def test_the_chain_runs_offline_on_the_tiny_presets(entry, demo_run):
     """pre → fine-tune → post, executed with papermill as a user runs them top to bottom."""
-    out = tmp_path / "out"
-    monkeypatch.setenv("DEBIASLAB_OUTPUT", str(out))
-    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
     for stage in nb.STAGES:
-        source = nb.repo_root() / "notebooks" / entry.slug / f"{stage}.ipynb"
-        nb.execute(source, tmp_path / f"{stage}.ipynb", nb.ci_parameters(entry, stage))
+        demo_run.executed(f"{entry.slug}/{stage}")
+    out = _out(demo_run)
     records = [record for _, record in read_all(out / "results" / entry.slug)]
     stages = {(r["benchmark"], r["stage"]) for r in records}
     assert ("crows_pairs", "pre") in stages and ("crows_pairs", "post") in stages
@@ -95,21 +104,8 @@ def test_the_chain_runs_offline_on_the_tiny_presets(entry, tmp_path, monkeypatch
     assert manifest["method"] == ("qlora" if entry.instruction else "lora")
     if entry.instruction:
         assert ("stereoset_mc", "post") in stages
-    executed = json.loads((tmp_path / "03_post_eval.ipynb").read_text())
+    executed = json.loads(demo_run.executed(f"{entry.slug}/03_post_eval").read_text())
     assert "HUB_REPO is not set" in json.dumps(executed["cells"][-1]["outputs"])
-
-
-def run_method_notebook(slug, tmp_path, monkeypatch, shared_data):
-    """Execute a method's notebook offline with its CI parameters; return the output root."""
-    (entry,) = [e for e in nb.METHODS if e.slug == slug]
-    out = tmp_path / "out"
-    monkeypatch.setenv("DEBIASLAB_OUTPUT", str(out))
-    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    source = nb.repo_root() / "notebooks" / slug / f"{slug}.ipynb"
-    nb.execute(source, tmp_path / "run.ipynb", nb.ci_parameters(entry, slug))
-    return out, entry
 
 
 def test_readme_lists_every_notebook_with_its_links():
@@ -118,38 +114,40 @@ def test_readme_lists_every_notebook_with_its_links():
 
 
 @pytest.mark.slow
-def test_decoding_balance_notebook_runs_offline(tmp_path, monkeypatch, shared_data):
-    out, entry = run_method_notebook("decoding_balance", tmp_path, monkeypatch, shared_data)
-    results = out / "results" / entry.slug
+def test_decoding_balance_notebook_runs_offline(demo_run):
+    demo_run.executed("decoding_balance/decoding_balance")
+    results = _out(demo_run) / "results" / "decoding_balance"
     table = (results / "decoding_tradeoff.csv").read_text().splitlines()
     assert table[0].startswith("method,strength,share") and len(table) == 1 + 3
     assert (results / "decoding_tradeoff.png").is_file()
     records = [record for _, record in read_all(results)]
-    assert sorted(r["stage"] for r in records) == ["balance", "plain", "self-debias-toxicity"]
+    assert sorted(r["stage"] for r in records) == [
+        "balance", "plain", "self-debias-toxicity", "tradeoff",
+    ]  # fmt: skip
 
 
 @pytest.mark.slow
-def test_synthetic_data_notebook_runs_offline(tmp_path, monkeypatch, shared_data):
+def test_synthetic_data_notebook_runs_offline(demo_run):
     """Spec → tiny writer → filters → dataset with card → (no token: no push) → full fine-tune
     of tiny-gpt2 on the train split → pre/post evaluation of the fine-tuned model."""
-    out, entry = run_method_notebook("synthetic_data", tmp_path, monkeypatch, shared_data)
+    executed = _cells(demo_run, "synthetic_data/synthetic_data")
+    out = _out(demo_run)
     dataset = out / "datasets" / "synthetic-gender-work"
     assert (dataset / "README.md").is_file() and list((dataset / "data").glob("train-*.parquet"))
-    manifest = json.loads((out / "runs" / entry.slug / "finetune.json").read_text())
+    manifest = json.loads((out / "runs" / "synthetic_data" / "finetune.json").read_text())
     assert manifest["recipe"] == "synthetic" and manifest["recipe_info"]["spec"] == "gender-work"
-    records = [record for _, record in read_all(out / "results" / entry.slug)]
+    records = [record for _, record in read_all(out / "results" / "synthetic_data")]
     stages = {(r["benchmark"], r["stage"]) for r in records}
     assert ("crows_pairs", "pre") in stages and ("crows_pairs", "post") in stages
     post = [r for r in records if r["stage"] == "post"]
     assert all(r["model"]["source"].endswith("model") for r in post)  # the fine-tuned weights
-    executed = json.dumps(json.loads((tmp_path / "run.ipynb").read_text())["cells"])
     assert "HUB_DATASET is not set" in executed
 
 
 @pytest.mark.slow
-def test_attention_gate_notebook_runs_offline(tmp_path, monkeypatch, shared_data):
-    out, entry = run_method_notebook("attention_gate", tmp_path, monkeypatch, shared_data)
-    results = out / "results" / entry.slug
+def test_attention_gate_notebook_runs_offline(demo_run):
+    demo_run.executed("attention_gate/attention_gate")
+    results = _out(demo_run) / "results" / "attention_gate"
     table = (results / "gating_tradeoff.csv").read_text().splitlines()
     assert table[0].startswith("method,strength,share") and len(table) == 1 + 3  # k = 0, 1, 2
     assert (results / "gating_tradeoff.png").is_file()
@@ -159,51 +157,36 @@ def test_attention_gate_notebook_runs_offline(tmp_path, monkeypatch, shared_data
     assert post and all(
         r["model"]["head_gates"].startswith("head_gates.safetensors@") for r in post
     )
-    assert {r["stage"] for r in records} == {"pre", "post"}
+    assert {r["stage"] for r in records} == {"pre", "post", "tradeoff"}
 
 
 @pytest.mark.slow
-def test_t2i_audit_notebook_runs_offline(tmp_path, monkeypatch, shared_data):
-    out, entry = run_method_notebook("t2i_audit", tmp_path, monkeypatch, shared_data)
-    records = [record for _, record in read_all(out / "results" / entry.slug)]
+def test_t2i_audit_notebook_runs_offline(demo_run):
+    executed = _cells(demo_run, "t2i_audit/t2i_audit")
+    records = [record for _, record in read_all(_out(demo_run) / "results" / "t2i_audit")]
     assert [r["benchmark"] for r in records] == ["t2i_audit"]
     assert records[0]["config"]["occupations"] == ["Registered nurses", "Software developers"]
-    executed = json.dumps(json.loads((tmp_path / "run.ipynb").read_text())["cells"])
     assert "LABELLED_IMAGES is not set" in executed
 
 
 @pytest.mark.slow
-def test_socratic_notebooks_run_offline(tmp_path, monkeypatch, shared_data):
+def test_socratic_notebooks_run_offline(demo_run):
     """1. run the loop on PartiPrompts with tiny models → 2. evaluate from its files."""
-    (entry,) = [e for e in nb.METHODS if e.slug == "socratic"]
-    monkeypatch.setenv("DEBIASLAB_OUTPUT", str(tmp_path / "out"))
-    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for stage in entry.stages:
-        source = nb.repo_root() / "notebooks" / entry.slug / f"{stage}.ipynb"
-        nb.execute(source, tmp_path / f"{stage}.ipynb", nb.ci_parameters(entry, stage))
-    results = tmp_path / "out" / "results" / "socratic"
+    for stage in ("01_run", "02_evaluate"):
+        demo_run.executed(f"socratic/{stage}")
+    results = _out(demo_run) / "results" / "socratic"
     records = [record for _, record in read_all(results)]
     assert [r["benchmark"] for r in records] == ["socratic"] and records[0]["n_items"] == 2
     assert (results / "socratic_clipscore.png").is_file()
 
 
 @pytest.mark.slow
-def test_precise_debias_notebooks_run_offline(tmp_path, monkeypatch, shared_data):
+def test_precise_debias_notebooks_run_offline(demo_run):
     """1. pairs from the seed's prompts → 2. LoRA rewriter + one align round → 3. text and
     image evaluation → 4. rewrite and draw, on tiny models."""
-    (entry,) = [e for e in nb.METHODS if e.slug == "precise_debias"]
-    out = tmp_path / "out"
-    monkeypatch.setenv("DEBIASLAB_OUTPUT", str(out))
-    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    seed_prompts = shared_data / "precise_debias" / "synthetic_prompts.json"
-    for stage in entry.stages:
-        parameters = nb.ci_parameters(entry, stage)
-        if stage == "01_dataset":  # the tiny writer's text has no people in it: use the seed's
-            parameters["SOURCE"] = str(seed_prompts)
-        source = nb.repo_root() / "notebooks" / entry.slug / f"{stage}.ipynb"
-        nb.execute(source, tmp_path / f"{stage}.ipynb", parameters)
+    for stage in ("01_dataset", "02_train", "03_evaluate", "04_infer"):
+        demo_run.executed(f"precise_debias/{stage}")
+    out = _out(demo_run)
     run = out / "runs" / "precise_debias"
     assert (run / "data" / "train.json").is_file() and (run / "data" / "test.json").is_file()
     assert json.loads((run / "rewriter" / "finetune.json").read_text())["recipe"] == (
@@ -212,5 +195,13 @@ def test_precise_debias_notebooks_run_offline(tmp_path, monkeypatch, shared_data
     assert (run / "rewriter" / "align" / "align_curve.json").is_file()
     assert (out / "figures" / "align_curve.png").is_file()
     records = [r for _, r in read_all(out / "results" / "precise_debias")]
-    assert sorted(r["stage"] for r in records) == ["post", "pre"]
+    assert sorted(r["stage"] for r in records) == ["align", "post", "pre"]
     assert len(list((run / "infer").rglob("*.png"))) == 2 * 2
+
+
+def test_readme_images_are_in_the_repository():
+    readme = (nb.repo_root() / "README.md").read_text("utf-8")
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme)
+    assert images, "the README shows a figure from the demo"
+    for image in images:
+        assert (nb.repo_root() / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", image

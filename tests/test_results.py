@@ -132,3 +132,19 @@ def test_nan_metrics_become_null(tmp_path):
     path = write_result(record, tmp_path)
     assert json.loads(path.read_text())["metrics"]["antistereo_score"] is None
     assert load_all(tmp_path)["value"].isna().all()
+
+
+def test_read_all_skips_json_that_is_not_a_result_but_not_a_broken_result(tmp_path):
+    """A planted benchmark or a curve beside the results is not read as a result; a result
+    whose schema is wrong, or a truncated JSON file, is still an error naming the file."""
+    write_result(_record(), tmp_path)
+    (tmp_path / "planted_data").mkdir()
+    (tmp_path / "planted_data" / "planted_stereoset.json").write_text('{"version": "1"}')
+    (tmp_path / "curve.json").write_text("[1, 2, 3]")
+    assert [r["benchmark"] for _, r in results.read_all(tmp_path)] == ["crows_pairs"]
+    (tmp_path / "other.json").write_text('{"schema": "someone-else/2"}')
+    with pytest.raises(DataFormatError, match=r"other\.json"):
+        results.read_all(tmp_path)
+    (tmp_path / "other.json").write_text('{"schema": "debiaslab.result/1", "run_id"')
+    with pytest.raises(DataFormatError, match=r"other\.json"):
+        results.read_all(tmp_path)

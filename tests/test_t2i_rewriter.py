@@ -15,6 +15,7 @@ import pytest
 from debiaslab.errors import ConfigError, DataFormatError
 from debiaslab.generation import GenerationSettings
 from debiaslab.models import from_objects
+from debiaslab.results import read_all
 from debiaslab.t2i import rewriter as rw
 from debiaslab.t2i.precise_data import instruction_pairs, load_words
 from debiaslab.t2i.targets import PRECISE_DEBIAS_RAW
@@ -233,6 +234,7 @@ def test_align_stops_at_once_under_threshold_and_writes_its_curve(tmp_path):
         pairs_by_group={},
         output=tmp_path / "out",
         figures=tmp_path / "figures",
+        results=tmp_path / "results",
         n=2,
         threshold=0.99,
         settings=settings,
@@ -245,6 +247,13 @@ def test_align_stops_at_once_under_threshold_and_writes_its_curve(tmp_path):
     assert saved["stopped"] == "threshold" and saved["curve"][0]["iteration"] == 0
     assert sorted(p.name for p in result.figures) == ["align_curve.pdf", "align_curve.png"]
     assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
+    # The curve is also a result file, and reads back as it was measured.
+    ((_, record),) = read_all(tmp_path / "results")
+    assert record["benchmark"] == rw.ALIGN_BENCHMARK and record["stage"] == "align"
+    back = rw.curve_from_record(record)
+    assert back["stopped"] == "threshold" and back["threshold"] == 0.99
+    for got, measured in zip(back["curve"], result.curve, strict=True):
+        assert got["shares"] == measured["shares"] and got["tv"] == measured["tv"]
     # With a gap left and no pairs for it, the loop says which group lacks them.
     with pytest.raises(ConfigError, match="no training pairs"):
         rw.align(lm, ["A doctor."], pairs_by_group={}, output=tmp_path / "o2", n=2,

@@ -1,8 +1,9 @@
 """``debiaslab <verb>``: every notebook step is also a command.
 
 Verbs: ``eval``, ``finetune``, ``plan``, ``push``, ``pull``, ``stereoset-score``, ``demo``,
-``models``. ``debiaslab VERB --help`` lists each verb's options. Errors in the input print one
-line that says what and where, exit 2.
+``calibrate``, ``report``, ``results``, ``synth``, ``t2i``, ``models``. ``debiaslab VERB
+--help`` lists each verb's options. Errors in the input print one line that says what and
+where, exit 2.
 """
 
 from __future__ import annotations
@@ -220,6 +221,39 @@ def cmd_synth_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_gathered(report, results_dir: str) -> None:
+    print(f"{results_dir}: {report.summary()}; now run `make report`")
+
+
+def cmd_results_gather(args: argparse.Namespace) -> int:
+    from debiaslab.gather import gather
+
+    report = gather(args.source, args.results, overwrite=args.overwrite)
+    _print_gathered(report, args.results)
+    return 0
+
+
+def cmd_results_push(args: argparse.Namespace) -> int:
+    from debiaslab.hub import push_results
+
+    url = push_results(args.folder, args.repo, private=not args.public)
+    if url:
+        print(f"pushed to {url}; on your machine: debiaslab results pull {args.repo}")
+    else:
+        print("not pushed (no HF_TOKEN: see the log above)")
+    return 0
+
+
+def cmd_results_pull(args: argparse.Namespace) -> int:
+    from debiaslab.hub import pull_results
+
+    report = pull_results(
+        args.repo_id, args.results, revision=args.revision, overwrite=args.overwrite
+    )
+    _print_gathered(report, args.results)
+    return 0
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
     from debiaslab.hub import pull
 
@@ -239,9 +273,29 @@ def cmd_stereoset_score(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from debiaslab import collection
+
+    collection.run(
+        args.run_dir,
+        output_root=args.output_root,
+        workers=args.workers,
+        only=args.only,
+        report=not args.no_report,
+    )
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
     from debiaslab.demo import run_demo
 
     run_demo(args.output, args.figures, models_dir=args.models, quick=args.quick)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from debiaslab import report
+
+    report.build(args.results, args.figures, args.out)
     return 0
 
 
@@ -570,15 +624,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     de = sub.add_parser(
         "demo",
-        help="offline demo: planted-bias calibration",
+        help="the whole notebook collection offline on tiny models, then the report",
+        description="Execute every notebook on its tiny offline preset in dependency order "
+        "(independent ones in parallel), then the results notebook and the report. Results, "
+        "figures and runs go under the output root; executed notebooks, logs and "
+        "timings.json under the run folder.",
+    )
+    de.add_argument("--run-dir", default=None, help="default: runs/demo/<UTC time>")
+    de.add_argument("--output-root", default=None, help="default: this checkout")
+    de.add_argument("--workers", type=int, default=2, help="notebooks at a time")
+    de.add_argument("--only", nargs="+", default=None, help="only these families (slugs)")
+    de.add_argument("--no-report", action="store_true", help="skip building the report")
+    de.set_defaults(func=cmd_demo)
+
+    ca = sub.add_parser(
+        "calibrate",
+        help="planted-bias calibration of the metrics (the calibration notebook)",
         description="Train tiny models with planted stereotype rates 0.2, "
         "0.5, 0.8, score them, write results and a calibration figure.",
     )
-    de.add_argument("--output", default="results/demo", help="results directory")
-    de.add_argument("--figures", default="figures", help="figures directory")
-    de.add_argument("--models", default=None, help="where trained tiny models are kept")
-    de.add_argument("--quick", action="store_true", help="fewer items (a smoke run)")
-    de.set_defaults(func=cmd_demo)
+    ca.add_argument("--output", default="results/calibration", help="results directory")
+    ca.add_argument("--figures", default="figures", help="figures directory")
+    ca.add_argument("--models", default=None, help="where trained tiny models are kept")
+    ca.add_argument("--quick", action="store_true", help="fewer items (a smoke run)")
+    ca.set_defaults(func=cmd_calibrate)
+
+    rp = sub.add_parser(
+        "report",
+        help="figures and the PDF report from every result file",
+        description="Draw the figures and build report/debiaslab-report.pdf (Typst) from the "
+        "result files; every number in it comes from them.",
+    )
+    rp.add_argument("--results", default="results", help="results directory")
+    rp.add_argument("--figures", default="figures", help="figures directory")
+    rp.add_argument("--out", default="report", help="report directory")
+    rp.set_defaults(func=cmd_report)
 
     sy = sub.add_parser(
         "synth",
@@ -626,6 +706,49 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--repo", required=True, help="user/name of the Hub dataset")
     sp.add_argument("--public", action="store_true", help="create a public repository")
     sp.set_defaults(func=cmd_synth_push)
+
+    rs = sub.add_parser(
+        "results",
+        help="bring result files back from Kaggle or Colab runs (folder, zip or Hub dataset)",
+        description="Copy the result JSONs of real runs, with their side files and tables (no "
+        "images, no weights), into the local results folder; then run `make report`.",
+    )
+    results = rs.add_subparsers(dest="results_verb", required=True, metavar="RESULTS_VERB")
+    rg = results.add_parser(
+        "gather",
+        help="copy results from a downloaded notebook output (folder or .zip)",
+        description="SOURCE: a Kaggle notebook's output (Output tab → Download, or `kaggle "
+        "kernels output USER/KERNEL -p DIR`), a Colab results folder copied from Drive, or a "
+        ".zip of one. Files land below the last 'results' folder of their path "
+        "(DIR/kaggle/working/results/gpt2/x.json → RESULTS/gpt2/x.json). Identical files are "
+        "skipped; if any differ, nothing is copied unless --overwrite.",
+    )
+    rg.add_argument("source", help="folder or .zip holding result files")
+    rg.add_argument("--results", default="results", help="local results folder")
+    rg.add_argument("--overwrite", action="store_true", help="replace files that differ")
+    rg.set_defaults(func=cmd_results_gather)
+    rp = results.add_parser(
+        "push",
+        help="upload a results folder to a Hub dataset (HF_TOKEN)",
+        description="Upload every result JSON with its side files and tables (no images, no "
+        "weights) to a Hugging Face dataset repo, with a card listing the runs. The token "
+        "comes from HF_TOKEN or the platform's secret store; without one nothing is uploaded.",
+    )
+    rp.add_argument("folder", help="results folder (e.g. /kaggle/working/results)")
+    rp.add_argument("--repo", required=True, help="user/name of the Hub dataset")
+    rp.add_argument("--public", action="store_true", help="create a public repository")
+    rp.set_defaults(func=cmd_results_push)
+    rl = results.add_parser(
+        "pull",
+        help="download a results dataset from the Hub into the results folder",
+        description="Download the *.json and *.csv (and *.jsonl, *.tsv) files of a dataset "
+        "made by `debiaslab results push` and gather them like `debiaslab results gather`.",
+    )
+    rl.add_argument("repo_id", help="user/name of the Hub dataset (or a local folder or .zip)")
+    rl.add_argument("--results", default="results", help="local results folder")
+    rl.add_argument("--overwrite", action="store_true", help="replace files that differ")
+    rl.add_argument("--revision", help="branch, tag or commit")
+    rl.set_defaults(func=cmd_results_pull)
 
     ti = sub.add_parser(
         "t2i",

@@ -81,6 +81,22 @@ def headline_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["dataset", "benchmark", "family", "rate"])
 
 
+def calibration_table(output: str | Path) -> pd.DataFrame:
+    """The headline table of a calibration run's results (``output/planted``, ``output/real``);
+    empty when there are none."""
+    frames = []
+    for dataset in ("planted", "real"):
+        if (Path(output) / dataset).is_dir():
+            frame = load_all(Path(output) / dataset)
+            frame["dataset"] = dataset
+            frames.append(frame)
+    if not frames or all(f.empty for f in frames):
+        return pd.DataFrame(columns=["dataset", "benchmark", "family", "rate", "metric", "value"])
+    frame = pd.concat(frames, ignore_index=True)
+    frame["planted_rate"] = frame["model"].str.extract(r"planted([0-9.]+)$")[0].astype(float)
+    return headline_table(frame)
+
+
 def run_demo(
     output: str | Path = "results/demo",
     figures: str | Path = "figures",
@@ -132,15 +148,7 @@ def run_demo(
             )
             state = "reused" if result.skipped else "written"
             print(f"[demo] {dataset:<7} {benchmark:<11} {family:<6} rate {rate}: {state}")
-    frames = []
-    for dataset in ("planted", "real"):
-        if (output / dataset).is_dir():
-            frame = load_all(output / dataset)
-            frame["dataset"] = dataset
-            frames.append(frame)
-    frame = pd.concat(frames, ignore_index=True)
-    frame["planted_rate"] = frame["model"].str.extract(r"planted([0-9.]+)$")[0].astype(float)
-    table = headline_table(frame)
+    table = calibration_table(output)
     panels = [
         (f"{dataset} {benchmark.replace('_', '-')}", rows)
         for (dataset, benchmark), rows in table.groupby(["dataset", "benchmark"], sort=False)

@@ -1041,3 +1041,206 @@ def pull(
         )
     log.info("pulled %s to %s", repo_id, path)
     return path
+
+
+# --------------------------------------------------------------------------- results datasets
+
+# What pull_results downloads from a results dataset: results and their tables (no card).
+RESULTS_PULL_PATTERNS = ("*.json", "*.csv", "*.jsonl", "*.tsv")
+
+
+def _is_tiny(name: str) -> bool:
+    """Whether a model name is an offline tiny model (a smoke test, not a real checkpoint)."""
+    from debiaslab.config import get_preset
+
+    preset = get_preset(name)
+    return (preset is not None and preset.tiny is not None) or name.startswith("tiny-")
+
+
+def results_card(
+    records: Sequence[Mapping[str, Any]], *, repo_id: str, files: int | None = None
+) -> str:
+    """The README of a results dataset: one row per run (model, benchmark, stage, date).
+
+    Deterministic (rows sorted by model, benchmark, stage, date, run id); local paths and
+    token-like strings are scrubbed.
+    """
+
+    def row(record: Mapping[str, Any]) -> tuple[str, ...]:
+        model = record.get("model") or {}
+        name = str(model.get("name") or "unknown")
+        env = record.get("environment") or {}
+        where = " ".join(str(v) for v in (env.get("platform"), env.get("gpu")) if v) or "—"
+        return (
+            name + (" (tiny offline model)" if _is_tiny(name) else ""),
+            str(record.get("benchmark")),
+            str(record.get("stage", "eval")),
+            str(record.get("date") or "—")[:10],
+            where,
+            f"`{record.get('run_id')}`",
+        )
+
+    rows = sorted(row(r) for r in records)
+    benchmarks = sorted({str(r.get("benchmark")) for r in records})
+    version = debiaslab.__version__
+    front = {
+        "tags": ["debiaslab", "bias-evaluation", "results"],
+        "pretty_name": f"debiaslab results ({repo_id.split('/')[-1]})",
+    }
+    lines = [
+        "---",
+        yaml.safe_dump(front, sort_keys=False).strip(),
+        "---",
+        "",
+        f"# debiaslab results: {repo_id}",
+        "",
+        f"Result files of {len(records)} run{'s' * (len(records) != 1)} made with debiaslab "
+        f"(benchmarks: {', '.join(benchmarks) or 'none'})"
+        + (f", {files} files in all" if files is not None else "")
+        + ". Each run is one JSON file (schema `debiaslab.result/1`: metrics, 95% bootstrap "
+        "intervals, configuration, model, environment, date), with its per-item records "
+        "(`<run_id>.items.csv`) and other side files beside it.",
+        "",
+        "| Model | Benchmark | Stage | Date | Platform | Run |",
+        "|---|---|---|---|---|---|",
+        *(f"| {' | '.join(cells)} |" for cells in rows),
+        "",
+        "Runs of tiny offline models are smoke tests of the pipeline, not measurements of real "
+        "checkpoints.",
+        "",
+        "## Use",
+        "",
+        "```bash",
+        f"debiaslab results pull {repo_id} --results results",
+        "make report",
+        "```",
+        "",
+        "or, in Python:",
+        "",
+        "```python",
+        "from debiaslab import hub",
+        "",
+        f'hub.pull_results("{repo_id}", "results")',
+        "```",
+        "",
+        f"Uploaded with debiaslab {version}.",
+        "",
+    ]
+    return _scrub("\n".join(lines))
+
+
+def push_results(
+    results_dir: str | os.PathLike[str],
+    repo_id: str,
+    *,
+    private: bool = True,
+    token: str | None = None,
+    api: Any = None,
+    commit_message: str | None = None,
+) -> str | None:
+    """Upload the results of ``results_dir`` to a Hub dataset, with a card listing the runs.
+
+    Uploaded: every result JSON and its side files, and the data files beside results (what
+    :func:`debiaslab.gather.collect` selects: no images, no weights, nothing over 50 MB), at
+    their paths below ``results_dir``. From a Colab or Kaggle cell this brings a run's results
+    home: ``debiaslab results pull`` (or :func:`pull_results`) on another machine. Token
+    handling, secret checks and errors are those of :func:`push`.
+
+    Returns:
+        The dataset's URL, or ``None`` when no token is available (skipped and logged).
+
+    Raises:
+        ConfigError: not a folder, no results, a bad repo id, files that look like secrets or
+            contain the token, or a Hub error (message without the token).
+        DataFormatError: a file named like a result that is not a valid one.
+    """
+    from debiaslab.gather import collect
+
+    folder = Path(results_dir)
+    _check_repo_id(repo_id)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: not a directory (expected a results folder)")
+    selected = collect(folder)
+    records = [record for _, record in selected if record is not None]
+    if not records:
+        raise ConfigError(f"{folder}: no debiaslab result files to upload")
+    wanted = {rel for rel, _ in selected}
+    files = [f for f in _folder_files(folder) if f in wanted]
+    token = token or get_secret(TOKEN_NAME)
+    if not token:
+        _no_token(folder, repo_id)
+        return None
+    _check_no_token(folder, files, token)
+    return _upload(
+        folder,
+        files,
+        repo_id,
+        card=results_card(records, repo_id=repo_id, files=len(files)),
+        token=token,
+        api=api,
+        private=private,
+        message=commit_message
+        or f"debiaslab {debiaslab.__version__}: upload {len(records)} results",
+        repo_type="dataset",
+    )
+
+
+def pull_results(
+    repo_id: str | os.PathLike[str],
+    results_dir: str | os.PathLike[str] = "results",
+    *,
+    revision: str | None = None,
+    token: str | None = None,
+    api: Any = None,
+    overwrite: bool = False,
+) -> debiaslab.gather.GatherReport:
+    """Download a results dataset (from :func:`push_results`) and gather it into ``results_dir``.
+
+    Only :data:`RESULTS_PULL_PATTERNS` are fetched; the snapshot then goes through
+    :func:`debiaslab.gather.gather` (identical files skipped, conflicts stop everything unless
+    ``overwrite``). A local folder or ``.zip`` given as ``repo_id`` is gathered directly.
+
+    Args:
+        repo_id: ``user/name`` of a Hub dataset, or a local folder or ``.zip``.
+        results_dir: the local results folder.
+        revision: branch, tag or commit.
+        token: Hub token for private datasets; default ``get_secret("HF_TOKEN")`` (may be none).
+        api: Hub client (``HfApi``-like); default :func:`default_api`.
+        overwrite: replace local files that differ.
+
+    Raises:
+        ConfigError: the dataset cannot be reached or read (message without the token), or
+            conflicting files without ``overwrite``.
+    """
+    from debiaslab.gather import gather
+
+    local = Path(repo_id).expanduser()
+    if local.is_dir() or (local.is_file() and local.suffix.lower() == ".zip"):
+        return gather(local, results_dir, overwrite=overwrite)
+    repo_id = str(repo_id)
+    if not _REPO_ID_RE.match(repo_id):
+        raise ConfigError(
+            f"{repo_id!r} is neither a local folder or .zip nor a Hugging Face dataset id "
+            "('user/name')"
+        )
+    token = token or get_secret(TOKEN_NAME)
+    client = api if api is not None else default_api()
+    try:
+        path = client.snapshot_download(
+            repo_id,
+            repo_type="dataset",
+            revision=revision,
+            token=token,
+            allow_patterns=list(RESULTS_PULL_PATTERNS),
+        )
+    except Exception as exc:
+        error = _hub_error("download", repo_id, exc, token)
+        error = ConfigError(
+            f"{error} It must be a dataset repo (debiaslab results push makes one); offline, "
+            "gather a downloaded folder or zip instead (debiaslab results gather)."
+        )
+        if _leaks(exc, token):
+            raise error from None
+        raise error from exc
+    log.info("pulled dataset %s to %s", repo_id, path)
+    return gather(path, results_dir, overwrite=overwrite)

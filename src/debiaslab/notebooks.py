@@ -5,8 +5,9 @@ rendered from the ``py:percent`` templates in ``notebooks/_templates/`` by filli
 ``{{PLACEHOLDERS}}`` from :data:`COLLECTION` and converting with jupytext. Notebooks are
 generated, never edited by hand: :func:`check` re-renders every one and reports any difference
 (a hand edit makes CI fail), unstripped outputs, and cells that break the anatomy (a ``def``
-or ``class``, a platform path, something that looks like a token). :func:`execute` runs one
-with papermill and parameters (CI: the tiny offline presets).
+or ``class``, a platform path, something that looks like a token). :func:`ci_parameters`
+gives each stage's tiny offline parameters; :mod:`debiaslab.collection` executes the whole
+collection with them (``make demo``, and the tests).
 
 Anatomy of a notebook: a markdown header (purpose, hardware, runtime), one cell tagged
 ``parameters`` holding only literals with Kaggle-ready defaults, one identical bootstrap cell
@@ -50,6 +51,8 @@ class Entry:
     instruction: bool
     hardware: str
     stages: tuple[str, ...] = STAGES
+    # True: the notebook is notebooks/<stage>.ipynb (the results notebook), not in a folder.
+    flat: bool = False
 
 
 COLLECTION = (
@@ -115,6 +118,22 @@ METHODS = (
         stages=("01_run", "02_evaluate"),
     ),
 )
+# The planted-bias calibration of the metrics, and the results notebook that draws every
+# figure from the result files (both CPU only).
+STUDIES = (
+    Entry(
+        "calibration",
+        "Planted-bias calibration of the metrics",
+        "tiny planted models",
+        "tiny planted models",
+        False,
+        "cpu",
+        stages=("calibration",),
+    ),
+)
+RESULTS = Entry(
+    "results", "Results", "every result file", "—", False, "cpu", stages=("results",), flat=True
+)
 STAGE_NAMES = {
     "01_pre_eval": "1. pre-evaluation",
     "02_finetune": "2. fine-tuning",
@@ -129,6 +148,8 @@ STAGE_NAMES = {
     "04_infer": "4. rewrite your prompts (and draw them)",
     "01_run": "1. generate → caption → rewrite, per cycle",
     "02_evaluate": "2. CLIPScore per cycle, best images",
+    "calibration": "tiny LMs with planted stereotype rates: do the metrics rank them?",
+    "results": "figures and tables from every result file (what the report shows)",
 }
 # Honest about what is known: the machines that build this project cannot reach the Hub, so
 # no notebook has been timed on a T4 with a real model yet.
@@ -150,7 +171,7 @@ def _fill(template: str, entry: Entry) -> str:
         "SLUG": entry.slug,
         "INSTRUCTION": repr(entry.instruction),
         "HARDWARE": entry.hardware,
-        "HARDWARE_NOTE": _T4,
+        "HARDWARE_NOTE": _T4 if entry.hardware != "cpu" else "CPU only; no GPU is needed.",
         "RUNTIME": RUNTIME,
         "BOOTSTRAP": BOOTSTRAP,
         "STEREOSET_MC_NOTE": (
@@ -191,11 +212,26 @@ def render_text(stage: str, entry: Entry, templates: Path | None = None) -> str:
     return json.dumps(notebook, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
 
 
+def entries() -> tuple[Entry, ...]:
+    """Every notebook family, in the order the README lists them (results last)."""
+    return (*COLLECTION, *METHODS, *STUDIES, RESULTS)
+
+
+def notebook_path(entry: Entry, stage: str, root: Path | None = None) -> Path:
+    """Where a stage's notebook lives: ``notebooks/<slug>/<stage>.ipynb`` (or
+    ``notebooks/<stage>.ipynb`` for a flat entry such as the results notebook)."""
+    folder = (root or repo_root()) / "notebooks"
+    return folder / f"{stage}.ipynb" if entry.flat else folder / entry.slug / f"{stage}.ipynb"
+
+
+def results_notebook(root: Path | None = None) -> Path:
+    return notebook_path(RESULTS, RESULTS.stages[0], root)
+
+
 def targets(root: Path | None = None) -> dict[Path, tuple[str, Entry]]:
-    root = root or repo_root()
     return {
-        root / "notebooks" / entry.slug / f"{stage}.ipynb": (stage, entry)
-        for entry in (*COLLECTION, *METHODS)
+        notebook_path(entry, stage, root): (stage, entry)
+        for entry in entries()
         for stage in entry.stages
     }
 
@@ -280,24 +316,13 @@ def check(root: Path | None = None) -> list[str]:
     return problems
 
 
-def execute(path: Path, output: Path, parameters: dict, *, cwd: Path | None = None) -> Path:
-    """Run one notebook with papermill (its parameters cell overridden); return the output."""
-    import papermill
-
-    papermill.execute_notebook(
-        str(path),
-        str(output),
-        parameters=parameters,
-        cwd=str(cwd) if cwd else None,
-        progress_bar=False,
-        kernel_name="python3",
-    )
-    return output
-
-
 def ci_parameters(entry: Entry, stage: str) -> dict:
     """Offline parameters that run a stage on the family's tiny preset in seconds."""
     common = {"MODEL": entry.tiny, "SEED": 0}
+    if stage == "calibration":
+        return {"QUICK": True}
+    if stage == "results":
+        return {}
     if stage == "decoding_balance":
         return {
             **common,
@@ -342,7 +367,7 @@ def ci_parameters(entry: Entry, stage: str) -> dict:
         return {
             "01_dataset": {
                 "WRITER": entry.tiny, "OCCUPATIONS": ["doctor", "nurse"],
-                "PROMPTS_PER_OCCUPATION": 2, "SEED": 0,
+                "PROMPTS_PER_OCCUPATION": 2, "SEED": 0, **_seed_prompts(),
             },
             "02_train": {
                 **common, "HARDWARE": "cpu-ci", "METHOD": "lora", "STEPS": 4, "SEQ_LEN": 512,
@@ -400,6 +425,16 @@ def ci_parameters(entry: Entry, stage: str) -> dict:
     }
 
 
+def _seed_prompts() -> dict:
+    """The PreciseDebias seed's prompt file as SOURCE when the offline data folder has it (the
+    tiny writer's text names no people, so it gives the rewriter nothing to learn)."""
+    from debiaslab.data.fetch import data_dir
+
+    folder = data_dir()
+    path = folder / "precise_debias" / "synthetic_prompts.json" if folder else None
+    return {"SOURCE": str(path)} if path is not None and path.is_file() else {}
+
+
 def readme_table() -> str:
     """The README's table of notebooks with their Colab and Kaggle links (generated)."""
     github = REPOSITORY.removeprefix("https://github.com/")
@@ -407,14 +442,18 @@ def readme_table() -> str:
         "| model | notebook | open | needs |",
         "|---|---|---|---|",
     ]
-    for entry in (*COLLECTION, *METHODS):
+    needs = {
+        "t4x2": "one 16 GB GPU (T4, P100); T4×2 faster",
+        "cpu": "CPU only (minutes)",
+    }
+    for entry in entries():
         for stage in entry.stages:
-            rel = f"notebooks/{entry.slug}/{stage}.ipynb"
+            rel = notebook_path(entry, stage, Path(".")).as_posix()
             colab = f"https://colab.research.google.com/github/{github}/blob/main/{rel}"
             kaggle = f"https://kaggle.com/kernels/welcome?src={REPOSITORY}/blob/main/{rel}"
             lines.append(
                 f"| {entry.title} (`{entry.model}`) | [{STAGE_NAMES[stage]}]({rel}) | "
-                f"[Colab]({colab}) · [Kaggle]({kaggle}) | one 16 GB GPU (T4, P100); T4×2 faster |"
+                f"[Colab]({colab}) · [Kaggle]({kaggle}) | {needs[entry.hardware]} |"
             )
     return "\n".join(lines) + "\n"
 

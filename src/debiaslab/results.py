@@ -241,12 +241,26 @@ def read_result(path: str | Path) -> dict[str, Any]:
 
 
 def read_all(results_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Every result file under ``results_dir`` (recursively, side files skipped), read."""
-    return [
-        (path, read_result(path))
-        for path in sorted(Path(results_dir).rglob("*.json"))
-        if not any(path.name.endswith(f".{name}.json") for name in ARTIFACT_NAMES)
-    ]
+    """Every result file under ``results_dir`` (recursively), read.
+
+    Side files are skipped, and so are JSON files that are not results at all (no ``schema``
+    field: a planted benchmark, a curve, a manifest living beside the results). A file that is
+    not valid JSON, or that claims another schema, is an error naming it.
+    """
+    out = []
+    for path in sorted(Path(results_dir).rglob("*.json")):
+        if any(path.name.endswith(f".{name}.json") for name in ARTIFACT_NAMES):
+            continue
+        if path.name.startswith("."):  # an interrupted atomic write
+            continue
+        try:
+            record = json.loads(path.read_text("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            record = None  # read_result says what is wrong with it
+        if record is not None and not (isinstance(record, dict) and "schema" in record):
+            continue
+        out.append((path, read_result(path)))
+    return out
 
 
 def load_all(results_dir: str | Path) -> pd.DataFrame:
@@ -295,3 +309,24 @@ def load_all(results_dir: str | Path) -> pd.DataFrame:
         "file",
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def write_speed(
+    out_dir: str | Path,
+    name: str,
+    metrics: dict[str, float],
+    *,
+    config: dict[str, Any] | None = None,
+    device: str | None = None,
+) -> Path:
+    """A speed benchmark's measurements as a result file (benchmark ``speed``, stage the
+    benchmark's ``name``), which the report's speed table reads. Returns its path."""
+    output = BenchmarkOutput("speed", metrics, {}, dict.fromkeys(metrics), n_items=0)
+    record = make_record(
+        output,
+        model={"name": name, "device": device},
+        config={"name": name, **(config or {})},
+        timing={},
+        stage=name,
+    )
+    return write_result(record, out_dir)

@@ -27,6 +27,7 @@ ALIGN_STEPS = 20
 BASE_LR = 1e-4
 THRESHOLD = 0.02
 FIGURES = "figures"
+RESULTS = "results/{{SLUG}}"
 SEED = 0
 
 # %%
@@ -58,6 +59,7 @@ aligned = rewriter.align(
     pairs_by_group=rewriter.pairs_by_group(train),
     output=run_dir / "align",
     figures=environment.output_root / FIGURES,
+    results=environment.output_root / RESULTS,
     n=ALIGN_N,
     threshold=THRESHOLD,
     max_iterations=ALIGN_ITERATIONS,

@@ -336,7 +336,8 @@ def tradeoff(
     bootstrap CI over those continuations), the number of such continuations, and the
     perplexity on ``held_out`` text relative to plain decoding.
 
-    ``output``: also write the table there as CSV (atomically).
+    ``output``: also write the table there as CSV (atomically), and beside it as a result
+    file (benchmark ``decoding_tradeoff``, :func:`tradeoff_record`).
 
     Returns:
         A DataFrame with columns method, strength, share, ci_low, ci_high, n, ppl, ppl_ratio.
@@ -363,7 +364,8 @@ def tradeoff(
         rows.append(
             tradeoff_row(method, strength, values, ppl, base_ppl, n_boot=n_boot, seed=seed)
         )
-    return tradeoff_table(rows, output)
+    config = {"group": group, "settings": settings.as_dict(), "n_prompts": len(prompts)}
+    return tradeoff_table(rows, output, lm=lm, benchmark="decoding_tradeoff", config=config)
 
 
 def tradeoff_row(
@@ -410,8 +412,27 @@ def tradeoff_row(
     }
 
 
-def tradeoff_table(rows, output: str | Path | None = None):
-    """The rows as a DataFrame, also written to ``output`` as CSV (atomically) when given."""
+# Trade-off result files: which metric the "share" column is, and what the ideal is.
+TRADEOFF_KINDS = {
+    "decoding_tradeoff": {"quantity": "share of the first group among group mentions",
+                          "ideal": 0.5},
+    "gating_tradeoff": {"quantity": "toxic continuation rate", "ideal": 0.0},
+}  # fmt: skip
+
+
+def tradeoff_table(
+    rows,
+    output: str | Path | None = None,
+    *,
+    lm=None,
+    benchmark: str | None = None,
+    config: dict | None = None,
+):
+    """The rows as a DataFrame, also written to ``output`` as CSV (atomically) when given.
+
+    With ``lm`` and ``benchmark`` (a :data:`TRADEOFF_KINDS` key) the table is also written as
+    a result file beside the CSV (:func:`tradeoff_record`), which the results notebook reads.
+    """
     import pandas as pd
 
     table = pd.DataFrame(rows)
@@ -419,4 +440,59 @@ def tradeoff_table(rows, output: str | Path | None = None):
         from debiaslab.data.fetch import write_bytes_atomic
 
         write_bytes_atomic(output, table.to_csv(index=False).encode("utf-8"))
+        if lm is not None and benchmark is not None:
+            from debiaslab.results import write_result
+
+            write_result(tradeoff_record(table, lm, benchmark, config), Path(output).parent)
     return table
+
+
+def tradeoff_record(table, lm, benchmark: str, config: dict | None = None) -> dict:
+    """A trade-off table as a result record: ``<method>/<strength>/{share,ppl_ratio,n}`` with
+    the share's CI; :func:`tradeoff_from_record` reads it back."""
+    from debiaslab.results import BenchmarkOutput, make_record
+
+    if benchmark not in TRADEOFF_KINDS:
+        raise ValueError(f"unknown trade-off {benchmark!r}; known: {sorted(TRADEOFF_KINDS)}")
+    kind = TRADEOFF_KINDS[benchmark]
+    metrics, ci, higher, ideal = {}, {}, {}, {}
+    for row in table.itertuples(index=False):
+        prefix = f"{row.method}/{float(row.strength):g}"
+        metrics[f"{prefix}/share"] = row.share
+        metrics[f"{prefix}/ppl_ratio"] = row.ppl_ratio
+        metrics[f"{prefix}/n"] = float(row.n)
+        ci[f"{prefix}/share"] = (row.ci_low, row.ci_high)
+        higher[f"{prefix}/share"] = None if kind["ideal"] else False
+        ideal[f"{prefix}/share"] = kind["ideal"]
+        higher[f"{prefix}/ppl_ratio"] = False
+    output = BenchmarkOutput(
+        benchmark, metrics, ci, higher, n_items=int(table["n"].sum()), ideal=ideal
+    )
+    info = {**getattr(lm, "info", {}), "name": getattr(lm, "name", None) or "model"}
+    return make_record(
+        output,
+        model=info,
+        config={"quantity": kind["quantity"], **(config or {})},
+        timing={},
+        stage="tradeoff",
+    )
+
+
+def tradeoff_from_record(record: dict):
+    """The trade-off table (method, strength, share, ci_low, ci_high, n, ppl_ratio) back from
+    a :func:`tradeoff_record` result, in the order it was measured."""
+    import pandas as pd
+
+    rows = []
+    for key, value in record["metrics"].items():
+        method, strength, leaf = key.rsplit("/", 2)
+        if leaf != "share":
+            continue
+        low, high = record.get("ci", {}).get(key) or (math.nan, math.nan)
+        prefix = f"{method}/{strength}"
+        rows.append({
+            "method": method, "strength": float(strength), "share": value,
+            "ci_low": low, "ci_high": high, "n": int(record["metrics"][f"{prefix}/n"]),
+            "ppl_ratio": record["metrics"][f"{prefix}/ppl_ratio"],
+        })  # fmt: skip
+    return pd.DataFrame(rows)

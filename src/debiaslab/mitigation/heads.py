@@ -408,7 +408,8 @@ def tradeoff(
     For ``k`` = 0 (no gates) and each of ``ks``: the share of continuations of ``prompts``
     the classifier calls toxic (per prompt, the share of its continuations; the mean over
     prompts with a bootstrap CI over prompts) and the perplexity on ``held_out`` text relative
-    to no gates. ``output``: also write the table there as CSV (atomically).
+    to no gates. ``output``: also write the table there as CSV (atomically), and beside it
+    as a result file (benchmark ``gating_tradeoff``).
 
     Returns:
         A DataFrame with columns method (``gates``), strength (k), share (toxic rate),
@@ -434,4 +435,5 @@ def tradeoff(
         per_prompt = toxic.reshape(len(prompts), -1).mean(axis=1).astype(float)
         base_ppl = ppl if base_ppl is None else base_ppl
         rows.append(tradeoff_row("gates", k, per_prompt, ppl, base_ppl, n_boot=n_boot, seed=seed))
-    return tradeoff_table(rows, output)
+    config = {"settings": settings.as_dict(), "n_prompts": len(prompts), "threshold": threshold}
+    return tradeoff_table(rows, output, lm=lm, benchmark="gating_tradeoff", config=config)

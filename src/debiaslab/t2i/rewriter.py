@@ -709,6 +709,7 @@ def align(
     pairs_by_group: Mapping[str, Sequence[Mapping[str, str]]],
     output: str | Path,
     figures: str | Path | None = None,
+    results: str | Path | None = None,
     n: int = 10,
     threshold: float = 0.02,
     max_iterations: int = 10,
@@ -759,6 +760,8 @@ def align(
         pairs_by_group: the training pairs of each group (`pairs_by_group`).
         output: directory for ``align_curve.json``, ``rewrites/`` and ``adapter/``.
         figures: directory for ``align_curve.png``/``.pdf`` (None: no figure).
+        results: results directory for the curve as a result file (:func:`align_record`;
+            benchmark ``precise_debias_align``, what the results notebook and report read).
         n: rewrites per prompt and iteration.
         threshold: stop when every |Δ_c| is below it.
         max_iterations: measurements at most (training rounds: one fewer).
@@ -888,7 +891,69 @@ def align(
         figure_paths = align_curve(
             curve, Path(figures) / "align_curve", target=goal, threshold=threshold
         )
+    if results is not None:
+        from debiaslab.results import write_result
+
+        write_result(align_record(record, lm), results)
     return AlignResult(curve, stopped, curve_path, adapter, figure_paths)
+
+
+ALIGN_BENCHMARK = "precise_debias_align"
+
+
+def align_record(curve_record: Mapping[str, Any], lm) -> dict[str, Any]:
+    """The align loop's curve (``align_curve.json``) as a result record: per iteration the
+    largest |Δ|, the TV distance to the target, the undetected share and each group's share;
+    ``final/*`` for the last measurement. :func:`curve_from_record` reads it back."""
+    from debiaslab.results import BenchmarkOutput, make_record
+
+    curve = curve_record["curve"]
+    metrics: dict[str, float] = {}
+    for entry in curve:
+        prefix = f"iteration/{entry['iteration']}"
+        for key in ("max_abs_delta", "tv", "undetected"):
+            metrics[f"{prefix}/{key}"] = entry[key]
+        metrics.update({f"{prefix}/share/{g}": v for g, v in entry["shares"].items()})
+    metrics["final/max_abs_delta"] = curve[-1]["max_abs_delta"]
+    metrics["final/tv"] = curve[-1]["tv"]
+    metrics["iterations"] = float(len(curve))
+    output = BenchmarkOutput(
+        ALIGN_BENCHMARK,
+        metrics,
+        ci={},
+        higher_is_better={k: False for k in metrics if "/share/" not in k and k != "iterations"},
+        n_items=int(sum(e["n_rewrites"] for e in curve)),
+    )
+    config = {k: v for k, v in curve_record.items() if k not in ("curve", "model")}
+    seconds = round(sum(e.get("seconds", 0.0) for e in curve), 2)
+    info = {**getattr(lm, "info", {}), "name": getattr(lm, "name", None) or "rewriter"}
+    return make_record(
+        output, model=info, config=config, timing={"align_seconds": seconds}, stage="align"
+    )
+
+
+def curve_from_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"curve", "target", "threshold", "stopped"}`` back from an :func:`align_record`
+    result (the curve entries as in ``align_curve.json``, without the training details)."""
+    metrics = record["metrics"]
+    curve = []
+    for i in range(int(metrics["iterations"])):
+        prefix = f"iteration/{i}/"
+        shares = {
+            k.removeprefix(f"{prefix}share/"): v
+            for k, v in metrics.items()
+            if k.startswith(f"{prefix}share/")
+        }
+        entry = {"iteration": i, "shares": shares}
+        entry.update({k: metrics[prefix + k] for k in ("max_abs_delta", "tv", "undetected")})
+        curve.append(entry)
+    config = record.get("config", {})
+    return {
+        "curve": curve,
+        "target": config.get("target"),
+        "threshold": config.get("threshold"),
+        "stopped": config.get("stopped"),
+    }
 
 
 # ---------------------------------------------------------------------------------------------

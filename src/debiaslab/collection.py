@@ -1,0 +1,272 @@
+"""The whole notebook collection as one offline run: what ``make demo`` executes.
+
+Every notebook of :mod:`debiaslab.notebooks` runs with papermill on its tiny offline
+parameters (:func:`debiaslab.notebooks.ci_parameters`), in dependency order: a family's stages
+one after another (``01_pre_eval`` → ``02_finetune`` → ``03_post_eval``), independent families
+side by side in ``workers`` processes, the results notebook last, then the report. The tiny
+models every notebook needs are built first, once, so parallel notebooks never train the same
+one twice.
+
+Notebooks write where they would on Kaggle: ``results/``, ``figures/``, ``runs/`` under the
+output root (``$DEBIASLAB_OUTPUT``, set here to ``output_root``). The executed copies, one log
+per notebook and ``timings.json`` go to the run folder. A failing notebook does not stop the
+others; the notebooks that depend on it are skipped, and :class:`CollectionError` names each
+failure and its log at the end.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from debiaslab.errors import DebiaslabError
+
+RESULTS_STEP = "results"
+
+
+class CollectionError(DebiaslabError):
+    """Some notebooks of the collection failed (each named with its log); ``summary`` holds
+    what ran."""
+
+    def __init__(self, message: str, summary: RunSummary | None = None):
+        super().__init__(message)
+        self.summary = summary
+
+
+@dataclass(frozen=True)
+class Step:
+    """One notebook of the collection with its offline parameters and its prerequisites."""
+
+    name: str  # "gpt2/01_pre_eval"
+    notebook: Path
+    parameters: dict
+    after: tuple[str, ...] = ()
+
+
+@dataclass
+class Outcome:
+    name: str
+    status: str  # ok | failed | skipped
+    seconds: float = 0.0
+    executed: str | None = None
+    log: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class RunSummary:
+    """What a collection run did: one outcome per step, the wall time and the run folder."""
+
+    run_dir: Path
+    outcomes: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0
+    report: Path | None = None
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status != "ok"]
+
+    def executed(self, name: str) -> Path:
+        """The executed copy of step ``name`` ("gpt2/01_pre_eval"); raises with the log's tail
+        when that notebook did not run through."""
+        outcome = next((o for o in self.outcomes if o.name == name), None)
+        if outcome is None:
+            raise KeyError(f"no step {name!r} in this run")
+        if outcome.status != "ok":
+            raise CollectionError(f"{name}: {outcome.status} — {outcome.error} ({outcome.log})")
+        return Path(outcome.executed)
+
+    def as_dict(self) -> dict:
+        return {
+            "run_dir": str(self.run_dir),
+            "seconds": round(self.seconds, 1),
+            "report": None if self.report is None else str(self.report),
+            "steps": [o.__dict__ for o in self.outcomes],
+        }
+
+
+def plan(root: Path | None = None, *, only: Sequence[str] | None = None) -> list[Step]:
+    """The collection's steps in dependency order (``only``: these families and what they need,
+    by slug, e.g. ``["gpt2", "socratic"]``; the results notebook always comes last)."""
+    from debiaslab import notebooks as nb
+
+    root = root or nb.repo_root()
+    steps: list[Step] = []
+    # The calibration study first: the longest single notebook, it should not run last.
+    ordered = sorted(nb.targets(root).items(), key=lambda item: item[1][1] not in nb.STUDIES)
+    for path, (stage, entry) in ordered:
+        if entry.slug == RESULTS_STEP or (only is not None and entry.slug not in only):
+            continue
+        index = entry.stages.index(stage)
+        after = (f"{entry.slug}/{entry.stages[index - 1]}",) if index else ()
+        steps.append(Step(f"{entry.slug}/{stage}", path, nb.ci_parameters(entry, stage), after))
+    results = nb.results_notebook(root)
+    steps.append(Step(RESULTS_STEP, results, {}, tuple(s.name for s in steps)))
+    return steps
+
+
+def prepare_tiny_models(log: Callable[[str], None] = print) -> float:
+    """Build (once, cached) every tiny offline model the notebooks load; return the seconds."""
+    from debiaslab.config import presets
+    from debiaslab.models import resolve_source
+    from debiaslab.t2i.tiny import tiny_t2i_path
+    from debiaslab.textclass import TINY_CLASSIFIERS, tiny_classifier_path
+
+    started = time.perf_counter()
+    names = [name for name, preset in presets().items() if preset.tiny]
+    for name in names:
+        resolve_source(name)
+    for name in TINY_CLASSIFIERS:
+        tiny_classifier_path(name)
+    for kind in ("sd", "clip", "blip"):
+        tiny_t2i_path(kind)
+    seconds = time.perf_counter() - started
+    log(f"[demo] tiny models ready in {seconds:.0f} s: {', '.join(names)}, SD, CLIP, BLIP")
+    return seconds
+
+
+def _kernel_env(output_root: Path, threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DEBIASLAB_OUTPUT=str(output_root),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+        MPLBACKEND="Agg",
+    )
+    env.pop("HF_TOKEN", None)  # the demo never publishes
+    return env
+
+
+def _execute(step: Step, run_dir: Path, env: dict[str, str], cwd: Path) -> Outcome:
+    executed = run_dir / "notebooks" / f"{step.name}.ipynb"
+    log_file = run_dir / "logs" / f"{step.name.replace('/', '__')}.log"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "papermill", str(step.notebook), str(executed),
+        "--parameters_yaml", json.dumps(step.parameters), "--kernel", "python3",
+        "--no-progress-bar", "--cwd", str(cwd),
+    ]  # fmt: skip
+    started = time.perf_counter()
+    with log_file.open("w", encoding="utf-8") as log:
+        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+    seconds = time.perf_counter() - started
+    outcome = Outcome(step.name, "ok" if code == 0 else "failed", seconds, str(executed))
+    outcome.log = str(log_file)
+    if code:
+        tail = log_file.read_text("utf-8", errors="replace").strip().splitlines()[-3:]
+        outcome.error = " | ".join(tail) or f"papermill exited with {code}"
+    return outcome
+
+
+def run(
+    run_dir: str | Path | None = None,
+    *,
+    output_root: str | Path | None = None,
+    workers: int = 2,
+    only: Sequence[str] | None = None,
+    report: bool = True,
+    root: Path | None = None,
+    steps: Sequence[Step] | None = None,
+    log: Callable[[str], None] = print,
+) -> RunSummary:
+    """Execute the collection offline; return what ran, and raise if anything failed.
+
+    Args:
+        run_dir: where executed notebooks, logs and ``timings.json`` go (default
+            ``runs/demo/<UTC time>`` under the output root).
+        output_root: the notebooks' output root (``results/``, ``figures/``, ``runs/``);
+            default the checkout.
+        workers: notebooks executed at the same time (each gets cores / workers threads).
+        only: run only these families (slugs), plus the results notebook.
+        report: build the report (``report/``) from the results at the end.
+        steps: run these instead of the collection's :func:`plan` (and no tiny models first).
+
+    Raises:
+        CollectionError: a notebook failed (the others still ran; the summary is written).
+    """
+    from debiaslab import notebooks as nb
+
+    root = root or nb.repo_root()
+    output_root = Path(output_root or root).resolve()
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(run_dir or output_root / "runs" / "demo" / stamp).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    output_root.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    summary = RunSummary(run_dir)
+    if steps is None:
+        prepare_tiny_models(log)
+        steps = plan(root, only=only)
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    env = _kernel_env(output_root, threads)
+    log(f"[demo] {len(steps)} notebooks, {workers} at a time; executed copies in {run_dir}")
+    done: dict[str, Outcome] = {}
+    pending = list(steps)
+    running: dict[Future, Step] = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        while pending or running:
+            for step in list(pending):
+                states = [done[a].status if a in done else None for a in step.after]
+                if any(s in ("failed", "skipped") for s in states):
+                    pending.remove(step)
+                    done[step.name] = Outcome(step.name, "skipped", error="a prerequisite failed")
+                    log(f"[demo] {step.name}: skipped (a prerequisite failed)")
+                elif all(s == "ok" for s in states) and len(running) < max(1, workers):
+                    pending.remove(step)
+                    running[pool.submit(_execute, step, run_dir, env, output_root)] = step
+                    log(f"[demo] {step.name}: started")
+            if not running:
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                step = running.pop(future)
+                outcome = future.result()
+                done[step.name] = outcome
+                n_done = sum(o.status != "skipped" for o in done.values())
+                mark = "ok" if outcome.status == "ok" else f"FAILED (log: {outcome.log})"
+                log(f"[demo] {n_done}/{len(steps)} {step.name}: {mark} in {outcome.seconds:.0f} s")
+    summary.outcomes = [done[s.name] for s in steps]
+    if report and not summary.failed:
+        from debiaslab import report as paper
+
+        summary.report = paper.build(
+            output_root / "results", output_root / "figures", output_root / "report", log=log
+        )
+    summary.seconds = time.perf_counter() - started
+    _write_timings(run_dir, summary)
+    log(f"[demo] finished in {summary.seconds:.0f} s; timings: {run_dir / 'timings.json'}")
+    if summary.failed:
+        lines = [f"  {o.name}: {o.status} — {o.error} (log: {o.log})" for o in summary.failed]
+        raise CollectionError(
+            f"{len(summary.failed)} of {len(steps)} notebooks did not finish:\n"
+            + "\n".join(lines),
+            summary,
+        )
+    return summary
+
+
+def _write_timings(run_dir: Path, summary: RunSummary) -> None:
+    from debiaslab.data.fetch import write_bytes_atomic
+
+    text = json.dumps(summary.as_dict(), indent=2) + "\n"
+    write_bytes_atomic(run_dir / "timings.json", text.encode("utf-8"))
+
+
+def read_timings(run_dir: str | Path) -> dict:
+    """A run folder's ``timings.json``."""
+    from debiaslab.data.fetch import parse_json
+
+    path = Path(run_dir) / "timings.json"
+    return parse_json(path.read_text("utf-8"), path)

@@ -1,0 +1,90 @@
+"""`make demo`: the whole collection executes offline in dependency order, then the results
+notebook draws the figures and the report is built to a PDF whose pages render."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from debiaslab import collection
+from debiaslab import notebooks as nb
+
+
+def test_plan_orders_every_notebook_after_what_it_needs():
+    steps = collection.plan()
+    names = [s.name for s in steps]
+    expected = {f"{e.slug}/{stage}" for e in (*nb.COLLECTION, *nb.METHODS, *nb.STUDIES)
+                for stage in e.stages}  # fmt: skip
+    assert set(names) == expected | {"results"} and len(names) == len(set(names))
+    for position, step in enumerate(steps):
+        assert all(names.index(a) < position for a in step.after), step
+    assert names[-1] == "results" and set(steps[-1].after) == expected
+    assert dict((s.name, s.after) for s in steps)["gpt2/03_post_eval"] == ("gpt2/02_finetune",)
+    assert dict((s.name, s.after) for s in steps)["t2i_audit/t2i_audit"] == ()
+    only = [s.name for s in collection.plan(only=["socratic"])]
+    assert only == ["socratic/01_run", "socratic/02_evaluate", "results"]
+
+
+def _notebook(path, source: str):
+    cell = nbformat.v4.new_code_cell(source)
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    return path
+
+
+@pytest.mark.slow
+def test_a_failing_notebook_skips_what_needs_it_and_not_the_others(tmp_path):
+    steps = [
+        collection.Step(
+            "a/fails", _notebook(tmp_path / "a.ipynb", "raise ValueError('boom')"), {}
+        ),
+        collection.Step("a/after", _notebook(tmp_path / "b.ipynb", "x = 1"), {}, ("a/fails",)),
+        collection.Step("c/fine", _notebook(tmp_path / "c.ipynb", "print('fine')"), {}),
+    ]
+    lines = []
+    with pytest.raises(collection.CollectionError, match="a/fails") as caught:
+        collection.run(tmp_path / "run", output_root=tmp_path / "out", steps=steps,
+                       report=False, log=lines.append)  # fmt: skip
+    status = {o.name: o.status for o in caught.value.summary.outcomes}
+    assert status == {"a/fails": "failed", "a/after": "skipped", "c/fine": "ok"}
+    assert "boom" in str(caught.value)  # the log's tail says why
+    timings = collection.read_timings(tmp_path / "run")
+    assert [s["status"] for s in timings["steps"]] == ["failed", "skipped", "ok"]
+    assert (tmp_path / "run" / "notebooks" / "c" / "fine.ipynb").is_file()
+    assert any("a/after: skipped" in line for line in lines)
+
+
+@pytest.mark.slow
+def test_the_demo_runs_every_notebook_and_builds_the_report(demo_run):
+    for step in collection.plan():
+        executed = nbformat.read(demo_run.executed(step.name), as_version=4)
+        assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code"), step.name
+    timings = collection.read_timings(demo_run.run_dir)
+    assert {s["status"] for s in timings["steps"]} == {"ok"}
+    assert all(s["seconds"] > 0 for s in timings["steps"])
+    out = demo_run.run_dir.parent / "out"
+    figures = {p.name for p in (out / "figures").iterdir()}
+    for name in ("calibration", "prepost_forest", "size_effect", "group_gaps",
+                 "decoding_tradeoff", "gating_tradeoff", "demographics", "align_curve",
+                 "socratic_clipscore"):  # fmt: skip
+        assert {f"{name}.png", f"{name}.pdf"} <= figures, name
+    assert demo_run.report == out / "report" / "debiaslab-report.pdf"
+
+
+@pytest.mark.slow
+def test_the_report_pdf_renders_and_says_what_is_tiny(demo_run):
+    pdfium = pytest.importorskip("pypdfium2")
+    document = pdfium.PdfDocument(str(demo_run.report))
+    try:
+        assert len(document) >= 5
+        text = "\n".join(document[i].get_textpage().get_text_range() for i in range(len(document)))
+        image = document[0].render(scale=1.0).to_pil().convert("L")
+    finally:
+        document.close()
+    assert image.size[0] > 500 and image.size[1] > 700
+    histogram = image.histogram()
+    assert histogram[255] < sum(histogram) * 0.99  # not a blank page: text was drawn
+    for heading in ("Abstract", "Introduction", "Related work", "Methods", "Experimental setup",
+                    "Results", "Limitations", "Ethics", "References"):  # fmt: skip
+        assert heading in text, heading
+    assert "tiny offline models only" in text and "0 from real checkpoints" in text
+    assert "Planted-bias calibration" in text and "No calibration results" not in text

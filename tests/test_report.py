@@ -1,0 +1,99 @@
+"""The report: numbers come from the result files (change one, rebuild, the paper follows),
+tiny offline results are told apart from real checkpoints, and bad input says what is wrong."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from debiaslab import report
+from debiaslab.errors import ConfigError
+from debiaslab.results import BenchmarkOutput, make_record, write_result
+
+
+def _crows(stage: str, value: float, model: str, source: str):
+    output = BenchmarkOutput(
+        "crows_pairs",
+        {"pct_stereotype": value, "n_pairs": 100.0},
+        {"pct_stereotype": (value - 0.05, value + 0.05)},
+        {"pct_stereotype": None},
+        n_items=100,
+        ideal={"pct_stereotype": 0.5},
+    )
+    info = {"name": model, "source": source, "family": "causal", "n_parameters": 124_000_000}
+    return make_record(output, model=info, config={"limit": None}, timing={}, stage=stage)
+
+
+def _write(results, stage, value, model="gpt2", source="openai-community/gpt2"):
+    return write_result(_crows(stage, value, model, source), results / "gpt2")
+
+
+def _pdf_text(path) -> str:
+    pdfium = pytest.importorskip("pypdfium2")
+    document = pdfium.PdfDocument(str(path))
+    try:
+        return "\n".join(document[i].get_textpage().get_text_range() for i in range(len(document)))
+    finally:
+        document.close()
+
+
+@pytest.mark.slow
+def test_changing_a_result_file_changes_the_number_in_the_rebuilt_report(tmp_path):
+    pytest.importorskip("typst")
+    results = tmp_path / "results"
+    pre = _write(results, "pre", 0.6234)
+    _write(results, "post", 0.5512)
+    pdf = report.build(results, tmp_path / "figures", tmp_path / "report", log=lambda _: None)
+    text = _pdf_text(pdf)
+    assert "62.3 [57.3, 67.3]" in text and "55.1 [50.1, 60.1]" in text
+    assert "1 from real checkpoints" in text  # openai-community/gpt2 is a real checkpoint
+    record = json.loads(pre.read_text())
+    record["metrics"]["pct_stereotype"] = 0.7071
+    pre.write_text(json.dumps(record))
+    text = _pdf_text(report.build(results, tmp_path / "figures", tmp_path / "report"))
+    assert "70.7 [57.3, 67.3]" in text and "62.3 [57.3, 67.3]" not in text
+    assert (tmp_path / "figures" / "prepost_forest.png").is_file()
+
+
+def test_tiny_offline_results_are_told_apart_from_real_checkpoints():
+    assert report.is_tiny({"model": {"name": "tiny-gpt2", "source": "/c/tiny/tiny-gpt2"}})
+    assert report.is_tiny({"model": {"name": "tiny-causal-planted0.2"}})
+    assert report.is_tiny({"model": {"name": "m", "source": "/root/.cache/debiaslab/tiny/x"}})
+    assert report.is_tiny({"model": {"name": "tiny-sd"}, "config": {"pipeline": "tiny-sd"}})
+    assert not report.is_tiny({"model": {"name": "gpt2", "source": "openai-community/gpt2"}})
+    assert not report.is_tiny({"model": {"name": "TinyLlama/TinyLlama-1.1B-Chat-v1.0"}})
+    assert not report.is_tiny({"model": {"name": "bert-base-uncased", "adapter": "u/destiny"}})
+
+
+def test_pre_and_post_pair_within_an_experiment_and_provenance(tmp_path):
+    results = tmp_path / "results"
+    _write(results, "pre", 0.62)
+    _write(results, "post", 0.55)
+    _write(results, "pre", 0.70, model="tiny-gpt2", source="/c/tiny/tiny-gpt2")
+    loaded = report.load(results)
+    table = report.prepost(loaded)
+    assert set(table["experiment"]) == {"gpt2 (gpt2)"}  # the tiny pre has no post to pair with
+    pre, post = (table[table["stage"] == s].iloc[0] for s in ("pre", "post"))
+    assert (pre["value"], post["value"], pre["ideal"]) == pytest.approx((62.0, 55.0, 50.0))
+    effect = report.size_effect(table)
+    assert effect.iloc[0]["reduction"] == pytest.approx(7.0)
+    assert effect.iloc[0]["n_parameters"] == 124_000_000
+    kinds = report.provenance(loaded).set_index("model")["kind"]
+    assert kinds["gpt2"] == "real checkpoint" and kinds["tiny-gpt2"] == "tiny offline"
+
+
+def test_no_results_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"no result files under .*make demo"):
+        report.load(tmp_path / "results")
+
+
+def test_text_from_results_cannot_break_the_typst_source(tmp_path):
+    typst = pytest.importorskip("typst")
+    name = 'org/we*ird_#model "x" $y$ <z> @w // [a]'
+    source = tmp_path / "t.typ"
+    source.write_text(f"#{report.typ_str(name)}\n\n{report._markup(name)}\n")
+    pdf = tmp_path / "t.pdf"
+    typst.compile(str(source), output=str(pdf))
+    text = _pdf_text(pdf).replace("\r", "")
+    assert text.count(name) == 2
