@@ -8,6 +8,7 @@ import pytest
 
 from debiaslab import collection
 from debiaslab import notebooks as nb
+from debiaslab.results import read_all
 
 
 def test_plan_orders_every_notebook_after_what_it_needs():
@@ -15,10 +16,14 @@ def test_plan_orders_every_notebook_after_what_it_needs():
     names = [s.name for s in steps]
     expected = {f"{e.slug}/{stage}" for e in (*nb.COLLECTION, *nb.METHODS, *nb.STUDIES)
                 for stage in e.stages}  # fmt: skip
-    assert set(names) == expected | {"results"} and len(names) == len(set(names))
+    speed = {name for name, _, _ in collection.SPEED}
+    assert set(names) == expected | speed | {"results"} and len(names) == len(set(names))
     for position, step in enumerate(steps):
         assert all(names.index(a) < position for a in step.after), step
-    assert names[-1] == "results" and set(steps[-1].after) == expected
+    assert names[-1] == "results" and set(steps[-1].after) == expected | speed
+    # The speed benchmarks run alone: after every notebook, one after the other.
+    first_speed = next(s for s in steps if s.command)
+    assert set(first_speed.after) == expected and first_speed.notebook is None
     assert dict((s.name, s.after) for s in steps)["gpt2/03_post_eval"] == ("gpt2/02_finetune",)
     assert dict((s.name, s.after) for s in steps)["t2i_audit/t2i_audit"] == ()
     only = [s.name for s in collection.plan(only=["socratic"])]
@@ -55,7 +60,7 @@ def test_a_failing_notebook_skips_what_needs_it_and_not_the_others(tmp_path):
 
 @pytest.mark.slow
 def test_the_demo_runs_every_notebook_and_builds_the_report(demo_run):
-    for step in collection.plan():
+    for step in (s for s in collection.plan() if s.notebook is not None):
         executed = nbformat.read(demo_run.executed(step.name), as_version=4)
         assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code"), step.name
     timings = collection.read_timings(demo_run.run_dir)
@@ -68,6 +73,8 @@ def test_the_demo_runs_every_notebook_and_builds_the_report(demo_run):
                  "socratic_clipscore"):  # fmt: skip
         assert {f"{name}.png", f"{name}.pdf"} <= figures, name
     assert demo_run.report == out / "report" / "debiaslab-report.pdf"
+    speed = {r["config"]["name"] for _, r in read_all(out / "results" / "speed")}
+    assert speed == {"crows_pairs_scoring", "generation"}
 
 
 @pytest.mark.slow
@@ -83,8 +90,9 @@ def test_the_report_pdf_renders_and_says_what_is_tiny(demo_run):
     assert image.size[0] > 500 and image.size[1] > 700
     histogram = image.histogram()
     assert histogram[255] < sum(histogram) * 0.99  # not a blank page: text was drawn
-    for heading in ("Abstract", "Introduction", "Related work", "Methods", "Experimental setup",
-                    "Results", "Limitations", "Ethics", "References"):  # fmt: skip
+    for heading in ("Abstract", "Introduction", "Related Work", "Methods", "Experimental setup",
+                    "Results", "Limitations", "Ethics Statement", "References"):  # fmt: skip
         assert heading in text, heading
     assert "tiny offline models only" in text and "0 from real checkpoints" in text
     assert "Planted-bias calibration" in text and "No calibration results" not in text
+    assert "speedup_vs_plain" in text and "No speed measurements" not in text

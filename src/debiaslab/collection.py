@@ -43,12 +43,22 @@ class CollectionError(DebiaslabError):
 
 @dataclass(frozen=True)
 class Step:
-    """One notebook of the collection with its offline parameters and its prerequisites."""
+    """One notebook of the collection with its offline parameters and its prerequisites, or
+    a command (a speed benchmark) when ``command`` is set."""
 
     name: str  # "gpt2/01_pre_eval"
-    notebook: Path
+    notebook: Path | None
     parameters: dict
     after: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+
+
+# The speed benchmarks the report's speed table shows, at sizes that take seconds here. They
+# run after the notebooks, one after the other, so nothing else competes for the cores.
+SPEED = (
+    ("speed/crows_pairs", "crows_speed.py", ("--pairs", "40")),
+    ("speed/generation", "generation_speed.py", ("--prompts", "16", "--batch-size", "8")),
+)
 
 
 @dataclass
@@ -108,6 +118,11 @@ def plan(root: Path | None = None, *, only: Sequence[str] | None = None) -> list
         index = entry.stages.index(stage)
         after = (f"{entry.slug}/{entry.stages[index - 1]}",) if index else ()
         steps.append(Step(f"{entry.slug}/{stage}", path, nb.ci_parameters(entry, stage), after))
+    previous = tuple(s.name for s in steps)
+    for name, script, args in SPEED if only is None else ():
+        command = (sys.executable, str(root / "benchmarks" / script), *args, "--output")
+        steps.append(Step(name, None, {}, previous, command))
+        previous = (name,)
     results = nb.results_notebook(root)
     steps.append(Step(RESULTS_STEP, results, {}, tuple(s.name for s in steps)))
     return steps
@@ -149,24 +164,30 @@ def _kernel_env(output_root: Path, threads: int) -> dict[str, str]:
 
 
 def _execute(step: Step, run_dir: Path, env: dict[str, str], cwd: Path) -> Outcome:
-    executed = run_dir / "notebooks" / f"{step.name}.ipynb"
     log_file = run_dir / "logs" / f"{step.name.replace('/', '__')}.log"
-    executed.parent.mkdir(parents=True, exist_ok=True)
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable, "-m", "papermill", str(step.notebook), str(executed),
-        "--parameters_yaml", json.dumps(step.parameters), "--kernel", "python3",
-        "--no-progress-bar", "--cwd", str(cwd),
-    ]  # fmt: skip
+    executed: Path | None = None
+    if step.command:  # a benchmark script, alone on the machine: all cores, result to results/
+        command = [*step.command, str(cwd / "results" / "speed")]
+        threads = str(os.cpu_count() or 1)
+        env = {**env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    else:
+        executed = run_dir / "notebooks" / f"{step.name}.ipynb"
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "papermill", str(step.notebook), str(executed),
+            "--parameters_yaml", json.dumps(step.parameters), "--kernel", "python3",
+            "--no-progress-bar", "--cwd", str(cwd),
+        ]  # fmt: skip
     started = time.perf_counter()
     with log_file.open("w", encoding="utf-8") as log:
         code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
     seconds = time.perf_counter() - started
-    outcome = Outcome(step.name, "ok" if code == 0 else "failed", seconds, str(executed))
-    outcome.log = str(log_file)
+    status = "ok" if code == 0 else "failed"
+    outcome = Outcome(step.name, status, seconds, executed and str(executed), str(log_file))
     if code:
         tail = log_file.read_text("utf-8", errors="replace").strip().splitlines()[-3:]
-        outcome.error = " | ".join(tail) or f"papermill exited with {code}"
+        outcome.error = " | ".join(tail) or f"exited with {code}"
     return outcome
 
 

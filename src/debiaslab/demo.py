@@ -1,4 +1,5 @@
-"""The offline demo: planted-bias calibration of the measurement pipeline.
+"""The planted-bias calibration study of the measurement pipeline (the calibration notebook,
+``debiaslab calibrate``; part of the whole-collection demo, :mod:`debiaslab.collection`).
 
 Trains tiny causal and masked LMs on corpora with planted stereotype rates 0.2, 0.5 and 0.8,
 scores each with CrowS-Pairs and StereoSet on a held-out planted benchmark (whose true bias

@@ -839,11 +839,9 @@ def push(
     _check_repo_id(repo_id)
     kind = folder_kind(folder)
     files = _folder_files(folder)
-    token = token or get_secret(TOKEN_NAME)
-    if not token:
-        _no_token(folder, repo_id)
+    token = _push_token(folder, files, repo_id, token)
+    if token is None:
         return None
-    _check_no_token(folder, files, token)
     records = _load_records(results)
     base = _public_base(base_model, records, folder)
     if card is None:
@@ -870,6 +868,19 @@ def push(
         message=message,
         prepare=(lambda stage: _publish_base(stage, base)) if kind == "adapter" else None,
     )
+
+
+def _push_token(
+    folder: Path, files: Sequence[Path], repo_id: str, token: str | None
+) -> str | None:
+    """The token to push with (argument, else the secret), after checking that no file to
+    upload contains it; ``None`` (logged) when there is none."""
+    token = token or get_secret(TOKEN_NAME)
+    if not token:
+        _no_token(folder, repo_id)
+        return None
+    _check_no_token(folder, files, token)
+    return token
 
 
 def _no_token(folder: Path, repo_id: str) -> None:
@@ -953,11 +964,9 @@ def push_dataset(
     files = [f for f in _folder_files(folder) if f.parts[0] in ("data", CARD, "synth.json")]
     if not any(f.parts[0] == "data" and f.suffix == ".parquet" for f in files):
         raise ConfigError(f"{folder}: no data/*.parquet to upload")
-    token = token or get_secret(TOKEN_NAME)
-    if not token:
-        _no_token(folder, repo_id)
+    token = _push_token(folder, files, repo_id, token)
+    if token is None:
         return None
-    _check_no_token(folder, files, token)
     return _upload(
         folder,
         files,
@@ -1166,11 +1175,9 @@ def push_results(
         raise ConfigError(f"{folder}: no debiaslab result files to upload")
     wanted = {rel for rel, _ in selected}
     files = [f for f in _folder_files(folder) if f in wanted]
-    token = token or get_secret(TOKEN_NAME)
-    if not token:
-        _no_token(folder, repo_id)
+    token = _push_token(folder, files, repo_id, token)
+    if token is None:
         return None
-    _check_no_token(folder, files, token)
     return _upload(
         folder,
         files,

@@ -221,8 +221,8 @@ def reduction(pre: float, post: float, higher: bool | None, ideal: float | None)
     """How much closer to unbiased ``post`` is than ``pre`` (positive: bias reduced).
 
     Example:
-        >>> reduction(60.0, 55.0, None, 50.0), reduction(0.3, 0.2, False, 0.0)
-        (5.0, 0.1)
+        >>> reduction(60.0, 55.0, None, 50.0), reduction(0.75, 0.5, False, 0.0)
+        (5.0, 0.25)
     """
     if ideal is not None and math.isfinite(ideal):
         return abs(pre - ideal) - abs(post - ideal)
@@ -403,9 +403,12 @@ def speed(results: Results) -> pd.DataFrame:
     """Speed benchmarks (``benchmarks/*.py --output``): one row per measured quantity."""
     rows = []
     for _, record in results.of("speed"):
+        config = record.get("config") or {}
+        setting = ", ".join(f"{k} {v}" for k, v in config.items() if k not in ("name", "model"))
         for key, value in record["metrics"].items():
             rows.append({
-                "benchmark": record["config"].get("name", record["run_id"]), "metric": key,
+                "benchmark": config.get("name", record["run_id"]), "setting": setting,
+                "metric": key,
                 "value": value, "device": (record.get("environment") or {}).get("gpu") or "cpu",
                 "cpu_count": (record.get("environment") or {}).get("cpu_count"),
             })  # fmt: skip
@@ -842,9 +845,15 @@ def write_generated(results: Results, drawn: Mapping[str, list[Path]], out: Path
 
 def compile_pdf(report_dir: str | Path, root: str | Path | None = None) -> Path:
     """Compile ``report_dir/paper.typ`` to ``report_dir/debiaslab-report.pdf`` (atomically)."""
-    import typst
-
     from debiaslab.data.fetch import write_bytes_atomic
+
+    try:
+        import typst
+    except ImportError as exc:
+        raise ConfigError(
+            "building the report needs Typst: pip install 'debiaslab[report]' (the figures "
+            "and tables need only the package)"
+        ) from exc
 
     report_dir = Path(report_dir)
     try:
