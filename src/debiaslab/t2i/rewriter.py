@@ -296,7 +296,7 @@ def train_rewriter(
     config=None,
     *,
     hardware: str | None = None,
-    resume: bool = False,
+    resume: bool = True,
     progress: bool = True,
     device: str | None = None,
 ):
@@ -317,7 +317,9 @@ def train_rewriter(
             preset's settings for ``hardware`` (`config_for`) if given, else the defaults with
             ``seq_len`` :data:`REWRITER_SEQ_LEN`.
         hardware: ``t4x2``, ``p100`` or ``cpu-ci``, for the default config.
-        resume: continue an interrupted run in ``output``.
+        resume: continue an interrupted run in ``output`` from its last checkpoint (the
+            default, as :func:`debiaslab.mitigation.finetune.run`: rerunning the notebook
+            continues, a finished run trains no further); False: refuse a used ``output``.
         progress: the Trainer's progress bar.
         device: where to train (default: the best available).
 
