@@ -57,7 +57,7 @@ TRADEOFF_PLOTS = {
     },
 }
 BEFORE = ("pre", "plain", "eval")  # stages that are the unmitigated baseline
-_TINY = re.compile(r"(^|[/_.-])(tiny|planted)([/_.-]|$)")
+_TINY = re.compile(r"(^|[/_.-])(tiny|planted|random)([/_.-]|$)")
 
 
 @dataclass
@@ -80,7 +80,8 @@ class Results:
 
 def is_tiny(record: Mapping[str, Any]) -> bool:
     """Whether a result comes from a tiny offline model (a ``tiny-*`` preset, a planted-bias
-    model, or anything built in debiaslab's tiny cache) rather than a real checkpoint."""
+    model, a random-weight benchmark model such as ``bert-mini-random``, or anything built in
+    debiaslab's tiny cache) rather than a real checkpoint."""
     model = record.get("model") or {}
     config = record.get("config") or {}
     names = [model.get("name"), model.get("source"), model.get("adapter"), config.get("model")]

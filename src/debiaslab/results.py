@@ -324,7 +324,7 @@ def write_speed(
     output = BenchmarkOutput("speed", metrics, {}, dict.fromkeys(metrics), n_items=0)
     record = make_record(
         output,
-        model={"name": name, "device": device},
+        model={"name": (config or {}).get("model", name), "device": device},
         config={"name": name, **(config or {})},
         timing={},
         stage=name,
