@@ -8,6 +8,7 @@ import pytest
 
 from debiaslab import collection
 from debiaslab import notebooks as nb
+from debiaslab.errors import ConfigError
 from debiaslab.results import read_all
 
 
@@ -56,6 +57,11 @@ def test_a_failing_notebook_skips_what_needs_it_and_not_the_others(tmp_path):
     assert [s["status"] for s in timings["steps"]] == ["failed", "skipped", "ok"]
     assert (tmp_path / "run" / "notebooks" / "c" / "fine.ipynb").is_file()
     assert any("a/after: skipped" in line for line in lines)
+    # A prerequisite that no earlier step is would wait forever: refused before anything runs.
+    orphan = [collection.Step("x/y", steps[2].notebook, {}, ("x/nothing",))]
+    with pytest.raises(ConfigError, match="x/nothing"):
+        collection.run(tmp_path / "run2", output_root=tmp_path / "out", steps=orphan)
+    assert not (tmp_path / "run2" / "timings.json").exists()
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from debiaslab.errors import DebiaslabError
+from debiaslab.errors import ConfigError, DebiaslabError
 
 RESULTS_STEP = "results"
 
@@ -230,6 +230,12 @@ def run(
     if steps is None:
         prepare_tiny_models(log)
         steps = plan(root, only=only)
+    known: set[str] = set()
+    for step in steps:  # an unknown prerequisite would wait forever
+        missing = [a for a in step.after if a not in known]
+        if missing:
+            raise ConfigError(f"step {step.name!r} needs {missing}, which no earlier step is")
+        known.add(step.name)
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     env = _kernel_env(output_root, threads)
     log(f"[demo] {len(steps)} notebooks, {workers} at a time; executed copies in {run_dir}")

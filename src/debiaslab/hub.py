@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -47,7 +46,15 @@ import debiaslab
 from debiaslab.data.fetch import write_bytes_atomic
 from debiaslab.env import get_secret
 from debiaslab.errors import ConfigError
-from debiaslab.results import headline_metrics, read_all, read_result
+from debiaslab.results import (
+    as_number,
+    decimals_for,
+    headline_metrics,
+    read_all,
+    read_result,
+    recency,
+    value_with_ci,
+)
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +363,7 @@ def pair_results(
             grouped.setdefault((str(record["benchmark"]), stage), []).append(record)
     chosen = {}
     for (benchmark, stage), records in grouped.items():
-        chosen[benchmark, stage] = max(records, key=_recency)
+        chosen[benchmark, stage] = max(records, key=recency)
         if len(records) > 1:
             log.warning(
                 "%s %s: %d records; the card uses the latest (%s)",
@@ -367,38 +374,6 @@ def pair_results(
             )
     benchmarks = sorted({b for b, _ in chosen})
     return [(b, chosen.get((b, "pre")), chosen.get((b, "post"))) for b in benchmarks]
-
-
-def _recency(record: Mapping[str, Any]) -> tuple[str, str]:
-    return str(record.get("date") or ""), str(record.get("run_id") or "")
-
-
-def _decimals(values: Sequence[float | None]) -> int:
-    """Decimals that give the largest value three significant digits (0 to 6)."""
-    finite = [abs(v) for v in values if v is not None and math.isfinite(v) and v != 0]
-    if not finite:
-        return 3
-    return min(6, max(0, 2 - math.floor(math.log10(max(finite)))))
-
-
-def _num(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _cell(value: float | None, ci: Sequence[Any] | None, decimals: int) -> str:
-    if value is None:
-        return "—"
-    text = f"{value:.{decimals}f}"
-    low, high = (_num(ci[0]), _num(ci[1])) if ci and len(ci) == 2 else (None, None)
-    if low is not None and high is not None:
-        text += f" [{low:.{decimals}f}, {high:.{decimals}f}]"
-    return text
 
 
 def _verdict(
@@ -424,7 +399,7 @@ def _verdict(
 def _overlap(a: Sequence[Any] | None, b: Sequence[Any] | None) -> bool:
     if not a or not b or len(a) != 2 or len(b) != 2:
         return False
-    lows_highs = [_num(v) for v in (*a, *b)]
+    lows_highs = [as_number(v) for v in (*a, *b)]
     if any(v is None for v in lows_highs):
         return False
     a_low, a_high, b_low, b_high = lows_highs
@@ -443,13 +418,13 @@ def _metric_table(
     ]
     improved = directed = clear = 0
     for key in keys:
-        values = [_num((r or {}).get("metrics", {}).get(key)) for r in (pre, post)]
+        values = [as_number((r or {}).get("metrics", {}).get(key)) for r in (pre, post)]
         cis = [((r or {}).get("ci") or {}).get(key) for r in (pre, post)]
         source = post if post is not None and key in post["metrics"] else pre
         assert source is not None
         higher = (source.get("higher_is_better") or {}).get(key)
-        ideal = _num((source.get("ideal") or {}).get(key))
-        d = _decimals(values)
+        ideal = as_number((source.get("ideal") or {}).get(key))
+        d = decimals_for(values)
         change, verdict = "—", "—"
         before, after = values
         if before is not None and after is not None:
@@ -462,7 +437,7 @@ def _metric_table(
                     verdict += " †"
                 elif verdict != "no change":
                     clear += 1
-        pre_cell, post_cell = (_cell(v, c, d) for v, c in zip(values, cis, strict=True))
+        pre_cell, post_cell = (value_with_ci(v, c, d) for v, c in zip(values, cis, strict=True))
         rows.append(f"| `{key}` | {pre_cell} | {post_cell} | {change} | {verdict} |")
     return rows, improved, directed, clear
 

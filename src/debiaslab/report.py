@@ -27,7 +27,14 @@ from typing import Any
 import pandas as pd
 
 from debiaslab.errors import ConfigError
-from debiaslab.results import load_all, read_all
+from debiaslab.results import (
+    as_number,
+    decimals_for,
+    load_all,
+    read_all,
+    recency,
+    value_with_ci,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +124,8 @@ def load(results_dir: str | Path) -> Results:
     return Results(root, records, frame)
 
 
-def _latest(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    return max(records, key=lambda r: (str(r.get("date") or ""), str(r.get("run_id"))))
+def _latest_of(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    return max(records, key=recency)
 
 
 def model_label(record: Mapping[str, Any]) -> str:
@@ -290,7 +297,7 @@ def tradeoffs(results: Results) -> dict[str, pd.DataFrame]:
     for kind in TRADEOFF_PLOTS:
         records = [r for _, r in results.of(kind)]
         if records:
-            record = _latest(records)
+            record = _latest_of(records)
             out[kind] = tradeoff_from_record(record).assign(
                 model=model_label(record), tiny=is_tiny(record)
             )
@@ -309,15 +316,20 @@ def demographics(results: Results) -> pd.DataFrame:
         view = SimpleNamespace(
             config=record["config"], metrics=record["metrics"], ci=record.get("ci") or {}
         )
-        rewritten = bool(record["config"].get("rewriter")) or record.get("stage") == "post"
         frames.append(
             share_table(view).assign(
                 experiment=experiment,
-                condition="rewritten prompt" if rewritten else "plain prompt",
+                condition=_condition(record),
                 tiny=is_tiny(record),
             )
         )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _condition(record: Mapping[str, Any]) -> str:
+    """An occupation audit's prompts: plain, or rewritten by a PreciseDebias rewriter."""
+    rewritten = bool(record["config"].get("rewriter")) or record.get("stage") == "post"
+    return "rewritten prompt" if rewritten else "plain prompt"
 
 
 def audit_distances(results: Results) -> pd.DataFrame:
@@ -325,14 +337,13 @@ def audit_distances(results: Results) -> pd.DataFrame:
     with CIs where recorded)."""
     rows = []
     for experiment, record in results.of("t2i_audit"):
-        rewritten = bool(record["config"].get("rewriter")) or record.get("stage") == "post"
         for key, value in record["metrics"].items():
             parts = key.split("/")
             if len(parts) == 4 and parts[1] == "prompt" and parts[3] in ("tv", "kl", "mean_abs"):
                 low, high = (record.get("ci") or {}).get(key) or (math.nan, math.nan)
                 rows.append({
                     "experiment": experiment,
-                    "condition": "rewritten prompt" if rewritten else "plain prompt",
+                    "condition": _condition(record),
                     "axis": parts[0], "occupation": parts[2], "distance": parts[3],
                     "value": value, "ci_low": low, "ci_high": high, "tiny": is_tiny(record),
                 })  # fmt: skip
@@ -347,7 +358,7 @@ def align_curves(results: Results) -> list[dict[str, Any]]:
     for experiment, record in results.of(ALIGN_BENCHMARK):
         by_experiment.setdefault(experiment, []).append(record)
     return [
-        {"experiment": e, "tiny": is_tiny(_latest(rs)), **curve_from_record(_latest(rs))}
+        {"experiment": e, "tiny": is_tiny(_latest_of(rs)), **curve_from_record(_latest_of(rs))}
         for e, rs in sorted(by_experiment.items())
     ]
 
@@ -357,7 +368,7 @@ def socratic_runs(results: Results) -> list[dict[str, Any]]:
     by_experiment: dict[str, list[dict[str, Any]]] = {}
     for experiment, record in results.of("socratic"):
         by_experiment.setdefault(experiment, []).append(record)
-    return [_latest(rs) for _, rs in sorted(by_experiment.items())]
+    return [_latest_of(rs) for _, rs in sorted(by_experiment.items())]
 
 
 def calibration(results: Results) -> pd.DataFrame:
@@ -397,7 +408,9 @@ def planted_gaps(results: Results) -> pd.DataFrame:
     table = group_gaps(results)
     if table.empty:
         return table
-    return table[table["experiment"].str.contains("equally-toxic|toxic-for-actresses")]
+    from debiaslab.demo import TOXICITY_RATES
+
+    return table[table["experiment"].str.contains("|".join(TOXICITY_RATES))]
 
 
 def speed(results: Results) -> pd.DataFrame:
@@ -481,31 +494,26 @@ def typ_str(text: Any) -> str:
     return '"' + text.replace("\n", "\\n").replace("\r", "") + '"'
 
 
-def fmt(value: Any, digits: int = 3) -> str:
-    """A number for the paper (3 significant digits; — for missing)."""
+def fmt(value: Any) -> str:
+    """A number for the paper (3 significant digits, as the model card's; — for missing)."""
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
         value = value.item()
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
-    if isinstance(value, float):
-        if value == 0:
-            return "0"
-        decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
-        return f"{value:.{min(decimals, 6)}f}"
+    if isinstance(value, float) or value is None:
+        number = as_number(value)
+        if number is None:
+            return "—"
+        return "0" if number == 0 else f"{number:.{decimals_for([number])}f}"
     return str(value)
 
 
 def with_ci(value: float, low: float, high: float) -> str:
-    """``value [low, high]`` with the same decimals."""
-    text = fmt(value)
-    if not (isinstance(low, float) and math.isfinite(low) and math.isfinite(high)):
-        return text
-    decimals = len(text.split(".")[1]) if "." in text else 0
-    return f"{value:.{decimals}f} [{low:.{decimals}f}, {high:.{decimals}f}]"
+    """``value [low, high]`` with the value's decimals (``results.value_with_ci``)."""
+    number = as_number(value)
+    return value_with_ci(number, (low, high), decimals_for([number]))
 
 
 def typ_table(frame: pd.DataFrame, caption: str, label: str | None = None) -> str:

@@ -18,7 +18,7 @@ import os
 import platform as _platform
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -330,3 +330,41 @@ def write_speed(
         stage=name,
     )
     return write_result(record, out_dir)
+
+
+# Numbers for cards and reports
+
+
+def recency(record: Mapping[str, Any]) -> tuple[str, str]:
+    """Sort key of the latest record: its date, then its run id."""
+    return str(record.get("date") or ""), str(record.get("run_id") or "")
+
+
+def decimals_for(values: Sequence[float | None]) -> int:
+    """Decimals that give the largest value three significant digits (0 to 6)."""
+    finite = [abs(v) for v in values if v is not None and math.isfinite(v) and v != 0]
+    if not finite:
+        return 3
+    return min(6, max(0, 2 - math.floor(math.log10(max(finite)))))
+
+
+def as_number(value: Any) -> float | None:
+    """A finite float, or None (missing, NaN, not a number, a bool)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def value_with_ci(value: float | None, ci: Sequence[Any] | None, decimals: int) -> str:
+    """``value [low, high]`` with ``decimals`` (— for a missing value; no bracket without a CI)."""
+    if value is None:
+        return "—"
+    text = f"{value:.{decimals}f}"
+    low, high = (as_number(ci[0]), as_number(ci[1])) if ci and len(ci) == 2 else (None, None)
+    if low is not None and high is not None:
+        text += f" [{low:.{decimals}f}, {high:.{decimals}f}]"
+    return text
