@@ -91,6 +91,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         crows_split=args.crows_split,
         split_seed=args.split_seed,
         allow_train_pairs=args.allow_train_pairs,
+        too_long=args.too_long,
         decoding=args.decoding,
         decoding_strength=args.decoding_strength,
         head_gates=args.head_gates,
@@ -433,6 +434,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="first N pairs / examples per split; BOLD/HONEST: N prompts per group (seeded)",
     )
     ev.add_argument("--batch-size", type=int, help="max sequences per forward pass")
+    ev.add_argument(
+        "--too-long",
+        default="error",
+        choices=["error", "skip"],
+        help="likelihood benchmarks: an item longer than the model reads is an error (default) "
+        "or is left out and counted in the result (skip)",
+    )
     ev.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
     ev.add_argument("--dtype", default="auto", help="auto, float32, float16, bfloat16")
     ev.add_argument(

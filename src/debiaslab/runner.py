@@ -17,6 +17,7 @@ from debiaslab.data.fetch import sha256_of
 from debiaslab.errors import ConfigError
 from debiaslab.generation import GenerationSettings
 from debiaslab.results import BenchmarkOutput, make_record, run_id, write_result
+from debiaslab.scoring import TOO_LONG_POLICIES
 from debiaslab.textclass import REGARD_MODEL, TOXIC_LABEL, TOXICITY_MODEL
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,7 @@ def evaluate(
     decoding: str | None = None,
     decoding_strength: float | None = None,
     head_gates: str | None = None,
+    too_long: str = "error",
 ) -> RunResult:
     """Evaluate ``model`` on ``benchmark`` and write ``output/<run_id>.json`` (+ items).
 
@@ -190,6 +192,8 @@ def evaluate(
             (default 50).
         head_gates: a head-gates file (:meth:`debiaslab.mitigation.heads.HeadGates.save`)
             applied to the model for this run; recorded by name and content hash.
+        too_long: likelihood benchmarks' items longer than the model reads: ``error``
+            (default: names the file and record) or ``skip`` (left out and counted).
     """
     from debiaslab.models import load_model
 
@@ -197,6 +201,8 @@ def evaluate(
         raise ConfigError(f"unknown benchmark {benchmark!r}; expected one of {BENCHMARKS}")
     if limit is not None and limit <= 0:
         raise ConfigError(f"--limit must be a positive number, got {limit}")
+    if too_long not in TOO_LONG_POLICIES:
+        raise ConfigError(f"--too-long must be one of {TOO_LONG_POLICIES}, got {too_long!r}")
     if benchmark == "crows_pairs":
         from debiaslab.mitigation.data import check_crows_evaluation
         from debiaslab.mitigation.finetune import read_manifest
@@ -234,6 +240,8 @@ def evaluate(
         "n_boot": n_boot,
         "seed": seed,
     }
+    if benchmark not in GENERATIVE and too_long != "error":
+        config["too_long"] = too_long  # only when set: earlier run ids stay valid
     if benchmark == "crows_pairs" and crows_split != "all":
         config.update({"crows_split": crows_split, "split_seed": split_seed})
     if head_gates is not None:
@@ -332,6 +340,8 @@ def evaluate(
             n_boot=n_boot,
             seed=seed,
             progress=progress,
+            too_long=too_long,
+            source=data_name,
         )
     score_seconds = time.perf_counter() - started
     record = make_record(
@@ -350,22 +360,29 @@ def evaluate(
 
 
 def run_benchmark(
-    lm, benchmark: str, loaded, *, mode="auto", splits=None, n_boot=1000, seed=0, progress=True
+    lm,
+    benchmark: str,
+    loaded,
+    *,
+    mode="auto",
+    splits=None,
+    n_boot=1000,
+    seed=0,
+    progress=True,
+    too_long="error",
+    source=None,
 ) -> BenchmarkOutput:
     """Run one benchmark on an already-loaded model and data (notebooks, tests, the demo)."""
+    common = {"n_boot": n_boot, "seed": seed, "progress": progress, "too_long": too_long}
     if benchmark == "crows_pairs":
         from debiaslab.benchmarks import crows_pairs
 
-        return crows_pairs.run(lm, loaded, mode=mode, n_boot=n_boot, seed=seed, progress=progress)
+        return crows_pairs.run(lm, loaded, mode=mode, source=source, **common)
     from debiaslab.benchmarks import stereoset
 
     if benchmark == "stereoset":
-        return stereoset.run_likelihood(
-            lm, loaded, splits=splits, n_boot=n_boot, seed=seed, progress=progress
-        )
-    return stereoset.run_multiple_choice(
-        lm, loaded, splits=splits, seed=seed, n_boot=n_boot, progress=progress
-    )
+        return stereoset.run_likelihood(lm, loaded, splits=splits, **common)
+    return stereoset.run_multiple_choice(lm, loaded, splits=splits, **common)
 
 
 def score_stereoset_predictions(

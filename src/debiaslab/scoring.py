@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from debiaslab.errors import DebiaslabError
+
 log = logging.getLogger(__name__)
 
 # Token budgets per forward pass (batch size × sequence length). Large matmuls are what a CPU
@@ -45,6 +47,117 @@ class MaskedQuery:
 
 
 # --------------------------------------------------------------------------- shared machinery
+
+TOO_LONG_POLICIES = ("error", "skip")
+_NO_LIMIT = 1_000_000  # tokenizers say model_max_length = 1e30 when they know no limit
+
+
+class SequenceTooLongError(DebiaslabError, ValueError):
+    """Some items are longer than the model can read; raised before anything is scored.
+
+    ``too_long`` maps each offending item's index (in the list given to the engine) to its
+    length in tokens; benchmarks translate indices into file rows for the user.
+    """
+
+    def __init__(self, too_long: dict[int, int], max_length: int, what: str = "sequence"):
+        self.too_long = dict(too_long)
+        self.max_length = max_length
+        first, length = next(iter(self.too_long.items()))
+        super().__init__(
+            f"{len(self.too_long)} {what}(s) longer than the model's maximum of {max_length} "
+            f"tokens (first: item {first}, {length} tokens)"
+        )
+
+    def with_message(self, message: str) -> SequenceTooLongError:
+        """The same error with a message that says where, in the user's terms."""
+        self.args = (message,)
+        return self
+
+
+def max_length(model, tokenizer=None) -> int | None:
+    """How many positions ``model`` can read: its position table, capped by the tokenizer's
+    ``model_max_length`` when that is a real limit; None for relative positions (T5).
+
+    RoBERTa-style tables reserve ``pad_token_id + 1`` rows (514 rows, 512 usable).
+    """
+    config = _unwrap(model).config
+    limit = getattr(config, "n_positions", None) or getattr(
+        config, "max_position_embeddings", None
+    )
+    if limit is not None and getattr(config, "model_type", "") in (
+        "roberta",
+        "xlm-roberta",
+        "camembert",
+    ):
+        limit -= (config.pad_token_id or 0) + 1
+    if getattr(config, "model_type", "") in ("t5", "mt5", "umt5"):
+        return None  # relative position buckets: no table to run off (512 is advice only)
+    declared = getattr(tokenizer, "model_max_length", None) if tokenizer is not None else None
+    if declared is not None and declared < _NO_LIMIT:
+        limit = declared if limit is None else min(limit, declared)
+    return int(limit) if limit is not None else None
+
+
+def check_lengths(lm, lengths: Sequence[int], what: str = "sequence") -> None:
+    """Raise :class:`SequenceTooLongError` if any length exceeds :func:`max_length`."""
+    limit = max_length(lm.model, lm.tokenizer)
+    if limit is None:
+        return
+    too_long = {i: n for i, n in enumerate(lengths) if n > limit}
+    if too_long:
+        raise SequenceTooLongError(too_long, limit, what)
+
+
+def sentence_lengths(lm, sentences: Sequence[str]) -> list[int]:
+    """Positions the model reads to score each sentence as :func:`sentence_token_logprobs` does
+    (masked LMs: the sentence with special tokens; causal: prefix token + sentence, minus one;
+    seq2seq: the decoder target). Benchmarks use it to find over-long items before scoring."""
+    tok = lm.tokenizer
+    if lm.family == "causal":
+        return [len(tok(s, add_special_tokens=False)["input_ids"]) for s in sentences]
+    return [len(tok(s)["input_ids"]) for s in sentences]
+
+
+def select_by_length(
+    lm,
+    lengths_per_item: Sequence[Sequence[int]],
+    describe: Callable[[int], str],
+    *,
+    policy: str = "error",
+) -> tuple[list[int], dict[int, int]]:
+    """Keep the items all of whose sequences fit the model; the rest per ``policy``.
+
+    Args:
+        lm: the loaded model.
+        lengths_per_item: for each benchmark item (a pair, an example), the lengths of every
+            sequence the model will read for it.
+        describe: item index → where it is, for the error (``"file.csv: record index 17"``).
+        policy: ``error`` (default: one error naming the first offending item, its length and
+            the limit, and what to do) or ``skip`` (leave such items out; the caller records
+            how many).
+
+    Returns:
+        (indices of the items kept, {index of a skipped item: its longest length}).
+    """
+    if policy not in TOO_LONG_POLICIES:
+        raise ValueError(
+            f"unknown too-long policy {policy!r}; expected one of {TOO_LONG_POLICIES}"
+        )
+    limit = max_length(lm.model, lm.tokenizer)
+    longest = [max(lengths, default=0) for lengths in lengths_per_item]
+    skipped = {} if limit is None else {i: n for i, n in enumerate(longest) if n > limit}
+    if skipped and policy == "error":
+        first, length = next(iter(skipped.items()))
+        raise SequenceTooLongError(
+            skipped,
+            limit,
+        ).with_message(
+            f"{describe(first)}: {length} tokens, but the model reads at most {limit} "
+            f"({len(skipped)} item(s) too long in all). Leave them out with --too-long skip "
+            "(counted in the result as n_skipped_too_long), or shorten the data."
+        )
+    kept = [i for i in range(len(lengths_per_item)) if i not in skipped]
+    return kept, skipped
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -194,6 +307,7 @@ def masked_logprobs(
     device = _device_of(model)
     parts = _mlm_head(model)
     lengths = [len(q.input_ids) for q in queries]
+    check_lengths(lm, lengths, "masked query")
 
     @torch.inference_mode()
     def run(batch: list[int]) -> list[float]:
@@ -241,6 +355,7 @@ def causal_logprobs(
             raise ValueError(f"item {k}: context and continuation must both be non-empty")
     # The model reads context + continuation without its last token.
     lengths = [len(c) + len(t) - 1 for c, t in items]
+    check_lengths(lm, lengths)
 
     @torch.inference_mode()
     def run(batch: list[int]) -> list[np.ndarray]:
@@ -289,6 +404,13 @@ def seq2seq_logprobs(
         if len(source) == 0 or len(target) == 0:
             raise ValueError(f"item {k}: encoder input and target must both be non-empty")
     lengths = [len(s) + len(t) for s, t in items]
+    limit = max_length(model, tokenizer)
+    if limit is not None:  # encoder and decoder read their own positions
+        too_long = {
+            i: max(len(s), len(t)) for i, (s, t) in enumerate(items) if max(len(s), len(t)) > limit
+        }
+        if too_long:
+            raise SequenceTooLongError(too_long, limit)
 
     @torch.inference_mode()
     def run(batch: list[int]) -> list[np.ndarray]:

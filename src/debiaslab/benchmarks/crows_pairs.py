@@ -35,7 +35,13 @@ import numpy as np
 import pandas as pd
 
 from debiaslab.results import BenchmarkOutput
-from debiaslab.scoring import MaskedQuery, masked_logprobs, sentence_token_logprobs
+from debiaslab.scoring import (
+    MaskedQuery,
+    masked_logprobs,
+    select_by_length,
+    sentence_lengths,
+    sentence_token_logprobs,
+)
 from debiaslab.stats import bootstrap_vectorized
 
 MODES = ("auto", "nangia", "harness")
@@ -236,8 +242,32 @@ def resolve_mode(family: str, mode: str = "auto") -> str:
     return mode
 
 
+def _fitting_pairs(lm, pairs, mode: str, too_long: str, source: str | None):
+    """The pairs both of whose sentences fit the model, and the indices of those that do not."""
+    sentences = [s for pair in pairs for s in (pair.sent_more, pair.sent_less)]
+    if mode == "nangia" and is_uncased(lm.tokenizer):
+        sentences = [s.lower() for s in sentences]
+    lengths = sentence_lengths(lm, sentences)
+    where = source or "CrowS-Pairs"
+    kept, skipped = select_by_length(
+        lm,
+        [lengths[2 * k : 2 * k + 2] for k in range(len(pairs))],
+        lambda k: f"{where}: record index {pairs[k].index}",
+        policy=too_long,
+    )
+    return [pairs[k] for k in kept], [int(pairs[k].index) for k in skipped]
+
+
 def run(
-    lm, pairs, *, mode: str = "auto", n_boot: int = 1000, seed: int = 0, progress: bool = True
+    lm,
+    pairs,
+    *,
+    mode: str = "auto",
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+    too_long: str = "error",
+    source: str | None = None,
 ) -> BenchmarkOutput:
     """Score ``pairs`` with ``lm`` and aggregate with bootstrap CIs.
 
@@ -248,10 +278,16 @@ def run(
         n_boot: bootstrap resamples for the CIs.
         seed: bootstrap seed.
         progress: show a progress bar.
+        too_long: pairs with a sentence longer than the model reads: ``error`` (default, names
+            the record) or ``skip`` (left out; their indices are recorded).
+        source: the data file's name, for error messages.
     """
     if len(pairs) == 0:
         raise ValueError("CrowS-Pairs: no pairs to score")
     mode = resolve_mode(lm.family, mode)
+    pairs, skipped = _fitting_pairs(lm, pairs, mode, too_long, source)
+    if not pairs:
+        raise ValueError(f"CrowS-Pairs: all {len(skipped)} pairs are too long for the model")
     if mode == "nangia":
         items = score_nangia(lm, pairs, progress=progress)
         statistic = nangia_metrics(items)
@@ -270,5 +306,11 @@ def run(
         ideal={k: d[1] for k, d in directions.items() if d[1] is not None},
         n_items=len(items),
         items=items,
-        config={"mode": mode, "n_boot": n_boot, "seed": seed},
+        config={
+            "mode": mode,
+            "n_boot": n_boot,
+            "seed": seed,
+            "n_skipped_too_long": len(skipped),
+            "skipped_too_long": skipped,
+        },
     )

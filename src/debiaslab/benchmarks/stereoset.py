@@ -38,13 +38,14 @@ import numpy as np
 import pandas as pd
 
 from debiaslab.benchmarks import stereoset_eval
-from debiaslab.data.stereoset import GOLD_LABELS, SPLITS, StereoSet
+from debiaslab.data.stereoset import GOLD_LABELS, SPLITS, Example, StereoSet
 from debiaslab.results import BenchmarkOutput
 from debiaslab.scoring import (
     MaskedQuery,
     causal_logprobs,
     masked_logprobs,
     prefix_token_id,
+    select_by_length,
     seq2seq_logprobs,
 )
 from debiaslab.stats import bootstrap_vectorized
@@ -98,6 +99,50 @@ def _generative_scores(lm, examples, split: str, progress: bool) -> dict[str, fl
     return {sid: float(np.exp(lps.mean())) for sid, lps in zip(owners, token_lps, strict=True)}
 
 
+def _likelihood_lengths(lm, example: Example) -> list[int]:
+    """Positions the model reads for each sentence of ``example`` in the likelihood form."""
+    tok = lm.tokenizer
+    inter = example.split == "intersentence"
+    lengths = []
+    for sentence in example.sentences:
+        if lm.family == "masked":
+            lengths.append(len(tok(sentence.sentence)["input_ids"]))
+        elif lm.family == "causal":
+            text = f"{example.context} {sentence.sentence}" if inter else sentence.sentence
+            lengths.append(len(tok(text, add_special_tokens=False)["input_ids"]))
+        else:
+            source = len(tok(example.context)["input_ids"]) if inter else 1
+            lengths.append(max(source, len(tok(sentence.sentence)["input_ids"])))
+    return lengths
+
+
+def fitting_examples(
+    lm, gold: StereoSet, splits, lengths_of, *, too_long: str = "error"
+) -> tuple[StereoSet, list[str]]:
+    """``gold`` without the examples the model cannot read whole, per the ``too_long`` policy.
+
+    ``lengths_of(lm, example)`` gives the lengths of every sequence scored for an example;
+    an example is kept only whole (its options are compared with each other). Returns the
+    filtered set and the ids of the examples left out.
+    """
+    kept = StereoSet(source=gold.source, version=gold.version)
+    skipped: list[str] = []
+    where = gold.source or "StereoSet"
+    for split in splits:
+        examples = gold.split(split)
+        keep, dropped = select_by_length(
+            lm,
+            [lengths_of(lm, example) for example in examples],
+            lambda k, examples=examples, split=split: (
+                f"{where}: example {examples[k].id} ({split})"
+            ),
+            policy=too_long,
+        )
+        setattr(kept, split, [examples[k] for k in keep])
+        skipped += [examples[k].id for k in dropped]
+    return kept, skipped
+
+
 def likelihood_scores(lm, gold: StereoSet, splits=None, *, progress: bool = True):
     """Per-sentence scores ``{split: {sentence_id: score}}`` (official predictions content)."""
     splits = default_splits(lm.family) if splits is None else tuple(splits)
@@ -120,9 +165,22 @@ def default_splits(family: str) -> tuple[str, ...]:
 
 
 def run_likelihood(
-    lm, gold: StereoSet, *, splits=None, n_boot: int = 1000, seed: int = 0, progress: bool = True
+    lm,
+    gold: StereoSet,
+    *,
+    splits=None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+    too_long: str = "error",
 ) -> BenchmarkOutput:
-    """Score every sentence, aggregate as ``evaluation.py``, bootstrap CIs over examples."""
+    """Score every sentence, aggregate as ``evaluation.py``, bootstrap CIs over examples.
+
+    ``too_long``: examples with a sentence longer than the model reads: ``error`` (default,
+    names the example) or ``skip`` (left out, counted in the config as ``n_skipped_too_long``).
+    """
+    splits = default_splits(lm.family) if splits is None else tuple(splits)
+    gold, skipped = fitting_examples(lm, gold, splits, _likelihood_lengths, too_long=too_long)
     by_split = likelihood_scores(lm, gold, splits, progress=progress)
     if not by_split:
         raise ValueError("StereoSet: no examples to score in the requested splits")
@@ -139,7 +197,14 @@ def run_likelihood(
         ideal={k: 50.0 for k in metrics if k.endswith("/ss")},
         n_items=int(sum(len(gold.split(s)) for s in by_split)),
         items=items,
-        config={"form": "likelihood", "splits": list(by_split), "n_boot": n_boot, "seed": seed},
+        config={
+            "form": "likelihood",
+            "splits": list(by_split),
+            "n_boot": n_boot,
+            "seed": seed,
+            "n_skipped_too_long": len(skipped),
+            "skipped_too_long": skipped,
+        },
         artifacts={
             "predictions": {  # the official predictions format
                 split: [{"id": sid, "score": score} for sid, score in scores.items()]
@@ -226,13 +291,26 @@ def mc_choices(
     seed: int = 0,
     use_chat_template=True,
     progress: bool = True,
+    too_long: str = "error",
 ) -> pd.DataFrame:
-    """One row per example: option order, per-letter log-probs and the chosen label."""
+    """One row per example: option order, per-letter log-probs and the chosen label.
+
+    Examples whose prompt is too long for the model follow ``too_long`` (see
+    :func:`fitting_examples`); the ids of skipped ones are in ``frame.attrs["skipped"]``.
+    """
     if lm.family == "masked":
         raise ValueError("the multiple-choice form needs a causal or seq2seq (instruction) model")
     tok = lm.tokenizer
     letters = _letter_ids(tok, lm.family)
     splits = SPLITS if splits is None else tuple(splits)
+
+    def lengths_of(lm, example):
+        prompt = _encode_prompt(
+            tok, mc_prompt(example, option_order(example.id, seed)), lm.family, use_chat_template
+        )
+        return [len(prompt) + len(letter) for letter in letters]
+
+    gold, skipped = fitting_examples(lm, gold, splits, lengths_of, too_long=too_long)
     items, meta = [], []
     for split in splits:
         for example in gold.split(split):
@@ -266,7 +344,9 @@ def mc_choices(
                 "chosen_label": chosen.gold_label,
             }
         )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs["skipped"] = skipped
+    return frame
 
 
 def mc_metrics(choices: pd.DataFrame):
@@ -331,11 +411,19 @@ def run_multiple_choice(
     n_boot: int = 1000,
     use_chat_template: bool = True,
     progress: bool = True,
+    too_long: str = "error",
 ) -> BenchmarkOutput:
     """Prompt form for instruction models, with bootstrap CIs over examples."""
     choices = mc_choices(
-        lm, gold, splits, seed=seed, use_chat_template=use_chat_template, progress=progress
+        lm,
+        gold,
+        splits,
+        seed=seed,
+        use_chat_template=use_chat_template,
+        progress=progress,
+        too_long=too_long,
     )
+    skipped = choices.attrs.get("skipped", [])
     if choices.empty:
         raise ValueError("StereoSet: no examples to ask in the requested splits")
     metrics, ci = bootstrap_vectorized(mc_metrics(choices), len(choices), n_boot=n_boot, seed=seed)
@@ -362,5 +450,7 @@ def run_multiple_choice(
             "seed": seed,
             "n_boot": n_boot,
             "chat_template": bool(use_chat_template),
+            "n_skipped_too_long": len(skipped),
+            "skipped_too_long": skipped,
         },
     )
