@@ -209,10 +209,10 @@ def test_train_rewriter_records_the_recipe(tiny_dirs, tmp_path):
     assert info["method"] == "precise_debias" and info["n_pairs"] == 8
     assert info["groups"] == {"black female": 4, "white male": 4}
     assert info["prompt_format"] == "alpaca" and (result.weights / "adapter_config.json").is_file()
-    # Rerunning the notebook continues the finished run (no further steps) instead of refusing.
+    # Rerunning the notebook takes the finished run as it is (nothing trained) instead of refusing.
     again = rw.train_rewriter(str(tiny_dirs["causal"]), pairs, tmp_path / "run", config)
-    assert again.manifest["resumed_from"] == "checkpoint-2"
-    with pytest.raises(ConfigError, match="already holds checkpoints"):
+    assert again.skipped and again.manifest["metrics"]["steps"] == 2
+    with pytest.raises(ConfigError, match="already holds a finished run"):
         rw.train_rewriter(str(tiny_dirs["causal"]), pairs, tmp_path / "run", config, resume=False)
     short = FinetuneConfig(steps=2, seq_len=16)
     with pytest.raises(ConfigError, match="longer than seq_len=16"):

@@ -147,7 +147,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         trust_remote_code=args.trust_remote_code,
     )
-    print(f"{result.weights} written; {result.manifest.get('metrics')}")
+    verb = "exists (already finished; not trained again)" if result.skipped else "written"
+    print(f"{result.weights} {verb}; {result.manifest.get('metrics')}")
     return 0
 
 

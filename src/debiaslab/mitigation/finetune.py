@@ -12,10 +12,13 @@ Design:
     objective as the tiny T5, :func:`debiaslab.tiny.sentinel_input`), seeded per text.
 
     Checkpoints every ``save_steps`` under ``OUTPUT/checkpoints``; ``resume=True`` continues from
-    the last one and reaches the same final weights as an uninterrupted run (tested). The
-    result is ``OUTPUT/adapter`` (LoRA, QLoRA) or ``OUTPUT/model`` (full), with the tokenizer,
-    and ``OUTPUT/finetune.json``: base model, method, recipe, data split, settings, losses,
-    time. The manifest is written last, atomically: a directory without it is unfinished.
+    the last complete one (a save cut short by a kill is passed over) and reaches the same
+    final weights and ``train_loss`` (the mean over all steps) as an uninterrupted run
+    (tested). The result is ``OUTPUT/adapter`` (LoRA, QLoRA) or ``OUTPUT/model`` (full), with
+    the tokenizer, and ``OUTPUT/finetune.json``: base model, method, recipe, data split and
+    fingerprint, settings, losses, time. The manifest is written last, atomically: a directory
+    without it is unfinished, and rerunning a finished run with the same settings is a no-op
+    (:mod:`debiaslab.mitigation.checkpoints`).
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ class FinetuneResult:
     output: Path
     weights: Path  # the adapter or model directory
     manifest: dict[str, Any] = field(default_factory=dict)
+    skipped: bool = False  # the run was already finished: nothing was trained or written
 
 
 def read_manifest(path: str | Path | None) -> dict[str, Any] | None:
@@ -209,12 +213,6 @@ def _prepare(lm, config: FinetuneConfig):
     return model
 
 
-def _last_checkpoint(folder: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
-
-
 def finetune(
     model: str,
     output: str | Path,
@@ -243,13 +241,17 @@ def finetune(
         family: model family if it cannot be inferred.
         device: ``cpu``, ``cuda`` …; under ``accelerate launch`` each process takes its
             ``LOCAL_RANK`` GPU.
-        resume: continue from the last checkpoint in ``output/checkpoints`` if there is one.
+        resume: continue from the last complete checkpoint in ``output/checkpoints`` if there
+            is one; a finished run in ``output`` with the same settings is returned as it is
+            (``skipped``: nothing trained or written). A finished run with other settings
+            is refused, and so is a used ``output`` without ``resume``.
         progress: show the Trainer's progress bar.
         trust_remote_code: as for model loading.
         callbacks: extra ``transformers.TrainerCallback`` objects (e.g. early stopping).
     """
     from transformers import Trainer, TrainingArguments, set_seed
 
+    from debiaslab.mitigation import checkpoints as ckpt
     from debiaslab.models import load_model
 
     config = config or FinetuneConfig()
@@ -259,6 +261,20 @@ def finetune(
     if len(texts) < 2:
         raise ConfigError(f"fine-tuning needs at least 2 non-empty texts, got {len(texts)}")
     output = Path(output)
+    weights = output / ("model" if config.method == "full" else "adapter")
+    settings = {
+        "base_model": model,
+        "method": config.method,
+        "recipe": recipe,
+        "config": {**asdict(config), "learning_rate": config.learning_rate},
+        "texts_sha256": ckpt.texts_sha256(texts),
+    }
+    settings = json.loads(json.dumps(settings))  # as the manifest reads back (lists, not tuples)
+    finished = ckpt.finished_run(output / MANIFEST, weights, settings, resume)
+    if finished is not None:
+        return FinetuneResult(output, weights, finished, skipped=True)
+    checkpoints = output / "checkpoints"
+    ckpt.check_resumable(checkpoints, resume, config.steps)  # before loading the model
     if "LOCAL_RANK" in os.environ and device is None:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     lm = load_model(
@@ -289,7 +305,6 @@ def finetune(
     n_eval = int(len(texts) * config.eval_fraction)
     eval_rows = _encode(lm, [texts[i] for i in order[:n_eval]], config)
     train_rows = _encode(lm, [texts[i] for i in order[n_eval:]], config)
-    checkpoints = output / "checkpoints"
     args = TrainingArguments(
         output_dir=str(checkpoints),
         max_steps=config.steps,
@@ -319,23 +334,17 @@ def finetune(
         train_dataset=_Texts(train_rows),
         eval_dataset=_Texts(eval_rows) if eval_rows else None,
         data_collator=_collator(lm, trainable, config),
-        callbacks=callbacks,
+        callbacks=[ckpt.LogAtSave(), *(callbacks or [])],
     )
-    last = _last_checkpoint(checkpoints) if resume else None
+    last = ckpt.last_complete(checkpoints, remove_incomplete=trainer.is_world_process_zero())
     if resume and last is None:
         log.info("no checkpoint in %s: starting from the beginning", checkpoints)
-    if not resume and _last_checkpoint(checkpoints) is not None:
-        raise ConfigError(
-            f"{checkpoints} already holds checkpoints: pass resume to continue that run, or "
-            "use a new output directory"
-        )
     started = time.perf_counter()
-    train = trainer.train(resume_from_checkpoint=last)
+    metrics = ckpt.train_from(trainer, last, config.steps)
     seconds = time.perf_counter() - started
-    metrics = {"train_loss": float(train.training_loss), "steps": int(train.global_step)}
     if eval_rows:
+        set_seed(config.seed)  # masked LMs' eval masks: the same in a run and its resumed twin
         metrics["eval_loss"] = float(trainer.evaluate()["eval_loss"])
-    weights = output / ("model" if config.method == "full" else "adapter")
     if trainer.is_world_process_zero():
         trainable.save_pretrained(weights)
         lm.tokenizer.save_pretrained(weights)
@@ -348,7 +357,8 @@ def finetune(
             "recipe_info": recipe_info or {},
             "n_train_texts": len(train_rows),
             "n_eval_texts": len(eval_rows),
-            "config": {**asdict(config), "learning_rate": config.learning_rate},
+            "config": settings["config"],
+            "texts_sha256": settings["texts_sha256"],
             "metrics": metrics,
             "seconds": round(seconds, 1),
             "resumed_from": Path(last).name if last else None,
