@@ -63,6 +63,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         limit=args.limit,
         mode=args.mode,
         splits=args.splits,
+        stereoset_mode=args.stereoset_mode,
         family=args.family,
         device=args.device,
         dtype=args.dtype,
@@ -459,6 +460,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument(
         "--splits", nargs="+", choices=["intrasentence", "intersentence"], help="StereoSet splits"
+    )
+    ev.add_argument(
+        "--stereoset-mode",
+        default="auto",
+        choices=["auto", "bos", "bias-bench"],
+        help="StereoSet likelihood scoring: bias-bench (bias-bench's runner: masked LMs, and "
+        "causal LMs on intrasentence), bos (causal/seq2seq: each sentence after a BOS token); "
+        "auto: bias-bench for masked LMs, else bos",
     )
     gen = ev.add_argument_group("BOLD and HONEST (generation-based metrics)")
     gen.add_argument(

@@ -118,6 +118,7 @@ def evaluate(
     limit: int | None = None,
     mode: str = "auto",
     splits: list[str] | None = None,
+    stereoset_mode: str = "auto",
     family: str | None = None,
     device: str | None = None,
     dtype: str = "auto",
@@ -166,6 +167,8 @@ def evaluate(
             for BOLD and HONEST a seeded sample of at most ``limit`` prompts per group.
         mode: CrowS-Pairs scoring mode (``auto``, ``nangia``, ``harness``).
         splits: StereoSet splits (default: intrasentence for masked LMs, both otherwise).
+        stereoset_mode: StereoSet likelihood scoring, ``auto``, ``bos`` or ``bias-bench``
+            (:func:`debiaslab.benchmarks.stereoset.check_mode`); recorded as ``stereoset_mode``.
         family, device, dtype, quantization, adapter, batch_size, trust_remote_code,
             use_safetensors: passed to :func:`debiaslab.models.load_model`.
         n_boot, seed: bootstrap resamples and seed (StereoSet MC: also the option order).
@@ -203,6 +206,12 @@ def evaluate(
         raise ConfigError(f"--limit must be a positive number, got {limit}")
     if too_long not in TOO_LONG_POLICIES:
         raise ConfigError(f"--too-long must be one of {TOO_LONG_POLICIES}, got {too_long!r}")
+    if stereoset_mode != "auto" and benchmark != "stereoset":
+        raise ConfigError("--stereoset-mode applies to the stereoset (likelihood) benchmark")
+    if benchmark == "stereoset":
+        from debiaslab.benchmarks.stereoset import check_mode
+
+        check_mode(stereoset_mode, family, splits)  # before any data or model is loaded
     if benchmark == "crows_pairs":
         from debiaslab.mitigation.data import check_crows_evaluation
         from debiaslab.mitigation.finetune import read_manifest
@@ -242,6 +251,8 @@ def evaluate(
     }
     if benchmark not in GENERATIVE and too_long != "error":
         config["too_long"] = too_long  # only when set: earlier run ids stay valid
+    if stereoset_mode != "auto":
+        config["stereoset_mode"] = stereoset_mode  # likewise; the result records it always
     if benchmark == "crows_pairs" and crows_split != "all":
         config.update({"crows_split": crows_split, "split_seed": split_seed})
     if head_gates is not None:
@@ -342,6 +353,7 @@ def evaluate(
             progress=progress,
             too_long=too_long,
             source=data_name,
+            stereoset_mode=stereoset_mode,
         )
     score_seconds = time.perf_counter() - started
     record = make_record(
@@ -371,6 +383,7 @@ def run_benchmark(
     progress=True,
     too_long="error",
     source=None,
+    stereoset_mode="auto",
 ) -> BenchmarkOutput:
     """Run one benchmark on an already-loaded model and data (notebooks, tests, the demo)."""
     common = {"n_boot": n_boot, "seed": seed, "progress": progress, "too_long": too_long}
@@ -381,7 +394,7 @@ def run_benchmark(
     from debiaslab.benchmarks import stereoset
 
     if benchmark == "stereoset":
-        return stereoset.run_likelihood(lm, loaded, splits=splits, **common)
+        return stereoset.run_likelihood(lm, loaded, splits=splits, mode=stereoset_mode, **common)
     return stereoset.run_multiple_choice(lm, loaded, splits=splits, **common)
 
 
