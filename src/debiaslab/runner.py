@@ -251,8 +251,10 @@ def evaluate(
     }
     if benchmark not in GENERATIVE and too_long != "error":
         config["too_long"] = too_long  # only when set: earlier run ids stay valid
-    if stereoset_mode != "auto":
-        config["stereoset_mode"] = stereoset_mode  # likewise; the result records it always
+    if benchmark == "stereoset":
+        # Always in the run id (``auto`` too): results scored before the modes existed
+        # (RoBERTa without the leading space) must not be reused. The record gets the mode used.
+        config["stereoset_mode"] = stereoset_mode
     if benchmark == "crows_pairs" and crows_split != "all":
         config.update({"crows_split": crows_split, "split_seed": split_seed})
     if head_gates is not None:
@@ -356,6 +358,8 @@ def evaluate(
             stereoset_mode=stereoset_mode,
         )
     score_seconds = time.perf_counter() - started
+    if benchmark == "stereoset":
+        config["stereoset_mode"] = result.config["stereoset_mode"]  # auto → the mode used
     record = make_record(
         result,
         model={**lm.info, "name": name, **(model_meta or {})},
