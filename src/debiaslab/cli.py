@@ -92,6 +92,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         split_seed=args.split_seed,
         allow_train_pairs=args.allow_train_pairs,
         too_long=args.too_long,
+        mc_orders=args.mc_orders,
         decoding=args.decoding,
         decoding_strength=args.decoding_strength,
         head_gates=args.head_gates,
@@ -458,6 +459,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument(
         "--splits", nargs="+", choices=["intrasentence", "intersentence"], help="StereoSet splits"
+    )
+    ev.add_argument(
+        "--mc-orders",
+        default="cyclic",
+        choices=["one", "cyclic", "all"],
+        help="stereoset_mc: ask each example under one seeded option order, its three cyclic "
+        "rotations (default) or all six orders; SS comes from the order-averaged choice",
     )
     gen = ev.add_argument_group("BOLD and HONEST (generation-based metrics)")
     gen.add_argument(

@@ -153,6 +153,7 @@ def evaluate(
     decoding_strength: float | None = None,
     head_gates: str | None = None,
     too_long: str = "error",
+    mc_orders: str = "cyclic",
 ) -> RunResult:
     """Evaluate ``model`` on ``benchmark`` and write ``output/<run_id>.json`` (+ items).
 
@@ -168,7 +169,7 @@ def evaluate(
         splits: StereoSet splits (default: intrasentence for masked LMs, both otherwise).
         family, device, dtype, quantization, adapter, batch_size, trust_remote_code,
             use_safetensors: passed to :func:`debiaslab.models.load_model`.
-        n_boot, seed: bootstrap resamples and seed (StereoSet MC: also the option order).
+        n_boot, seed: bootstrap resamples and seed (StereoSet MC: also the option orders).
         force: recompute even if a result with this run id exists.
         progress: show progress bars.
         stage: experiment stage recorded in the result (``eval``, ``pre``, ``post`` …).
@@ -194,6 +195,8 @@ def evaluate(
             applied to the model for this run; recorded by name and content hash.
         too_long: likelihood benchmarks' items longer than the model reads: ``error``
             (default: names the file and record) or ``skip`` (left out and counted).
+        mc_orders: ``stereoset_mc`` option orders per example: ``one``, ``cyclic`` (default)
+            or ``all`` (:mod:`debiaslab.benchmarks.stereoset_mc`).
     """
     from debiaslab.models import load_model
 
@@ -203,6 +206,10 @@ def evaluate(
         raise ConfigError(f"--limit must be a positive number, got {limit}")
     if too_long not in TOO_LONG_POLICIES:
         raise ConfigError(f"--too-long must be one of {TOO_LONG_POLICIES}, got {too_long!r}")
+    if benchmark == "stereoset_mc":
+        from debiaslab.benchmarks.stereoset_mc import check_orders
+
+        check_orders(mc_orders)
     if benchmark == "crows_pairs":
         from debiaslab.mitigation.data import check_crows_evaluation
         from debiaslab.mitigation.finetune import read_manifest
@@ -242,6 +249,8 @@ def evaluate(
     }
     if benchmark not in GENERATIVE and too_long != "error":
         config["too_long"] = too_long  # only when set: earlier run ids stay valid
+    if benchmark == "stereoset_mc":  # always: results before mc/ metrics are not reused
+        config["mc_orders"] = mc_orders
     if benchmark == "crows_pairs" and crows_split != "all":
         config.update({"crows_split": crows_split, "split_seed": split_seed})
     if head_gates is not None:
@@ -342,6 +351,7 @@ def evaluate(
             progress=progress,
             too_long=too_long,
             source=data_name,
+            mc_orders=mc_orders,
         )
     score_seconds = time.perf_counter() - started
     record = make_record(
@@ -371,6 +381,7 @@ def run_benchmark(
     progress=True,
     too_long="error",
     source=None,
+    mc_orders="cyclic",
 ) -> BenchmarkOutput:
     """Run one benchmark on an already-loaded model and data (notebooks, tests, the demo)."""
     common = {"n_boot": n_boot, "seed": seed, "progress": progress, "too_long": too_long}
@@ -382,7 +393,9 @@ def run_benchmark(
 
     if benchmark == "stereoset":
         return stereoset.run_likelihood(lm, loaded, splits=splits, **common)
-    return stereoset.run_multiple_choice(lm, loaded, splits=splits, **common)
+    from debiaslab.benchmarks import stereoset_mc
+
+    return stereoset_mc.run_multiple_choice(lm, loaded, splits=splits, orders=mc_orders, **common)
 
 
 def score_stereoset_predictions(
