@@ -288,3 +288,24 @@ def test_runner_checks_mc_orders_before_loading_anything(tmp_path):
 
     with pytest.raises(ConfigError, match="--mc-orders"):
         evaluate("no-such-model", "stereoset_mc", tmp_path, mc_orders="six")
+
+
+def test_position_figure_and_headline_metrics_of_a_stereoset_mc_result(tmp_path, small, llama):
+    from debiaslab import plots_mc, report
+    from debiaslab.results import headline_metrics, make_record, write_result
+
+    out = mc.run_multiple_choice(from_objects(*llama), small, n_boot=20, progress=False)
+    record = make_record(
+        out, model={"name": "tiny-llama"}, config={"mc_orders": "cyclic"}, timing={}
+    )
+    write_result(record, tmp_path / "results" / "flan_t5", out.items)
+    loaded = report.load(tmp_path / "results")
+    frame = plots_mc.position_frame(loaded.of("stereoset_mc"))
+    assert list(frame["share"]) == [out.metrics[f"mc/position/{c}"] for c in "ABC"]
+    assert set(frame["orders"]) == {"cyclic"}
+    drawn = report.figures(loaded, tmp_path / "figures")
+    assert {p.suffix for p in drawn["mc_position"]} == {".png", ".pdf"}
+    assert all(p.is_file() for p in drawn["mc_position"])
+    headline = headline_metrics(list(out.metrics))
+    assert {"mc/overall/ss", "mc/intrasentence/overall/ss", "mc/position_bias"} <= set(headline)
+    assert "mc/position/A" not in headline
