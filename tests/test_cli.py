@@ -85,15 +85,21 @@ def test_eval_stereoset_forms(tiny_dirs, data_env, tmp_path, family, benchmark):
         == 0
     )
     (result,) = [p for p in out.glob("*.json") if not p.name.endswith(".predictions.json")]
-    metrics = json.loads(result.read_text())["metrics"]
-    assert "intrasentence/overall/ss" in metrics and "intrasentence/gender/ss" in metrics
+    record = json.loads(result.read_text())
+    metrics = record["metrics"]
+    prefix = "mc/" if benchmark == "stereoset_mc" else ""
+    assert f"{prefix}intrasentence/overall/ss" in metrics
+    assert f"{prefix}intrasentence/gender/ss" in metrics
     if benchmark == "stereoset":
         (predictions,) = out.glob("*.predictions.json")
         content = json.loads(predictions.read_text())
         assert len(content["intrasentence"]) == 3 * 8
         assert ("intersentence" in content) == (family == "causal")
     else:
-        assert {"position/A", "position/B", "position/C", "position_bias"} <= set(metrics)
+        assert {"mc/position/A", "mc/position/B", "mc/position/C", "mc/position_bias"} <= set(
+            metrics
+        )
+        assert record["config"]["mc_orders"] == "cyclic" and record["n_items"] == 2 * 8
 
 
 def test_our_predictions_file_scores_to_the_same_metrics(tiny_dirs, data_env, tmp_path):

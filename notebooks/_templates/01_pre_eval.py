@@ -17,6 +17,7 @@ MODEL = "{{MODEL}}"
 INSTRUCTION = {{INSTRUCTION}}
 LIMIT = None  # CrowS-Pairs pairs and StereoSet examples per split (None: all)
 GENERATION_LIMIT = 20  # BOLD prompts and HONEST templates per group
+MC_ORDERS = "cyclic"  # StereoSet multiple choice: option orders (one, cyclic, all)
 TOXICITY_MODEL = "facebook/roberta-hate-speech-dynabench-r4-target"
 REGARD_MODEL = "sasha/regardv3"
 RESULTS = "results/{{SLUG}}"
@@ -42,6 +43,7 @@ pre = runner.evaluate_suite(
     generation_limit=GENERATION_LIMIT,
     toxicity_model=TOXICITY_MODEL,
     regard_model=REGARD_MODEL,
+    mc_orders=MC_ORDERS,
     n_boot=N_BOOT,
     seed=SEED,
 )

@@ -19,6 +19,7 @@ INSTRUCTION = {{INSTRUCTION}}
 ADAPTER = "runs/{{SLUG}}"  # notebook 2's run directory (adapter or full model), or a Hub id
 LIMIT = None
 GENERATION_LIMIT = 20
+MC_ORDERS = "cyclic"  # StereoSet multiple choice: option orders (one, cyclic, all)
 TOXICITY_MODEL = "facebook/roberta-hate-speech-dynabench-r4-target"
 REGARD_MODEL = "sasha/regardv3"
 RESULTS = "results/{{SLUG}}"
@@ -41,6 +42,7 @@ settings = dict(
     generation_limit=GENERATION_LIMIT,
     toxicity_model=TOXICITY_MODEL,
     regard_model=REGARD_MODEL,
+    mc_orders=MC_ORDERS,
     n_boot=N_BOOT,
     seed=SEED,
 )

@@ -51,6 +51,12 @@ report.show(drawn["prepost_forest"]) if "prepost_forest" in drawn else "no pre/p
 report.show(drawn["size_effect"]) if "size_effect" in drawn else "no pre/post pairs"
 
 # %% [markdown]
+# ## StereoSet multiple choice: answers per letter (1/3 each = no letter preferred)
+
+# %%
+report.show(drawn["mc_position"]) if "mc_position" in drawn else "no multiple-choice results"
+
+# %% [markdown]
 # ## Group gaps
 
 # %%

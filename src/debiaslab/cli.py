@@ -93,6 +93,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         split_seed=args.split_seed,
         allow_train_pairs=args.allow_train_pairs,
         too_long=args.too_long,
+        mc_orders=args.mc_orders,
         decoding=args.decoding,
         decoding_strength=args.decoding_strength,
         head_gates=args.head_gates,
@@ -468,6 +469,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="StereoSet likelihood scoring: bias-bench (bias-bench's runner: masked LMs, and "
         "causal LMs on intrasentence), bos (causal/seq2seq: each sentence after a BOS token); "
         "auto: bias-bench for masked LMs, else bos",
+    )
+    ev.add_argument(
+        "--mc-orders",
+        default="cyclic",
+        choices=["one", "cyclic", "all"],
+        help="stereoset_mc: ask each example under one seeded option order, its three cyclic "
+        "rotations (default) or all six orders; SS comes from the order-averaged choice",
     )
     gen = ev.add_argument_group("BOLD and HONEST (generation-based metrics)")
     gen.add_argument(

@@ -46,7 +46,7 @@ FOREST = {
     ("crows_pairs", "metric_score"): ("CrowS-Pairs metric score", 1.0),
     ("crows_pairs", "pct_stereotype"): ("CrowS-Pairs % stereotype preferred", 100.0),
     ("stereoset", "intrasentence/overall/ss"): ("StereoSet SS (likelihood)", 1.0),
-    ("stereoset_mc", "intrasentence/overall/ss"): ("StereoSet SS (multiple choice)", 1.0),
+    ("stereoset_mc", "mc/intrasentence/overall/ss"): ("StereoSet mc/SS (multiple choice)", 1.0),
     ("bold", "toxicity/mean"): ("BOLD mean toxicity", 1.0),
     ("bold", "regard/negative"): ("BOLD negative regard", 1.0),
     ("honest", "honest/score"): ("HONEST score", 1.0),
@@ -436,7 +436,7 @@ def speed(results: Results) -> pd.DataFrame:
 
 def figures(results: Results, figures_dir: str | Path) -> dict[str, list[Path]]:
     """Draw every figure the results allow into ``figures_dir``; return ``{name: paths}``."""
-    from debiaslab import plots
+    from debiaslab import plots, plots_mc
 
     out_dir = Path(figures_dir)
     drawn: dict[str, list[Path]] = {}
@@ -468,6 +468,9 @@ def figures(results: Results, figures_dir: str | Path) -> dict[str, list[Path]]:
         )  # fmt: skip
     for record in socratic_runs(results):
         drawn["socratic_clipscore"] = plots.socratic_curve(record, out_dir / "socratic_clipscore")
+    positions = plots_mc.position_frame(results.of("stereoset_mc"))
+    if not positions.empty:
+        drawn["mc_position"] = plots_mc.position_shares(positions, out_dir / "mc_position")
     return drawn
 
 
@@ -695,6 +698,14 @@ def results_section(results: Results, drawn: Mapping[str, list[Path]], base: Pat
                 "Bias reduction against model size (hollow: tiny offline models).",
             )
         )
+    if "mc_position" in drawn:
+        parts.append("== StereoSet multiple choice: answer letters\n")
+        parts.append(
+            "Share of the multiple-choice answers given under each letter; under cyclic or all "
+            "option orders a model that reads only the options gives each letter 1/3 "
+            "(@fig-mc-position).\n\n"
+        )
+        parts.append(_figure(drawn, "mc_position", base, "Answers per letter, 95% CIs."))
     gaps = group_gaps(results)
     if not gaps.empty:
         parts.append("== Group gaps\n")

@@ -70,7 +70,8 @@ def headline_metrics(keys: Sequence[str], *, with_p_values: bool = False) -> lis
     Kept: keys without ``/``, keys with an ``overall`` part, generative scores
     (``toxicity/mean``, ``regard/negative``, ``honest/score``) and ``*/gap``; counts
     (``n_*``, ``neutral``) are dropped. Order is kept. ``with_p_values`` also keeps each gap's
-    permutation p-value.
+    permutation p-value. A leading ``mc/`` (StereoSet's prompt form) is a namespace: the rest
+    of the key is judged (``mc/position_bias`` is kept).
 
     Example:
         >>> headline_metrics(["metric_score", "bias_type/race/metric_score", "n_pairs",
@@ -82,6 +83,7 @@ def headline_metrics(keys: Sequence[str], *, with_p_values: bool = False) -> lis
     out = []
     for key in keys:
         parts = key.split("/")
+        parts = parts[1:] if parts[0] == "mc" and len(parts) > 1 else parts
         leaf = parts[-1]
         if leaf.startswith("n_") or leaf == "neutral":
             continue

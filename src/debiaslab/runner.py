@@ -154,6 +154,7 @@ def evaluate(
     decoding_strength: float | None = None,
     head_gates: str | None = None,
     too_long: str = "error",
+    mc_orders: str = "cyclic",
 ) -> RunResult:
     """Evaluate ``model`` on ``benchmark`` and write ``output/<run_id>.json`` (+ items).
 
@@ -171,7 +172,7 @@ def evaluate(
             (:func:`debiaslab.benchmarks.stereoset.check_mode`); recorded as ``stereoset_mode``.
         family, device, dtype, quantization, adapter, batch_size, trust_remote_code,
             use_safetensors: passed to :func:`debiaslab.models.load_model`.
-        n_boot, seed: bootstrap resamples and seed (StereoSet MC: also the option order).
+        n_boot, seed: bootstrap resamples and seed (StereoSet MC: also the option orders).
         force: recompute even if a result with this run id exists.
         progress: show progress bars.
         stage: experiment stage recorded in the result (``eval``, ``pre``, ``post`` …).
@@ -197,6 +198,8 @@ def evaluate(
             applied to the model for this run; recorded by name and content hash.
         too_long: likelihood benchmarks' items longer than the model reads: ``error``
             (default: names the file and record) or ``skip`` (left out and counted).
+        mc_orders: ``stereoset_mc`` option orders per example: ``one``, ``cyclic`` (default)
+            or ``all`` (:mod:`debiaslab.benchmarks.stereoset_mc`).
     """
     from debiaslab.models import load_model
 
@@ -212,6 +215,10 @@ def evaluate(
         from debiaslab.benchmarks.stereoset import check_mode
 
         check_mode(stereoset_mode, family, splits)  # before any data or model is loaded
+    if benchmark == "stereoset_mc":
+        from debiaslab.benchmarks.stereoset_mc import check_orders
+
+        check_orders(mc_orders)
     if benchmark == "crows_pairs":
         from debiaslab.mitigation.data import check_crows_evaluation
         from debiaslab.mitigation.finetune import read_manifest
@@ -255,6 +262,8 @@ def evaluate(
         # Always in the run id (``auto`` too): results scored before the modes existed
         # (RoBERTa without the leading space) must not be reused. The record gets the mode used.
         config["stereoset_mode"] = stereoset_mode
+    if benchmark == "stereoset_mc":  # always: results before mc/ metrics are not reused
+        config["mc_orders"] = mc_orders
     if benchmark == "crows_pairs" and crows_split != "all":
         config.update({"crows_split": crows_split, "split_seed": split_seed})
     if head_gates is not None:
@@ -356,6 +365,7 @@ def evaluate(
             too_long=too_long,
             source=data_name,
             stereoset_mode=stereoset_mode,
+            mc_orders=mc_orders,
         )
     score_seconds = time.perf_counter() - started
     if benchmark == "stereoset":
@@ -388,6 +398,7 @@ def run_benchmark(
     too_long="error",
     source=None,
     stereoset_mode="auto",
+    mc_orders="cyclic",
 ) -> BenchmarkOutput:
     """Run one benchmark on an already-loaded model and data (notebooks, tests, the demo)."""
     common = {"n_boot": n_boot, "seed": seed, "progress": progress, "too_long": too_long}
@@ -399,7 +410,9 @@ def run_benchmark(
 
     if benchmark == "stereoset":
         return stereoset.run_likelihood(lm, loaded, splits=splits, mode=stereoset_mode, **common)
-    return stereoset.run_multiple_choice(lm, loaded, splits=splits, **common)
+    from debiaslab.benchmarks import stereoset_mc
+
+    return stereoset_mc.run_multiple_choice(lm, loaded, splits=splits, orders=mc_orders, **common)
 
 
 def score_stereoset_predictions(
