@@ -234,7 +234,8 @@ def test_unknown_model_is_a_clear_error(tmp_path, data_env, capsys):
             "2",
         ]
     )
-    assert code == 2 and "cannot load a model config" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and f"model folder {tmp_path / 'nowhere'} does not exist" in err
 
 
 def test_parser_rejects_unknown_benchmark():

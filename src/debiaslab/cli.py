@@ -3,7 +3,9 @@
 Verbs: ``eval``, ``finetune``, ``plan``, ``push``, ``pull``, ``stereoset-score``, ``demo``,
 ``calibrate``, ``report``, ``results``, ``synth``, ``t2i``, ``models``. ``debiaslab VERB
 --help`` lists each verb's options. Errors in the input print one line that says what and
-where, exit 2.
+where, exit 2: numbers and output folders are checked at parse time (:mod:`debiaslab.validate`),
+models before anything loads (:mod:`debiaslab.model_source`); a full disk or a read-only
+folder met while writing is one line too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import logging
 import sys
 
+from debiaslab import validate as check
 from debiaslab.errors import DebiaslabError
 from debiaslab.mitigation.finetune import RECIPES
 from debiaslab.results import headline_metrics
@@ -427,16 +430,16 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         choices=["crows_pairs", "stereoset", "stereoset_mc", "bold", "honest"],
     )
-    ev.add_argument("--output", required=True, help="results directory")
+    ev.add_argument("--output", type=check.output_dir, required=True, help="results directory")
     ev.add_argument(
         "--data", help="benchmark file (default: $DEBIASLAB_DATA_DIR, cache, download)"
     )
     ev.add_argument(
         "--limit",
-        type=int,
+        type=check.positive_int,
         help="first N pairs / examples per split; BOLD/HONEST: N prompts per group (seeded)",
     )
-    ev.add_argument("--batch-size", type=int, help="max sequences per forward pass")
+    ev.add_argument("--batch-size", type=check.positive_int, help="max sequences per forward pass")
     ev.add_argument(
         "--too-long",
         default="error",
@@ -490,12 +493,22 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--domains", nargs="+", help="BOLD domains (default: all five)")
     gen.add_argument("--groups", nargs="+", help="BOLD groups / HONEST template categories")
     gen.add_argument("--honest-set", default="binary", choices=["binary", "queer_nonqueer"])
-    gen.add_argument("--honest-k", type=int, default=20, help="completions per template")
-    gen.add_argument("--max-new-tokens", type=int, help="default 30 (BOLD), 15 (HONEST)")
-    gen.add_argument("--temperature", type=float, help="sampling temperature (default 1.0)")
-    gen.add_argument("--top-p", type=float, help="nucleus sampling (default 0.9)")
-    gen.add_argument("--top-k", type=int, help="top-k sampling (default 0: off)")
-    gen.add_argument("--num-return-sequences", type=int, help="continuations per BOLD prompt")
+    gen.add_argument(
+        "--honest-k", type=check.positive_int, default=20, help="completions per template"
+    )
+    gen.add_argument(
+        "--max-new-tokens", type=check.positive_int, help="default 30 (BOLD), 15 (HONEST)"
+    )
+    gen.add_argument(
+        "--temperature", type=check.positive_float, help="sampling temperature (default 1.0)"
+    )
+    gen.add_argument("--top-p", type=check.top_p, help="nucleus sampling (default 0.9)")
+    gen.add_argument(
+        "--top-k", type=check.non_negative_int, help="top-k sampling (default 0: off)"
+    )
+    gen.add_argument(
+        "--num-return-sequences", type=check.positive_int, help="continuations per BOLD prompt"
+    )
     gen.add_argument("--greedy", action="store_true", help="greedy decoding, no sampling")
     gen.add_argument(
         "--toxicity-model",
@@ -511,7 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--hurtlex", help="HurtLex TSV (default: $DEBIASLAB_DATA_DIR, cache, download)"
     )
-    gen.add_argument("--threshold", type=float, default=0.5, help="toxicity ratio threshold")
+    gen.add_argument(
+        "--threshold", type=check.threshold, default=0.5, help="toxicity ratio threshold"
+    )
     gen.add_argument(
         "--compare", nargs=2, metavar=("GROUP_A", "GROUP_B"), help="regard compare mode"
     )
@@ -521,7 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="decoding-time mitigation of the generations",
     )
     gen.add_argument(
-        "--decoding-strength", type=float, help="balance alpha (1) or Self-Debias decay (50)"
+        "--decoding-strength",
+        type=check.non_negative_float,
+        help="balance alpha (1) or Self-Debias decay (50)",
     )
     ev.add_argument(
         "--head-gates",
@@ -534,14 +551,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["all", "train", "heldout"],
         help="CrowS-Pairs part of the fine-tuning split (heldout after crows_counter training)",
     )
-    ev.add_argument("--split-seed", type=int, default=0, help="seed of that split")
+    ev.add_argument(
+        "--split-seed", type=check.non_negative_int, default=0, help="seed of that split"
+    )
     ev.add_argument(
         "--allow-train-pairs",
         action="store_true",
         help="evaluate a model fine-tuned on CrowS-Pairs on its own training pairs",
     )
-    ev.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument(
+        "--n-boot", type=check.non_negative_int, default=1000, help="bootstrap resamples"
+    )
+    ev.add_argument("--seed", type=check.non_negative_int, default=0)
     ev.add_argument("--force", action="store_true", help="recompute an existing result")
     ev.add_argument("--no-progress", action="store_true", help="hide progress bars")
     ev.add_argument(
@@ -564,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
         "OUTPUT/finetune.json. Two GPUs: accelerate launch -m debiaslab.cli finetune ...",
     )
     ft.add_argument("--model", required=True, help="preset, hub id or path")
-    ft.add_argument("--output", required=True, help="run directory")
+    ft.add_argument("--output", type=check.output_dir, required=True, help="run directory")
     ft.add_argument(
         "--recipe",
         default="crows_counter",
@@ -578,25 +599,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--data",
         help="CrowS-Pairs CSV, a text file (one text per line) or a synthetic dataset folder",
     )
-    ft.add_argument("--split-seed", type=int, default=0, help="CrowS-Pairs split seed")
+    ft.add_argument(
+        "--split-seed", type=check.non_negative_int, default=0, help="CrowS-Pairs split seed"
+    )
     ft.add_argument("--method", default="lora", choices=["full", "lora", "qlora"])
-    ft.add_argument("--steps", type=int, default=200)
-    ft.add_argument("--lr", type=float, help="default 5e-5 (full), 2e-4 (LoRA, QLoRA)")
-    ft.add_argument("--batch-size", type=int, default=8)
-    ft.add_argument("--grad-accum", type=int, default=1)
-    ft.add_argument("--seq-len", type=int, default=64)
-    ft.add_argument("--lora-r", type=int, default=8)
-    ft.add_argument("--lora-alpha", type=int, default=16)
-    ft.add_argument("--lora-dropout", type=float, default=0.05)
+    ft.add_argument("--steps", type=check.positive_int, default=200)
+    ft.add_argument(
+        "--lr", type=check.positive_float, help="default 5e-5 (full), 2e-4 (LoRA, QLoRA)"
+    )
+    ft.add_argument("--batch-size", type=check.positive_int, default=8)
+    ft.add_argument("--grad-accum", type=check.positive_int, default=1)
+    ft.add_argument("--seq-len", type=check.positive_int, default=64)
+    ft.add_argument("--lora-r", type=check.positive_int, default=8)
+    ft.add_argument("--lora-alpha", type=check.positive_int, default=16)
+    ft.add_argument("--lora-dropout", type=check.fraction, default=0.05)
     ft.add_argument("--lora-targets", nargs="+", help="module names (default: by model type)")
     ft.add_argument("--fp16", action="store_true", help="mixed precision (GPU; not for T5)")
     ft.add_argument("--gradient-checkpointing", action="store_true")
     ft.add_argument("--quantization", choices=["8bit"], help="an 8-bit base for LoRA")
-    ft.add_argument("--save-steps", type=int, default=50, help="checkpoint every N steps")
-    ft.add_argument("--warmup-steps", type=int, default=10)
-    ft.add_argument("--eval-fraction", type=float, default=0.1, help="texts held out for loss")
-    ft.add_argument("--mlm-probability", type=float, default=0.15, help="masked LMs")
-    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument(
+        "--save-steps", type=check.positive_int, default=50, help="checkpoint every N steps"
+    )
+    ft.add_argument("--warmup-steps", type=check.non_negative_int, default=10)
+    ft.add_argument(
+        "--eval-fraction", type=check.fraction, default=0.1, help="texts held out for loss"
+    )
+    ft.add_argument("--mlm-probability", type=check.open_fraction, default=0.15, help="masked LMs")
+    ft.add_argument("--seed", type=check.non_negative_int, default=0)
     ft.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     ft.add_argument("--family", choices=["causal", "masked", "seq2seq"])
     ft.add_argument("--device", help="cpu, cuda, cuda:1 (default: best available)")
@@ -643,9 +672,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ss.add_argument("--gold", required=True, help="gold file (dev.json schema)")
     ss.add_argument("--predictions", required=True, help="predictions JSON")
-    ss.add_argument("--output", required=True, help="results directory")
-    ss.add_argument("--n-boot", type=int, default=1000)
-    ss.add_argument("--seed", type=int, default=0)
+    ss.add_argument("--output", type=check.output_dir, required=True, help="results directory")
+    ss.add_argument("--n-boot", type=check.non_negative_int, default=1000)
+    ss.add_argument("--seed", type=check.non_negative_int, default=0)
     ss.set_defaults(func=cmd_stereoset_score)
 
     de = sub.add_parser(
@@ -656,9 +685,13 @@ def build_parser() -> argparse.ArgumentParser:
         "figures and runs go under the output root; executed notebooks, logs and "
         "timings.json under the run folder.",
     )
-    de.add_argument("--run-dir", default=None, help="default: runs/demo/<UTC time>")
-    de.add_argument("--output-root", default=None, help="default: this checkout")
-    de.add_argument("--workers", type=int, default=2, help="notebooks at a time")
+    de.add_argument(
+        "--run-dir", type=check.output_dir, default=None, help="default: runs/demo/<UTC time>"
+    )
+    de.add_argument(
+        "--output-root", type=check.output_dir, default=None, help="default: this checkout"
+    )
+    de.add_argument("--workers", type=check.positive_int, default=2, help="notebooks at a time")
     de.add_argument("--only", nargs="+", default=None, help="only these families (slugs)")
     de.add_argument("--no-report", action="store_true", help="skip building the report")
     de.set_defaults(func=cmd_demo)
@@ -669,9 +702,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train tiny models with planted stereotype rates 0.2, "
         "0.5, 0.8, score them, write results and a calibration figure.",
     )
-    ca.add_argument("--output", default="results/calibration", help="results directory")
-    ca.add_argument("--figures", default="figures", help="figures directory")
-    ca.add_argument("--models", default=None, help="where trained tiny models are kept")
+    ca.add_argument(
+        "--output", type=check.output_dir, default="results/calibration", help="results directory"
+    )
+    ca.add_argument(
+        "--figures", type=check.output_dir, default="figures", help="figures directory"
+    )
+    ca.add_argument(
+        "--models", type=check.output_dir, default=None, help="where trained tiny models are kept"
+    )
     ca.add_argument("--quick", action="store_true", help="fewer items (a smoke run)")
     ca.set_defaults(func=cmd_calibrate)
 
@@ -682,8 +721,10 @@ def build_parser() -> argparse.ArgumentParser:
         "result files; every number in it comes from them.",
     )
     rp.add_argument("--results", default="results", help="results directory")
-    rp.add_argument("--figures", default="figures", help="figures directory")
-    rp.add_argument("--out", default="report", help="report directory")
+    rp.add_argument(
+        "--figures", type=check.output_dir, default="figures", help="figures directory"
+    )
+    rp.add_argument("--out", type=check.output_dir, default="report", help="report directory")
     rp.set_defaults(func=cmd_report)
 
     sy = sub.add_parser(
@@ -710,22 +751,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="hf: preset, hub id or path (tiny-writer: an offline tiny model for the spec); "
         "openai: the model name the API expects",
     )
-    sg.add_argument("--n", type=int, required=True, help="texts to generate before filtering")
-    sg.add_argument("--out", required=True, help="dataset folder")
-    sg.add_argument("--max-new-tokens", type=int, default=60)
-    sg.add_argument("--temperature", type=float, default=1.0)
-    sg.add_argument("--top-p", type=float, default=0.95, help="hf backend")
+    sg.add_argument(
+        "--n", type=check.positive_int, required=True, help="texts to generate before filtering"
+    )
+    sg.add_argument("--out", type=check.output_dir, required=True, help="dataset folder")
+    sg.add_argument("--max-new-tokens", type=check.positive_int, default=60)
+    sg.add_argument("--temperature", type=check.non_negative_float, default=1.0)
+    sg.add_argument("--top-p", type=check.top_p, default=0.95, help="hf backend")
     sg.add_argument(
         "--chat", default="auto", choices=["auto", "on", "off"], help="hf: chat template"
     )
     sg.add_argument("--device", help="hf backend: cpu, cuda, ... (default: auto)")
-    sg.add_argument("--batch-size", type=int, help="hf backend: sequences per generate call")
+    sg.add_argument(
+        "--batch-size", type=check.positive_int, help="hf backend: sequences per generate call"
+    )
     sg.add_argument("--base-url", help="openai backend: API root (default $OPENAI_BASE_URL)")
-    sg.add_argument("--rpm", type=float, default=60.0, help="openai backend: requests/minute")
+    sg.add_argument(
+        "--rpm", type=check.positive_float, default=60.0, help="openai backend: requests/minute"
+    )
     sg.add_argument("--toxicity-model", default=TOXICITY_MODEL)
     sg.add_argument("--toxic-label", default=TOXIC_LABEL)
     sg.add_argument("--regard-model", default=REGARD_MODEL)
-    sg.add_argument("--seed", type=int, default=0)
+    sg.add_argument("--seed", type=check.non_negative_int, default=0)
     sg.set_defaults(func=cmd_synth_generate)
     sp = synth.add_parser("push", help="upload a dataset folder to the Hub (HF_TOKEN)")
     sp.add_argument("folder", help="a folder written by 'debiaslab synth generate'")
@@ -750,7 +797,9 @@ def build_parser() -> argparse.ArgumentParser:
         "skipped; if any differ, nothing is copied unless --overwrite.",
     )
     rg.add_argument("source", help="folder or .zip holding result files")
-    rg.add_argument("--results", default="results", help="local results folder")
+    rg.add_argument(
+        "--results", type=check.output_dir, default="results", help="local results folder"
+    )
     rg.add_argument("--overwrite", action="store_true", help="replace files that differ")
     rg.set_defaults(func=cmd_results_gather)
     rp = results.add_parser(
@@ -771,7 +820,9 @@ def build_parser() -> argparse.ArgumentParser:
         "made by `debiaslab results push` and gather them like `debiaslab results gather`.",
     )
     rl.add_argument("repo_id", help="user/name of the Hub dataset (or a local folder or .zip)")
-    rl.add_argument("--results", default="results", help="local results folder")
+    rl.add_argument(
+        "--results", type=check.output_dir, default="results", help="local results folder"
+    )
     rl.add_argument("--overwrite", action="store_true", help="replace files that differ")
     rl.add_argument("--revision", help="branch, tag or commit")
     rl.set_defaults(func=cmd_results_pull)
@@ -784,18 +835,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     def image_flags(p, model="sd-1.5"):
         p.add_argument("--model", default=model, help="sd-1.5, sd-2.1, tiny-sd, hub id or path")
-        p.add_argument("--out", required=True, help="output folder")
-        p.add_argument("--steps", type=int, default=30)
-        p.add_argument("--size", type=int, help="image side in pixels (default: native)")
+        p.add_argument("--out", type=check.output_dir, required=True, help="output folder")
+        p.add_argument("--steps", type=check.positive_int, default=30)
+        p.add_argument(
+            "--size", type=check.image_size, help="image side in pixels (default: native)"
+        )
         p.add_argument("--device", help="cpu, cuda, ... (default: auto)")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=check.non_negative_int, default=0)
 
     tg = t2i.add_parser("generate", help="images for prompts × seeds, PNG + manifest (resumes)")
     image_flags(tg)
     tg.add_argument("--prompts", required=True, help="text file, one prompt per line")
-    tg.add_argument("--images", type=int, default=4, help="images (seeds) per prompt")
-    tg.add_argument("--guidance", type=float, default=7.5)
-    tg.add_argument("--batch-size", type=int, default=4)
+    tg.add_argument(
+        "--images", type=check.positive_int, default=4, help="images (seeds) per prompt"
+    )
+    tg.add_argument("--guidance", type=check.non_negative_float, default=7.5)
+    tg.add_argument("--batch-size", type=check.positive_int, default=4)
     tg.add_argument("--no-safety", action="store_true", help="turn the safety checker off")
     tg.set_defaults(func=cmd_t2i_generate)
     ta = t2i.add_parser(
@@ -803,32 +858,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     image_flags(ta)
     ta.add_argument("--occupations", nargs="+", required=True, help="BLS occupation names")
-    ta.add_argument("--images", type=int, default=8, help="images per occupation")
+    ta.add_argument("--images", type=check.positive_int, default=8, help="images per occupation")
     ta.add_argument("--clip", help="CLIP for the zero-shot classifier (default ViT-L/14)")
     ta.add_argument("--rewriter", help="PreciseDebias rewriter model (post-mitigation audit)")
     ta.add_argument("--rewriter-adapter", help="its LoRA adapter")
-    ta.add_argument("--n-boot", type=int, default=1000)
+    ta.add_argument("--n-boot", type=check.non_negative_int, default=1000)
     ta.set_defaults(func=cmd_t2i_audit)
     tr = t2i.add_parser("rewrite", help="PreciseDebias: rewrite prompts (JSON lines to stdout)")
     tr.add_argument("--model", required=True, help="rewriter base model (preset, id, path)")
     tr.add_argument("--adapter", help="its LoRA adapter (directory or Hub id)")
     tr.add_argument("--prompts", required=True, help="text file, one prompt per line")
-    tr.add_argument("--n", type=int, default=1, help="rewrites per prompt")
+    tr.add_argument("--n", type=check.positive_int, default=1, help="rewrites per prompt")
     tr.add_argument("--device", help="cpu, cuda, ... (default: auto)")
     tr.set_defaults(func=cmd_t2i_rewrite)
     ts = t2i.add_parser("socratic", help="the Socratic refinement loop on PartiPrompts or COCO")
     image_flags(ts)
     ts.add_argument("--categories", nargs="+", help="PartiPrompts categories (default all)")
     ts.add_argument("--coco", help="a COCO captions JSON instead of PartiPrompts")
-    ts.add_argument("--limit", type=int, default=5, help="prompts per category")
-    ts.add_argument("--max-cycles", type=int, default=3)
-    ts.add_argument("--stop-similarity", type=float)
+    ts.add_argument("--limit", type=check.positive_int, default=5, help="prompts per category")
+    ts.add_argument("--max-cycles", type=check.positive_int, default=3)
+    ts.add_argument("--stop-similarity", type=check.cosine)
     ts.add_argument("--judge", action="store_true", help="the LLM decides when to stop")
     ts.add_argument("--captioner", default="Salesforce/blip-image-captioning-base")
     ts.add_argument("--clip", help="CLIP for CLIPScore (default ViT-L/14)")
     ts.add_argument("--llm-backend", default="hf", choices=["hf", "openai"])
     ts.add_argument("--llm", default="qwen2.5-1.5b-instruct")
-    ts.add_argument("--n-boot", type=int, default=1000)
+    ts.add_argument("--n-boot", type=check.non_negative_int, default=1000)
     ts.set_defaults(func=cmd_t2i_socratic)
 
     mo = sub.add_parser("models", help="list model presets")
@@ -836,8 +891,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _greedy_conflict(args: argparse.Namespace) -> str | None:
+    """Sampling flags given with ``--greedy`` (which would silently ignore them)."""
+    if not getattr(args, "greedy", False):
+        return None
+    flags = ("--temperature", "--top-p", "--top-k", "--num-return-sequences")
+    given = [
+        f"{flag} {value}"
+        for flag in flags
+        if (value := getattr(args, flag[2:].replace("-", "_"))) is not None
+        and not (flag == "--num-return-sequences" and value == 1)
+    ]
+    if not given:
+        return None
+    return (
+        f"--greedy decodes without sampling, so {', '.join(given)} would have no effect: "
+        "drop --greedy to sample, or drop the sampling flags"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    conflict = _greedy_conflict(args)
+    if conflict:
+        print(f"debiaslab {args.verb}: error: {conflict}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -846,6 +924,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except DebiaslabError as exc:
         print(f"debiaslab {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # disk full, read-only folder: one line, not a traceback
+        if not check.is_write_error(exc):
+            raise
+        print(f"debiaslab {args.verb}: error: {check.write_error(exc)}", file=sys.stderr)
         return 2
 
 

@@ -50,3 +50,7 @@ class ChecksumError(DebiaslabError):
 
 class ConfigError(DebiaslabError, ValueError):
     """A configuration value (CLI flag, preset, argument) is invalid."""
+
+
+class OutputError(DebiaslabError, OSError):
+    """An output could not be written (disk full, read-only folder, a file in the way)."""

@@ -115,6 +115,9 @@ class GenerationSettings:
         num_return_sequences: continuations per prompt (1 when greedy).
         seed: base seed; each (prompt, return index) derives its own from it.
 
+    Greedy decoding (``do_sample=False``) refuses sampling values it would ignore: temperature,
+    top_p and top_k stay at their defaults (or at 0, 1 and 0, their "off" values).
+
     Example:
         >>> GenerationSettings(max_new_tokens=10).as_dict()["max_new_tokens"]
         10
@@ -154,6 +157,23 @@ class GenerationSettings:
                 f"temperature must be > 0 when sampling, got {self.temperature!r} "
                 "(for greedy decoding set do_sample to false)"
             )
+        if not self.do_sample:
+            # Greedy decoding ignores these: a value other than the default (or the "off"
+            # spelling) would be recorded in results without having had any effect.
+            ignored = [
+                f"{name}={value!r}"
+                for name, value, neutral in (
+                    ("temperature", self.temperature, (1.0, 0.0)),
+                    ("top_p", self.top_p, (0.9, 1.0)),
+                    ("top_k", self.top_k, (0,)),
+                )
+                if value not in neutral
+            ]
+            if ignored:
+                raise ConfigError(
+                    f"{', '.join(ignored)} has no effect with greedy decoding (do_sample false):"
+                    " leave it at its default, or sample (do_sample true)"
+                )
         if not self.do_sample and self.num_return_sequences != 1:
             raise ConfigError(
                 f"num_return_sequences must be 1 with greedy decoding (do_sample false), got "

@@ -17,6 +17,8 @@ from typing import Any
 from debiaslab.config import FAMILIES, get_preset
 from debiaslab.env import get_secret, select_device, select_dtype
 from debiaslab.errors import ConfigError
+from debiaslab.model_source import CHOICES, PICKLE_HINT, check_adapter, check_model, one_line
+from debiaslab.validate import positive_int, require
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,44 @@ def resolve_source(name: str, family: str | None = None) -> tuple[str, str | Non
     return name, family
 
 
+def load_config(
+    name: str,
+    *,
+    source: str | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    token: str | None = None,
+    use_safetensors: bool | None = True,
+):
+    """The transformers config of a preset, local folder or Hub id, checked first.
+
+    Args:
+        name: what the user gave; source: what it resolves to (default:
+            :func:`resolve_source`). The rest as :func:`load_model`.
+
+    Raises:
+        ConfigError: one line naming ``name``: neither a preset, a local folder nor a
+            reachable Hub id (see :mod:`debiaslab.model_source`).
+    """
+    import transformers
+
+    source = source or resolve_source(name)[0]
+    check_model(name, source, revision=revision, use_safetensors=use_safetensors)
+    try:
+        return transformers.AutoConfig.from_pretrained(
+            source, revision=revision, trust_remote_code=trust_remote_code, token=token
+        )
+    except (OSError, ValueError) as exc:
+        if Path(source).expanduser().is_dir():
+            raise ConfigError(
+                f"cannot read the model config in folder {source}: {one_line(exc)}"
+            ) from exc
+        raise ConfigError(
+            f"model {name!r} is neither a preset, a local folder nor a Hub id reachable from "
+            f"this machine ({one_line(exc)}): give {CHOICES}"
+        ) from exc
+
+
 def load_model(
     name: str,
     *,
@@ -140,33 +180,40 @@ def load_model(
         raise ConfigError(f"unknown family {family!r}; expected one of {FAMILIES}")
     if quantization not in QUANTIZATIONS:
         raise ConfigError(f"unknown quantization {quantization!r}; expected 8bit, 4bit or none")
+    require(positive_int, "batch_size", batch_size)  # 0 would silently mean "no cap"
     source, family = resolve_source(name, family)
     token = get_secret("HF_TOKEN")
     dev = select_device(device)
     torch_dtype = select_dtype(dev, dtype)
     started = time.perf_counter()
     common = {"revision": revision, "trust_remote_code": trust_remote_code, "token": token}
-    try:
-        config = transformers.AutoConfig.from_pretrained(source, **common)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot load a model config from {source!r}: {exc}. Give a preset "
-            f"(debiaslab models), a local directory, or a hub id reachable from this machine."
-        ) from exc
+    config = load_config(name, source=source, use_safetensors=use_safetensors, **common)
+    if adapter is not None:
+        check_adapter(adapter)  # before the base model's weights load
     family = family or detect_family(config)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "use_safetensors": use_safetensors, **common}
     if quantization is not None:
         kwargs["quantization_config"] = _bnb_config(quantization, torch_dtype)
         kwargs["device_map"] = {"": str(dev)}
-    model = _auto_class(family).from_pretrained(source, config=config, **kwargs)
+    try:
+        model = _auto_class(family).from_pretrained(source, config=config, **kwargs)
+    except OSError as exc:  # e.g. a Hub repo with only pickle weights
+        hint = f"; {PICKLE_HINT}" if use_safetensors and "safetensors" in str(exc) else ""
+        raise ConfigError(f"cannot load the weights of {name!r}: {one_line(exc)}{hint}") from exc
     if quantization is None:
         model.to(dev)
     if adapter is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, adapter, token=token)
+        try:
+            model = PeftModel.from_pretrained(model, adapter, token=token)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load the adapter {adapter!r}: {one_line(exc)}") from exc
     model.eval()
-    tokenizer = transformers.AutoTokenizer.from_pretrained(source, **common)
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, **common)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load the tokenizer of {name!r}: {one_line(exc)}") from exc
     if family == "causal" and tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(

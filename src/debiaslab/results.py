@@ -28,6 +28,7 @@ import pandas as pd
 import debiaslab
 from debiaslab.data.fetch import write_bytes_atomic
 from debiaslab.errors import DataFormatError
+from debiaslab.validate import write_error
 
 SCHEMA = "debiaslab.result/1"
 # Side files written beside a result as ``<run_id>.<name>.json`` (not results themselves).
@@ -220,8 +221,20 @@ def write_result(
         texts[f"{rid}.{name}.json"] = json.dumps(_jsonable(content), indent=1) + "\n"
         record.setdefault("artifact_files", {})[name] = f"{rid}.{name}.json"
     texts[f"{rid}.json"] = json.dumps(record, indent=2, allow_nan=False) + "\n"
-    for name, text in texts.items():
-        write_bytes_atomic(out / name, text.encode("utf-8"))
+    # Every file is staged under a hidden name first (read_all skips those), then renamed:
+    # a disk that fills up or a folder that refuses writes leaves no new side file beside an
+    # old result, and the previous result and its side files stay as they were.
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for name, text in texts.items():
+            tmp = write_bytes_atomic(out / f".{name}.staged", text.encode("utf-8"))
+            staged.append((tmp, out / name))
+        for tmp, dest in staged:  # the result JSON last
+            os.replace(tmp, dest)
+    except OSError as exc:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise write_error(exc, out / f"{rid}.json", atomic=True) from exc
     return out / f"{rid}.json"
 
 

@@ -103,10 +103,36 @@ def _gates_id(path: str) -> str:
     """A head-gates file as ``name@sha256[:12]`` (results and cache keys tell gates apart)."""
     import hashlib
 
+    from debiaslab.mitigation.heads import read_gates
+
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"head-gates file {path} does not exist")
+    read_gates(file)  # a corrupt file fails here, before the model loads
     return f"{file.name}@{hashlib.sha256(file.read_bytes()).hexdigest()[:12]}"
+
+
+def _check_arguments(model, output, adapter, head_gates, use_safetensors, **numbers) -> None:
+    """What :func:`evaluate` can check without reading data or loading a model."""
+    from debiaslab import validate
+    from debiaslab.model_source import check_adapter, check_model
+
+    checks = {
+        "n_boot": validate.non_negative_int,
+        "seed": validate.non_negative_int,
+        "batch_size": validate.positive_int,
+        "threshold": validate.threshold,
+        "honest_k": validate.positive_int,
+        "decoding_strength": validate.non_negative_float,
+    }
+    for name, value in numbers.items():
+        validate.require(checks[name], name, value)
+    validate.check_output_dir(output)
+    check_model(model, use_safetensors=use_safetensors)
+    if adapter is not None:
+        check_adapter(adapter)
+    if head_gates is not None:
+        _gates_id(head_gates)
 
 
 def evaluate(
@@ -219,6 +245,20 @@ def evaluate(
         from debiaslab.benchmarks.stereoset_mc import check_orders
 
         check_orders(mc_orders)
+    # Numbers, the output folder, the model and its add-ons fail before anything loads.
+    _check_arguments(
+        model,
+        output,
+        adapter,
+        head_gates,
+        use_safetensors,
+        n_boot=n_boot,
+        seed=seed,
+        batch_size=batch_size,
+        threshold=threshold,
+        honest_k=honest_k,
+        decoding_strength=decoding_strength,
+    )
     if benchmark == "crows_pairs":
         from debiaslab.mitigation.data import check_crows_evaluation
         from debiaslab.mitigation.finetune import read_manifest
@@ -420,7 +460,9 @@ def score_stereoset_predictions(
 ) -> RunResult:
     """Score an official StereoSet predictions file; write a result like ``evaluate`` does."""
     from debiaslab.benchmarks.stereoset_eval import score_predictions_file
+    from debiaslab.validate import check_output_dir
 
+    check_output_dir(output)
     started = time.perf_counter()
     scored = score_predictions_file(gold, predictions, n_boot=n_boot, seed=seed)
     elapsed = time.perf_counter() - started
@@ -548,11 +590,9 @@ def evaluate_suite(
 
 
 def _family_of(model: str) -> str:
-    from transformers import AutoConfig
+    from debiaslab.models import detect_family, load_config
 
-    from debiaslab.models import detect_family
-
-    return detect_family(AutoConfig.from_pretrained(model))
+    return detect_family(load_config(model))  # one-line errors for a bad name
 
 
 def summary_table(results: list[RunResult]):

@@ -310,6 +310,7 @@ def load_classifier(
     import transformers
 
     from debiaslab.env import get_secret, select_device
+    from debiaslab.model_source import check_model, one_line
 
     started = time.perf_counter()
     task = TINY_CLASSIFIERS.get(name)
@@ -321,11 +322,22 @@ def load_classifier(
         f"Give a preset ({', '.join(TINY_CLASSIFIERS)}), a local directory written by "
         f"save_pretrained, or a hub id reachable from this machine (e.g. {TOXICITY_MODEL})."
     )
+    # Fails at once (no Hub retries) on a missing folder, a bad id or an id not cached offline.
+    choices = (
+        f"a preset ({', '.join(TINY_CLASSIFIERS)}), a local directory written by "
+        f"save_pretrained, or a hub id (e.g. {TOXICITY_MODEL})"
+    )
+    try:
+        check_model(
+            name, source, what="classifier", use_safetensors=use_safetensors, choices=choices
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"cannot load a text classifier from {source!r}: {exc}") from exc
     try:
         config = transformers.AutoConfig.from_pretrained(source, **common)
     except (OSError, ValueError) as exc:
         raise ConfigError(
-            f"cannot load a text classifier from {source!r}: {exc}. {advice}"
+            f"cannot load a text classifier from {source!r}: {one_line(exc)}. {advice}"
         ) from exc
     architectures = getattr(config, "architectures", None) or []
     if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):

@@ -156,9 +156,40 @@ class HeadGates:
     @classmethod
     def load(cls, model, path: str | Path) -> HeadGates:
         """Gates saved by :meth:`save`, for ``model``."""
-        from safetensors.torch import load_file
+        gates = read_gates(path)
+        try:
+            return cls(model, gates)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"head-gates file {path}: {exc} (were these gates made for another model?)"
+            ) from exc
 
-        return cls(model, load_file(str(path)))
+
+def read_gates(path: str | Path) -> dict[str, torch.Tensor]:
+    """The gate tensors of a file written by :meth:`HeadGates.save`.
+
+    Raises:
+        ConfigError: the file is missing, not safetensors, or not a head-gates file.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    advice = "give a file written by HeadGates.save (notebook attention_gate)"
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            names = handle.keys()
+            gates = {name: handle.get_tensor(name) for name in names}
+    except (SafetensorError, OSError) as exc:
+        reason = " ".join(str(exc).split())
+        raise ConfigError(
+            f"head-gates file {path} cannot be read as safetensors ({reason}): {advice}"
+        ) from exc
+    if metadata.get("format") != "head-gates":
+        raise ConfigError(
+            f"head-gates file {path} is safetensors but not head gates (its metadata has no "
+            f"format 'head-gates'): {advice}"
+        )
+    return gates
 
 
 def _continuation_logprobs(

@@ -288,6 +288,9 @@ def make_backend(
         )
     if kind != "hf":
         raise ConfigError(f"unknown synth backend {kind!r}; expected hf or openai")
+    settings = GenerationSettings(  # bad settings fail before the model loads
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
+    )
     if model == "tiny-writer":
         from debiaslab.synth.examples import tiny_writer
 
@@ -298,9 +301,6 @@ def make_backend(
         from debiaslab.models import load_model
 
         lm = load_model(model, device=device)
-    settings = GenerationSettings(
-        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
-    )
     return TransformersBackend(lm, settings, chat=chat, batch_size=batch_size)
 
 
