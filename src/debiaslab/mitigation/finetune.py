@@ -250,6 +250,7 @@ def finetune(
     """
     from transformers import Trainer, TrainingArguments, set_seed
 
+    from debiaslab.env import check_fp16_ok
     from debiaslab.models import load_model
 
     config = config or FinetuneConfig()
@@ -259,6 +260,8 @@ def finetune(
     if len(texts) < 2:
         raise ConfigError(f"fine-tuning needs at least 2 non-empty texts, got {len(texts)}")
     output = Path(output)
+    if config.fp16:  # before loading: a preset with fp16_ok: false overflows in float16
+        check_fp16_ok(model)
     if "LOCAL_RANK" in os.environ and device is None:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     lm = load_model(
