@@ -7,11 +7,13 @@ same settings finds the existing result and skips the work unless ``force`` is s
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from debiaslab.benchmarks.precision import LIKELIHOOD_BENCHMARKS
 from debiaslab.benchmarks.text_scores import THRESHOLD
 from debiaslab.data.fetch import sha256_of
 from debiaslab.errors import ConfigError
@@ -151,6 +153,7 @@ def evaluate(
     decoding: str | None = None,
     decoding_strength: float | None = None,
     head_gates: str | None = None,
+    fp32_check: int | None = None,
 ) -> RunResult:
     """Evaluate ``model`` on ``benchmark`` and write ``output/<run_id>.json`` (+ items).
 
@@ -165,7 +168,9 @@ def evaluate(
         mode: CrowS-Pairs scoring mode (``auto``, ``nangia``, ``harness``).
         splits: StereoSet splits (default: intrasentence for masked LMs, both otherwise).
         family, device, dtype, quantization, adapter, batch_size, trust_remote_code,
-            use_safetensors: passed to :func:`debiaslab.models.load_model`.
+            use_safetensors: passed to :func:`debiaslab.models.load_model`. ``dtype auto`` is
+            float32 for likelihood benchmarks (:data:`LIKELIHOOD_BENCHMARKS`) on every device;
+            the dtype the weights load in is recorded and is part of the run id.
         n_boot, seed: bootstrap resamples and seed (StereoSet MC: also the option order).
         force: recompute even if a result with this run id exists.
         progress: show progress bars.
@@ -190,13 +195,24 @@ def evaluate(
             (default 50).
         head_gates: a head-gates file (:meth:`debiaslab.mitigation.heads.HeadGates.save`)
             applied to the model for this run; recorded by name and content hash.
+        fp32_check: with a half-precision dtype on a likelihood benchmark, re-score a seeded
+            sample of this many pairs/examples in float32 and record the flips
+            (:mod:`debiaslab.benchmarks.precision`) as ``fp32_check`` in the result.
     """
+    from debiaslab.benchmarks.precision import check_request
+    from debiaslab.env import select_device, select_dtype
     from debiaslab.models import load_model
 
     if benchmark not in BENCHMARKS:
         raise ConfigError(f"unknown benchmark {benchmark!r}; expected one of {BENCHMARKS}")
     if limit is not None and limit <= 0:
         raise ConfigError(f"--limit must be a positive number, got {limit}")
+    # The dtype the weights will load in: recorded, and part of the run id.
+    likelihood = benchmark in LIKELIHOOD_BENCHMARKS
+    run_dtype = str(
+        select_dtype(select_device(device), dtype, likelihood=likelihood, model=model)
+    ).replace("torch.", "")
+    check_request(benchmark, run_dtype, fp32_check, quantization)
     if benchmark == "crows_pairs":
         from debiaslab.mitigation.data import check_crows_evaluation
         from debiaslab.mitigation.finetune import read_manifest
@@ -228,7 +244,7 @@ def evaluate(
         "mode": mode,
         "splits": splits,
         "family": family,
-        "dtype": dtype,
+        "dtype": run_dtype,
         "quantization": quantization,
         "adapter": adapter,
         "n_boot": n_boot,
@@ -238,6 +254,8 @@ def evaluate(
         config.update({"crows_split": crows_split, "split_seed": split_seed})
     if head_gates is not None:
         config["head_gates"] = _gates_id(head_gates)
+    if fp32_check is not None:
+        config["fp32_check"] = fp32_check
     scorers = None
     if benchmark in GENERATIVE:
         from debiaslab.benchmarks.text_scores import check_metrics, make_scorers
@@ -287,17 +305,18 @@ def evaluate(
             device=device,
             progress=progress,
         )
-    lm = load_model(
+    load = functools.partial(
+        load_model,
         model,
         family=family,
         device=device,
-        dtype=dtype,
         quantization=quantization,
         adapter=adapter,
         batch_size=batch_size,
         trust_remote_code=trust_remote_code,
         use_safetensors=use_safetensors,
     )
+    lm = load(dtype=run_dtype)
     if head_gates is not None:
         from debiaslab.mitigation.heads import HeadGates
 
@@ -323,17 +342,40 @@ def evaluate(
         if lm.family != "masked":
             result.config["generations_file"] = str(cache.relative_to(Path(output)))
     else:
-        result = run_benchmark(
-            lm,
-            benchmark,
-            loaded,
+        score = functools.partial(
+            run_benchmark,
+            benchmark=benchmark,
             mode=mode,
             splits=splits,
             n_boot=n_boot,
             seed=seed,
             progress=progress,
         )
+        result = score(lm, loaded=loaded)
     score_seconds = time.perf_counter() - started
+    check = None
+    if fp32_check is not None:
+        from debiaslab.benchmarks.precision import fp32_check as recheck
+
+        if lm.device.type != "cpu":  # scoring is done: make room for the float32 copy
+            lm.model.to("cpu")
+
+        def load_fp32():
+            fp32 = load(dtype="float32")
+            if head_gates is not None:
+                HeadGates.load(fp32.model, head_gates).attach()
+            return fp32
+
+        check = recheck(
+            benchmark,
+            loaded,
+            result.items,
+            n=fp32_check,
+            seed=seed,
+            half_dtype=run_dtype,
+            load_fp32=load_fp32,
+            score=lambda lm32, data: score(lm32, loaded=data),
+        )
     record = make_record(
         result,
         model={**lm.info, "name": name, **(model_meta or {})},
@@ -345,6 +387,8 @@ def evaluate(
         stage=stage,
         run=rid,
     )
+    if check is not None:
+        record["fp32_check"] = check
     path = write_result(record, output, result.items, artifacts=result.artifacts)
     return RunResult(path, record, skipped=False)
 
