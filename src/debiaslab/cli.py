@@ -100,10 +100,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
         decoding=args.decoding,
         decoding_strength=args.decoding_strength,
         head_gates=args.head_gates,
+        fp32_check=args.fp32_check,
     )
     verb = "exists (skipped; --force recomputes)" if result.skipped else "written"
     print(f"{result.path} {verb}")
     _print_metrics(result.record)
+    check = result.record.get("fp32_check")
+    if check:
+        delta = check["max_abs_delta"]
+        print(
+            f"fp32 check: {check['flipped']} of {check['n_compared']} {check['unit']} flipped "
+            f"between {check['half_dtype']} and float32 (max |delta score| "
+            f"{'n/a' if delta is None else format(delta, '.3g')})"
+        )
     return 0
 
 
@@ -448,7 +457,19 @@ def build_parser() -> argparse.ArgumentParser:
         "or is left out and counted in the result (skip)",
     )
     ev.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
-    ev.add_argument("--dtype", default="auto", help="auto, float32, float16, bfloat16")
+    ev.add_argument(
+        "--dtype",
+        default="auto",
+        help="auto, float32, float16, bfloat16 (auto: float32 for crows_pairs and stereoset* "
+        "on every device; bf16/fp16 on a GPU for bold and honest)",
+    )
+    ev.add_argument(
+        "--fp32-check",
+        type=check.positive_int,
+        metavar="N",
+        help="with --dtype float16/bfloat16 on crows_pairs/stereoset*: re-score a seeded "
+        "sample of N pairs/examples in float32 and record how many flipped",
+    )
     ev.add_argument(
         "--family",
         choices=["causal", "masked", "seq2seq"],

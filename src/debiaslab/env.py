@@ -121,11 +121,56 @@ def supports_bf16(device) -> bool:
     return device.type == "cpu"
 
 
-def select_dtype(device, requested: str = "auto"):
-    """Choose the compute dtype: fp32 on CPU, bf16 where supported on GPU, else fp16.
+def _fp16_problem(model: str | None) -> str | None:
+    """Why float16 is refused for ``model`` (a preset with ``fp16_ok: false``), else ``None``."""
+    if model is None:
+        return None
+    from debiaslab.config import get_preset
+
+    preset = get_preset(model)
+    if preset is None or preset.fp16_ok:
+        return None
+    return (
+        f"float16 requested for preset {model!r}, whose fp16_ok is false in "
+        "configs/models.yaml (it overflows in float16): use float32, or bfloat16 on a GPU "
+        "that has it (compute capability >= 8.0)."
+    )
+
+
+def check_fp16_ok(model: str | None) -> None:
+    """Refuse float16 (inference or mixed-precision training) for a preset that overflows in it.
 
     Raises:
-        ConfigError: bf16 requested on a GPU without bf16 (T4, P100), with advice.
+        ConfigError: ``model`` is a preset of ``configs/models.yaml`` with ``fp16_ok: false``.
+    """
+    problem = _fp16_problem(model)
+    if problem:
+        raise ConfigError(problem)
+
+
+def select_dtype(
+    device, requested: str = "auto", *, likelihood: bool = False, model: str | None = None
+):
+    """Choose the dtype a run loads its weights and computes in.
+
+    ``auto`` gives float32 on CPU, and on every device for a likelihood benchmark
+    (``likelihood``: CrowS-Pairs, StereoSet, see
+    :data:`debiaslab.benchmarks.precision.LIKELIHOOD_BENCHMARKS`), as ``metric.py`` and
+    bias-bench score: half precision rounds log-probabilities enough to flip close pairs.
+    Otherwise (generation on a GPU) ``auto`` gives bf16 where the GPU has it, else fp16, or
+    float32 for a preset whose ``fp16_ok`` is false. Half precision for a likelihood benchmark
+    only when asked for by name.
+
+    Args:
+        device: the torch device the model runs on.
+        requested: ``auto`` or a dtype name (``float32``/``fp32``, ``float16``/``fp16``,
+            ``bfloat16``/``bf16``).
+        likelihood: the run compares log-likelihoods.
+        model: the model's preset name (or hub id / path: no preset, no preset rule).
+
+    Raises:
+        ConfigError: unknown dtype; bf16 requested on a GPU without bf16 (T4, P100), with
+            advice; float16 requested for a preset with ``fp16_ok: false``.
     """
     import torch
 
@@ -138,9 +183,11 @@ def select_dtype(device, requested: str = "auto"):
         "bf16": torch.bfloat16,
     }
     if requested == "auto":
-        if device.type == "cpu":
+        if device.type == "cpu" or likelihood:
             return torch.float32
-        return torch.bfloat16 if supports_bf16(device) else torch.float16
+        if supports_bf16(device):
+            return torch.bfloat16
+        return torch.float32 if _fp16_problem(model) else torch.float16
     if requested not in names:
         raise ConfigError(f"unknown dtype {requested!r}; use auto, {', '.join(sorted(names))}")
     dtype = names[requested]
@@ -149,6 +196,8 @@ def select_dtype(device, requested: str = "auto"):
             f"{torch.cuda.get_device_name(device)} has no bfloat16 support (compute capability "
             "< 8.0, e.g. T4, P100): use dtype 'float16' or 'auto'."
         )
+    if dtype == torch.float16:
+        check_fp16_ok(model)
     return dtype
 
 

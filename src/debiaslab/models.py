@@ -163,7 +163,10 @@ def load_model(
         name: a preset from ``configs/models.yaml``, a hub id or a local directory.
         family: ``causal``, ``masked`` or ``seq2seq``; inferred from the config when omitted.
         device: ``cpu``, ``cuda``, ``cuda:1``, ``mps`` or ``None``/``auto``.
-        dtype: ``auto`` (fp32 on CPU, bf16 where the GPU has it, else fp16) or a dtype name.
+        dtype: ``auto`` (fp32 on CPU, bf16 where the GPU has it, else fp16) or a dtype name;
+            the benchmark runner resolves ``auto`` to float32 for likelihood benchmarks
+            (:func:`debiaslab.env.select_dtype`). float16 is refused for a preset with
+            ``fp16_ok: false``.
         quantization: ``None``, ``8bit`` or ``4bit`` (NF4, double quantization), bitsandbytes.
         adapter: a PEFT adapter directory or hub id applied on top of the base model.
         revision: hub revision (branch, tag or commit) of the base model.
@@ -184,7 +187,7 @@ def load_model(
     source, family = resolve_source(name, family)
     token = get_secret("HF_TOKEN")
     dev = select_device(device)
-    torch_dtype = select_dtype(dev, dtype)
+    torch_dtype = select_dtype(dev, dtype, model=name)  # refuses fp16 where fp16_ok: false
     started = time.perf_counter()
     common = {"revision": revision, "trust_remote_code": trust_remote_code, "token": token}
     config = load_config(name, source=source, use_safetensors=use_safetensors, **common)

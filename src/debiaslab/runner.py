@@ -7,11 +7,13 @@ same settings finds the existing result and skips the work unless ``force`` is s
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from debiaslab.benchmarks.precision import LIKELIHOOD_BENCHMARKS
 from debiaslab.benchmarks.text_scores import THRESHOLD
 from debiaslab.data.fetch import sha256_of
 from debiaslab.errors import ConfigError
@@ -181,6 +183,7 @@ def evaluate(
     head_gates: str | None = None,
     too_long: str = "error",
     mc_orders: str = "cyclic",
+    fp32_check: int | None = None,
 ) -> RunResult:
     """Evaluate ``model`` on ``benchmark`` and write ``output/<run_id>.json`` (+ items).
 
@@ -197,7 +200,9 @@ def evaluate(
         stereoset_mode: StereoSet likelihood scoring, ``auto``, ``bos`` or ``bias-bench``
             (:func:`debiaslab.benchmarks.stereoset.check_mode`); recorded as ``stereoset_mode``.
         family, device, dtype, quantization, adapter, batch_size, trust_remote_code,
-            use_safetensors: passed to :func:`debiaslab.models.load_model`.
+            use_safetensors: passed to :func:`debiaslab.models.load_model`. ``dtype auto`` is
+            float32 for likelihood benchmarks (:data:`LIKELIHOOD_BENCHMARKS`) on every device;
+            the dtype the weights load in is recorded and is part of the run id.
         n_boot, seed: bootstrap resamples and seed (StereoSet MC: also the option orders).
         force: recompute even if a result with this run id exists.
         progress: show progress bars.
@@ -226,7 +231,12 @@ def evaluate(
             (default: names the file and record) or ``skip`` (left out and counted).
         mc_orders: ``stereoset_mc`` option orders per example: ``one``, ``cyclic`` (default)
             or ``all`` (:mod:`debiaslab.benchmarks.stereoset_mc`).
+        fp32_check: with a half-precision dtype on a likelihood benchmark, re-score a seeded
+            sample of this many pairs/examples in float32 and record the flips
+            (:mod:`debiaslab.benchmarks.precision`) as ``fp32_check`` in the result.
     """
+    from debiaslab.benchmarks.precision import check_request
+    from debiaslab.env import select_device, select_dtype
     from debiaslab.models import load_model
 
     if benchmark not in BENCHMARKS:
@@ -259,6 +269,12 @@ def evaluate(
         honest_k=honest_k,
         decoding_strength=decoding_strength,
     )
+    # The dtype the weights will load in: recorded, and part of the run id.
+    likelihood = benchmark in LIKELIHOOD_BENCHMARKS
+    run_dtype = str(
+        select_dtype(select_device(device), dtype, likelihood=likelihood, model=model)
+    ).replace("torch.", "")
+    check_request(benchmark, run_dtype, fp32_check, quantization)
     if benchmark == "crows_pairs":
         from debiaslab.mitigation.data import check_crows_evaluation
         from debiaslab.mitigation.finetune import read_manifest
@@ -290,7 +306,7 @@ def evaluate(
         "mode": mode,
         "splits": splits,
         "family": family,
-        "dtype": dtype,
+        "dtype": run_dtype,
         "quantization": quantization,
         "adapter": adapter,
         "n_boot": n_boot,
@@ -308,6 +324,8 @@ def evaluate(
         config.update({"crows_split": crows_split, "split_seed": split_seed})
     if head_gates is not None:
         config["head_gates"] = _gates_id(head_gates)
+    if fp32_check is not None:
+        config["fp32_check"] = fp32_check
     scorers = None
     if benchmark in GENERATIVE:
         from debiaslab.benchmarks.text_scores import check_metrics, make_scorers
@@ -357,17 +375,18 @@ def evaluate(
             device=device,
             progress=progress,
         )
-    lm = load_model(
+    load = functools.partial(
+        load_model,
         model,
         family=family,
         device=device,
-        dtype=dtype,
         quantization=quantization,
         adapter=adapter,
         batch_size=batch_size,
         trust_remote_code=trust_remote_code,
         use_safetensors=use_safetensors,
     )
+    lm = load(dtype=run_dtype)
     if head_gates is not None:
         from debiaslab.mitigation.heads import HeadGates
 
@@ -393,10 +412,9 @@ def evaluate(
         if lm.family != "masked":
             result.config["generations_file"] = str(cache.relative_to(Path(output)))
     else:
-        result = run_benchmark(
-            lm,
-            benchmark,
-            loaded,
+        score = functools.partial(
+            run_benchmark,
+            benchmark=benchmark,
             mode=mode,
             splits=splits,
             n_boot=n_boot,
@@ -407,9 +425,33 @@ def evaluate(
             stereoset_mode=stereoset_mode,
             mc_orders=mc_orders,
         )
+        result = score(lm, loaded=loaded)
     score_seconds = time.perf_counter() - started
     if benchmark == "stereoset":
         config["stereoset_mode"] = result.config["stereoset_mode"]  # auto → the mode used
+    check = None
+    if fp32_check is not None:
+        from debiaslab.benchmarks.precision import fp32_check as recheck
+
+        if lm.device.type != "cpu":  # scoring is done: make room for the float32 copy
+            lm.model.to("cpu")
+
+        def load_fp32():
+            fp32 = load(dtype="float32")
+            if head_gates is not None:
+                HeadGates.load(fp32.model, head_gates).attach()
+            return fp32
+
+        check = recheck(
+            benchmark,
+            loaded,
+            result.items,
+            n=fp32_check,
+            seed=seed,
+            half_dtype=run_dtype,
+            load_fp32=load_fp32,
+            score=lambda lm32, data: score(lm32, loaded=data),
+        )
     record = make_record(
         result,
         model={**lm.info, "name": name, **(model_meta or {})},
@@ -421,6 +463,8 @@ def evaluate(
         stage=stage,
         run=rid,
     )
+    if check is not None:
+        record["fp32_check"] = check
     path = write_result(record, output, result.items, artifacts=result.artifacts)
     return RunResult(path, record, skipped=False)
 

@@ -251,6 +251,7 @@ def finetune(
     """
     from transformers import Trainer, TrainingArguments, set_seed
 
+    from debiaslab.env import check_fp16_ok
     from debiaslab.mitigation import checkpoints as ckpt
     from debiaslab.models import load_model
 
@@ -261,6 +262,8 @@ def finetune(
     if len(texts) < 2:
         raise ConfigError(f"fine-tuning needs at least 2 non-empty texts, got {len(texts)}")
     output = Path(output)
+    if config.fp16:  # before loading: a preset with fp16_ok: false overflows in float16
+        check_fp16_ok(model)
     weights = output / ("model" if config.method == "full" else "adapter")
     settings = {
         "base_model": model,
