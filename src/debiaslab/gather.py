@@ -17,7 +17,9 @@ and copies into ``results_dir``:
   ``*.json`` curves) directly in a folder that holds a result.
 
 Never copied: images and figures, model weights, files over :data:`MAX_BYTES`, hidden files,
-names that look like secrets, and folders such as ``.git`` or ``.ipynb_checkpoints``.
+names that look like secrets, and folders such as ``.git`` or ``.ipynb_checkpoints``. Never
+followed: a symbolic link that leaves the source folder (skipped with a warning naming link and
+target, see :mod:`debiaslab.folders`), and a symbolic link stored in a zip (skipped, warned).
 
 A file goes to ``results_dir/<path below the last "results" folder of its source path>``
 (``DIR/kaggle/working/results/gpt2/x.json`` → ``results_dir/gpt2/x.json``), or below the source
@@ -34,6 +36,7 @@ import json
 import logging
 import os
 import re
+import stat
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -43,6 +46,7 @@ from typing import Any
 
 from debiaslab.data.fetch import write_bytes_atomic
 from debiaslab.errors import ConfigError, DataFormatError
+from debiaslab.folders import walk_files
 from debiaslab.hub import _SECRET_NAME, SKIP_DIRS
 from debiaslab.results import ARTIFACT_NAMES, SCHEMA
 
@@ -115,16 +119,18 @@ def _hidden_or_skipped(parts: tuple[str, ...]) -> bool:
     )
 
 
+def _skipped_dir(name: str) -> bool:
+    return name in SKIP_DIRS or name.startswith(".")
+
+
 def _folder_entries(root: Path) -> dict[PurePosixPath, _Entry]:
     entries: dict[PurePosixPath, _Entry] = {}
-    for dirpath, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
-        for name in names:
-            path = Path(dirpath, name)
-            if name.startswith(".") or not path.is_file():
-                continue
-            rel = PurePosixPath(*path.relative_to(root).parts)
-            entries[rel] = _Entry(rel, path.stat().st_size, path.read_bytes, str(path))
+    for found in walk_files(root, skip_dir=_skipped_dir):  # links leaving root: warned, skipped
+        if found.name.startswith("."):
+            continue
+        path = root / found
+        rel = PurePosixPath(*found.parts)
+        entries[rel] = _Entry(rel, path.stat().st_size, path.read_bytes, str(path))
     return entries
 
 
@@ -138,6 +144,14 @@ def _unsafe_member(name: str) -> bool:
     )
 
 
+def _link_target(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    """What a symbolic-link member points to (its content), for the warning only."""
+    try:
+        return archive.read(info)[:300].decode("utf-8", "replace")
+    except Exception:  # a damaged member: the warning still names the link
+        return "?"
+
+
 def _zip_entries(archive: zipfile.ZipFile, zip_path: Path) -> dict[PurePosixPath, _Entry]:
     unsafe = [info.filename for info in archive.infolist() if _unsafe_member(info.filename)]
     if unsafe:
@@ -149,6 +163,15 @@ def _zip_entries(archive: zipfile.ZipFile, zip_path: Path) -> dict[PurePosixPath
     entries: dict[PurePosixPath, _Entry] = {}
     for info in archive.infolist():
         if info.is_dir():
+            continue
+        if stat.S_ISLNK(info.external_attr >> 16):  # a link stored by zip -y: never made real
+            log.warning(
+                "not copied: %s:%s is a symbolic link (to %r); links in an archive are never "
+                "followed nor recreated",
+                zip_path,
+                info.filename,
+                _link_target(archive, info),
+            )
             continue
         rel = PurePosixPath(info.filename.replace("\\", "/"))
         if not rel.parts or _hidden_or_skipped(rel.parts):
