@@ -240,7 +240,11 @@ def evaluate(
         config["head_gates"] = _gates_id(head_gates)
     scorers = None
     if benchmark in GENERATIVE:
-        from debiaslab.benchmarks.text_scores import check_metrics, make_scorers
+        from debiaslab.benchmarks.text_scores import (
+            check_honest_branch,
+            check_metrics,
+            make_scorers,
+        )
         from debiaslab.mitigation.decoding_families import check_decoding, known_family
 
         metrics = check_metrics(metrics or list(DEFAULT_METRICS[benchmark]))
@@ -281,6 +285,8 @@ def evaluate(
         return RunResult(target, json.loads(target.read_text("utf-8")), skipped=True)
 
     if benchmark in GENERATIVE:  # classifiers load (and fail) before the model generates
+        if benchmark == "bold" or known_family(model, family) not in (None, "masked"):
+            check_honest_branch(backend, metrics, "sentence")  # generated text; else after loading
         scorers = make_scorers(
             metrics,
             backend,
