@@ -4,6 +4,7 @@ datasets (push_results / pull_results) against a local fake of ``huggingface_hub
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import logging
 import os
@@ -394,13 +395,21 @@ class FakeHub:
         )
         if self.fail is not None:
             raise self.fail
+        # The layout huggingface_hub's cache has where symbolic links work: each file of
+        # snapshots/<revision>/ is a relative link to ../../blobs/<hash> (more ../ when nested).
         source = self.remote / repo_id
-        dest = self.cache / f"datasets--{repo_id.replace('/', '--')}" / "snapshots" / "abc"
+        repo_folder = self.cache / f"datasets--{repo_id.replace('/', '--')}"
+        dest = repo_folder / "snapshots" / "abc"
         for path in source.rglob("*"):
             rel = path.relative_to(source).as_posix()
             if path.is_file() and any(fnmatch.fnmatch(rel, p) for p in allow_patterns):
-                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, dest / rel)
+                blob = repo_folder / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()
+                blob.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, blob)
+                pointer = dest / rel
+                pointer.parent.mkdir(parents=True, exist_ok=True)
+                pointer.unlink(missing_ok=True)
+                pointer.symlink_to(os.path.relpath(blob, pointer.parent))
         return str(dest)
 
 

@@ -123,9 +123,10 @@ def _skipped_dir(name: str) -> bool:
     return name in SKIP_DIRS or name.startswith(".")
 
 
-def _folder_entries(root: Path) -> dict[PurePosixPath, _Entry]:
+def _folder_entries(root: Path, links_within: Path | None = None) -> dict[PurePosixPath, _Entry]:
     entries: dict[PurePosixPath, _Entry] = {}
-    for found in walk_files(root, skip_dir=_skipped_dir):  # links leaving root: warned, skipped
+    # Links leaving root (and links_within): warned, skipped.
+    for found in walk_files(root, skip_dir=_skipped_dir, links_within=links_within):
         if found.name.startswith("."):
             continue
         path = root / found
@@ -190,11 +191,13 @@ def _zip_entries(archive: zipfile.ZipFile, zip_path: Path) -> dict[PurePosixPath
 
 
 @contextmanager
-def _open_source(source: str | os.PathLike[str]) -> Iterator[dict[PurePosixPath, _Entry]]:
+def _open_source(
+    source: str | os.PathLike[str], links_within: Path | None = None
+) -> Iterator[dict[PurePosixPath, _Entry]]:
     """The files of a folder or a ``.zip`` (kept open while the caller reads them)."""
     path = Path(source).expanduser()
     if path.is_dir():
-        yield _folder_entries(path)
+        yield _folder_entries(path, links_within)
         return
     if path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
         try:
@@ -369,6 +372,7 @@ def gather(
     results_dir: str | os.PathLike[str] = "results",
     *,
     overwrite: bool = False,
+    links_within: str | os.PathLike[str] | None = None,
 ) -> GatherReport:
     """Copy the results of a Kaggle or Colab run (a folder or a ``.zip``) into ``results_dir``.
 
@@ -381,6 +385,8 @@ def gather(
             Colab ``results/`` folder, a Hub snapshot, or a ``.zip`` of one.
         results_dir: the local results folder (created if missing).
         overwrite: replace files that differ instead of stopping.
+        links_within: a folder outside ``source`` that its links may point into (a Hub cache
+            snapshot's ``blobs``); any other link leaving ``source`` is skipped, warned.
 
     Returns:
         A :class:`GatherReport` of what was copied, skipped as identical, and replaced.
@@ -392,7 +398,8 @@ def gather(
             it).
     """
     out = Path(results_dir)
-    with _open_source(source) as entries:
+    within = Path(links_within) if links_within is not None else None
+    with _open_source(source, within) as entries:
         selected = _select(entries)
         if not any(record is not None for _, record in selected):
             raise ConfigError(

@@ -1227,4 +1227,7 @@ def pull_results(
             raise error from None
         raise error from exc
     log.info("pulled dataset %s to %s", repo_id, path)
-    return gather(path, results_dir, overwrite=overwrite)
+    # A cache snapshot's files are links into <repo folder>/blobs: the one place they may lead.
+    snapshot = Path(path)
+    blobs = snapshot.parent.parent / "blobs" if snapshot.parent.name == "snapshots" else None
+    return gather(path, results_dir, overwrite=overwrite, links_within=blobs)
