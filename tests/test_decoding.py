@@ -194,3 +194,83 @@ def test_bold_runs_with_decoding_time_balancing(tiny_dirs, shared_data, tmp_path
         evaluate(model, "bold", tmp_path / "out", decoding="nucleus", **common)
     with pytest.raises(ConfigError, match="applies to generation benchmarks"):
         evaluate(model, "crows_pairs", tmp_path / "out", decoding="balance")
+
+
+# ------------------------------------------------------------- where a decoding method applies
+
+
+def _honest(model, out, **kwargs):
+    from debiaslab.runner import evaluate
+
+    return evaluate(model, "honest", out, limit=1, honest_k=2, n_boot=10, progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("method", ["balance", "self-debias-gender", "self-debias-toxicity"])
+def test_decoding_on_a_masked_lm_is_refused_before_loading(
+    method, tiny_dirs, shared_data, tmp_path, monkeypatch
+):
+    """Fill-mask ignores logits processors: the 'steered' run would be the plain one."""
+    from debiaslab import models
+
+    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the refusal")
+
+    monkeypatch.setattr(models, "load_model", no_load)
+    out = tmp_path / "out"
+    for model in (str(tiny_dirs["masked"]), "tiny-bert"):  # a local folder, a preset
+        with pytest.raises(ConfigError) as info:
+            _honest(model, out, decoding=method)
+        message = str(info.value)
+        assert f"--decoding {method} does not apply to {model!r}, a masked LM" in message
+        assert "causal" in message and "\n" not in message
+    assert not out.exists()
+
+
+def test_decoding_refused_right_after_loading_when_only_the_model_knows(
+    tiny_dirs, shared_data, tmp_path, monkeypatch
+):
+    """A hub id's family is known once loaded: refused then, before generating or writing."""
+    from debiaslab.mitigation import decoding_families
+
+    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
+    monkeypatch.setattr(decoding_families, "known_family", lambda model, family=None: None)
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"does not apply to .*a masked LM"):
+        _honest(str(tiny_dirs["masked"]), out, decoding="balance")
+    assert not out.exists() or not any(out.rglob("*"))
+
+
+def test_self_debias_on_seq2seq_is_refused_and_balance_runs(
+    tiny_dirs, shared_data, tmp_path, monkeypatch
+):
+    """Self-Debias is defined for causal LMs; group balancing steers a seq2seq decoder too."""
+    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
+    seq2seq, out = str(tiny_dirs["seq2seq"]), tmp_path / "out"
+    with pytest.raises(ConfigError, match="a seq2seq LM: it steers the generation of causal LMs"):
+        _honest(seq2seq, out, decoding="self-debias-toxicity")
+    assert not out.exists()
+    steered = _honest(seq2seq, out, decoding="balance")
+    assert steered.record["config"]["decoding"] == "balance"
+
+
+def test_decoding_families_cover_every_method():
+    from debiaslab.mitigation.decoding_families import DECODING_FAMILIES
+    from debiaslab.runner import DECODING
+
+    assert set(DECODING_FAMILIES) == set(DECODING)
+
+
+def test_cli_refuses_decoding_on_a_masked_lm_in_one_line(
+    shared_data, tmp_path, capsys, monkeypatch
+):
+    from debiaslab.cli import main
+
+    monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
+    out = tmp_path / "out"
+    argv = ["eval", "--model", "tiny-bert", "--benchmark", "honest", "--decoding", "balance"]
+    code = main([*argv, "--limit", "1", "--output", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and not out.exists()
+    assert err[-1].startswith("debiaslab eval: error: --decoding balance does not apply to")

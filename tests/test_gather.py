@@ -4,9 +4,12 @@ datasets (push_results / pull_results) against a local fake of ``huggingface_hub
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import logging
+import os
 import shutil
+import stat
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -293,6 +296,54 @@ def test_large_and_secret_looking_files_are_left_behind(kaggle, tmp_path, monkey
     assert "looks like a secret" in caplog.text
 
 
+def plant_links(folder: Path, elsewhere: Path) -> None:
+    """Symbolic links in a results folder: four leave it (a file by an absolute, a relative and
+    a chained link; a folder holding a run), one stays inside it."""
+    elsewhere.mkdir()
+    (elsewhere / "private.csv").write_text("user,password\nana,hunter2\n")
+    write_run(elsewhere / "other", "llama", "pre")
+    (folder / "leak.csv").symlink_to(elsewhere / "private.csv")
+    (folder / "escape.csv").symlink_to(os.path.relpath(elsewhere / "private.csv", folder))
+    (folder / "hop.csv").symlink_to("leak.csv")  # inside, to a link that leaves
+    (folder / "more_runs").symlink_to(elsewhere / "other", target_is_directory=True)
+    (folder / "tradeoff_copy.csv").symlink_to("decoding_tradeoff.csv")
+
+
+LEAVING = ("leak.csv", "escape.csv", "hop.csv", "more_runs")
+
+
+def test_gather_never_follows_a_link_out_of_the_source_folder(kaggle, tmp_path, caplog):
+    plant_links(kaggle / "kaggle" / "working" / "results" / "gpt2", tmp_path / "elsewhere")
+    via_link = tmp_path / "via-link"  # the source itself given through a link still works
+    via_link.symlink_to(kaggle, target_is_directory=True)
+    with caplog.at_level(logging.WARNING):
+        report = gather(via_link, tmp_path / "results")
+    got = snapshot(tmp_path / "results")
+    assert not any(b"hunter2" in data for data in got.values())
+    assert not any(name.split("/")[-1] in LEAVING for name in got)
+    assert not any("llama" in name for name in got) and len(report.results) == 3
+    # A link inside the folder is an ordinary file.
+    assert got["gpt2/tradeoff_copy.csv"] == got["gpt2/decoding_tradeoff.csv"]
+    target = (tmp_path / "elsewhere" / "private.csv").resolve()
+    for name in LEAVING:
+        assert f"gpt2/{name}: a symbolic link to " in caplog.text
+    assert f"a symbolic link to {target}, outside" in caplog.text
+
+
+def test_gather_never_materialises_a_link_stored_in_a_zip(kaggle, tmp_path, caplog):
+    archive = zip_folder(kaggle, tmp_path / "output.zip")
+    with zipfile.ZipFile(archive, "a") as zf:  # what `zip -y` stores for a symbolic link
+        info = zipfile.ZipInfo("kaggle/working/results/gpt2/passwd.csv")
+        info.create_system = 3
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(info, "/etc/passwd")
+    with caplog.at_level(logging.WARNING):
+        gather(archive, tmp_path / "results")
+    assert "gpt2/passwd.csv" not in snapshot(tmp_path / "results")
+    assert "passwd.csv is a symbolic link (to '/etc/passwd')" in caplog.text
+    assert snapshot(tmp_path / "results") == expected_files(kaggle)
+
+
 # --------------------------------------------------------------------------- Hub datasets
 
 
@@ -344,13 +395,21 @@ class FakeHub:
         )
         if self.fail is not None:
             raise self.fail
+        # The layout huggingface_hub's cache has where symbolic links work: each file of
+        # snapshots/<revision>/ is a relative link to ../../blobs/<hash> (more ../ when nested).
         source = self.remote / repo_id
-        dest = self.cache / f"datasets--{repo_id.replace('/', '--')}" / "snapshots" / "abc"
+        repo_folder = self.cache / f"datasets--{repo_id.replace('/', '--')}"
+        dest = repo_folder / "snapshots" / "abc"
         for path in source.rglob("*"):
             rel = path.relative_to(source).as_posix()
             if path.is_file() and any(fnmatch.fnmatch(rel, p) for p in allow_patterns):
-                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, dest / rel)
+                blob = repo_folder / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()
+                blob.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, blob)
+                pointer = dest / rel
+                pointer.parent.mkdir(parents=True, exist_ok=True)
+                pointer.unlink(missing_ok=True)
+                pointer.symlink_to(os.path.relpath(blob, pointer.parent))
         return str(dest)
 
 
@@ -385,6 +444,24 @@ def test_push_results_uploads_results_and_side_files_only(local_results, tmp_pat
     assert "| tiny-gpt2 (tiny offline model) | crows_pairs | eval |" in card
     assert f"debiaslab results pull {REPO}" in card
     assert str(tmp_path) not in card
+
+
+def test_push_results_never_uploads_through_a_link_out_of_the_folder(
+    local_results, tmp_path, no_secret, caplog
+):
+    plant_links(local_results / "gpt2", tmp_path / "elsewhere")
+    fake = FakeHub(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        hub.push_results(local_results, REPO, token=TOKEN, api=fake)
+    uploaded = snapshot(fake.remote / REPO)
+    assert not any(b"hunter2" in data for data in uploaded.values())
+    assert not any(name.split("/")[1] in LEAVING for name in uploaded if "/" in name)
+    assert uploaded["gpt2/tradeoff_copy.csv"] == uploaded["gpt2/decoding_tradeoff.csv"]
+    for name in LEAVING:  # warned once each
+        assert caplog.text.count(f"gpt2/{name}: a symbolic link to ") == 1
+    # The model and dataset pushes walk folders the same way.
+    files = hub._folder_files(local_results)
+    assert not any(f.name in LEAVING for f in files) and Path("gpt2/tradeoff_copy.csv") in files
 
 
 def test_push_results_without_token_uploads_nothing(local_results, tmp_path, no_secret, caplog):

@@ -17,7 +17,9 @@ and copies into ``results_dir``:
   ``*.json`` curves) directly in a folder that holds a result.
 
 Never copied: images and figures, model weights, files over :data:`MAX_BYTES`, hidden files,
-names that look like secrets, and folders such as ``.git`` or ``.ipynb_checkpoints``.
+names that look like secrets, and folders such as ``.git`` or ``.ipynb_checkpoints``. Never
+followed: a symbolic link that leaves the source folder (skipped with a warning naming link and
+target, see :mod:`debiaslab.folders`), and a symbolic link stored in a zip (skipped, warned).
 
 A file goes to ``results_dir/<path below the last "results" folder of its source path>``
 (``DIR/kaggle/working/results/gpt2/x.json`` → ``results_dir/gpt2/x.json``), or below the source
@@ -34,6 +36,7 @@ import json
 import logging
 import os
 import re
+import stat
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -43,6 +46,7 @@ from typing import Any
 
 from debiaslab.data.fetch import write_bytes_atomic
 from debiaslab.errors import ConfigError, DataFormatError
+from debiaslab.folders import walk_files
 from debiaslab.hub import _SECRET_NAME, SKIP_DIRS
 from debiaslab.results import ARTIFACT_NAMES, SCHEMA
 
@@ -115,16 +119,19 @@ def _hidden_or_skipped(parts: tuple[str, ...]) -> bool:
     )
 
 
-def _folder_entries(root: Path) -> dict[PurePosixPath, _Entry]:
+def _skipped_dir(name: str) -> bool:
+    return name in SKIP_DIRS or name.startswith(".")
+
+
+def _folder_entries(root: Path, links_within: Path | None = None) -> dict[PurePosixPath, _Entry]:
     entries: dict[PurePosixPath, _Entry] = {}
-    for dirpath, dirs, names in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
-        for name in names:
-            path = Path(dirpath, name)
-            if name.startswith(".") or not path.is_file():
-                continue
-            rel = PurePosixPath(*path.relative_to(root).parts)
-            entries[rel] = _Entry(rel, path.stat().st_size, path.read_bytes, str(path))
+    # Links leaving root (and links_within): warned, skipped.
+    for found in walk_files(root, skip_dir=_skipped_dir, links_within=links_within):
+        if found.name.startswith("."):
+            continue
+        path = root / found
+        rel = PurePosixPath(*found.parts)
+        entries[rel] = _Entry(rel, path.stat().st_size, path.read_bytes, str(path))
     return entries
 
 
@@ -138,6 +145,14 @@ def _unsafe_member(name: str) -> bool:
     )
 
 
+def _link_target(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    """What a symbolic-link member points to (its content), for the warning only."""
+    try:
+        return archive.read(info)[:300].decode("utf-8", "replace")
+    except Exception:  # a damaged member: the warning still names the link
+        return "?"
+
+
 def _zip_entries(archive: zipfile.ZipFile, zip_path: Path) -> dict[PurePosixPath, _Entry]:
     unsafe = [info.filename for info in archive.infolist() if _unsafe_member(info.filename)]
     if unsafe:
@@ -149,6 +164,15 @@ def _zip_entries(archive: zipfile.ZipFile, zip_path: Path) -> dict[PurePosixPath
     entries: dict[PurePosixPath, _Entry] = {}
     for info in archive.infolist():
         if info.is_dir():
+            continue
+        if stat.S_ISLNK(info.external_attr >> 16):  # a link stored by zip -y: never made real
+            log.warning(
+                "not copied: %s:%s is a symbolic link (to %r); links in an archive are never "
+                "followed nor recreated",
+                zip_path,
+                info.filename,
+                _link_target(archive, info),
+            )
             continue
         rel = PurePosixPath(info.filename.replace("\\", "/"))
         if not rel.parts or _hidden_or_skipped(rel.parts):
@@ -167,11 +191,13 @@ def _zip_entries(archive: zipfile.ZipFile, zip_path: Path) -> dict[PurePosixPath
 
 
 @contextmanager
-def _open_source(source: str | os.PathLike[str]) -> Iterator[dict[PurePosixPath, _Entry]]:
+def _open_source(
+    source: str | os.PathLike[str], links_within: Path | None = None
+) -> Iterator[dict[PurePosixPath, _Entry]]:
     """The files of a folder or a ``.zip`` (kept open while the caller reads them)."""
     path = Path(source).expanduser()
     if path.is_dir():
-        yield _folder_entries(path)
+        yield _folder_entries(path, links_within)
         return
     if path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
         try:
@@ -346,6 +372,7 @@ def gather(
     results_dir: str | os.PathLike[str] = "results",
     *,
     overwrite: bool = False,
+    links_within: str | os.PathLike[str] | None = None,
 ) -> GatherReport:
     """Copy the results of a Kaggle or Colab run (a folder or a ``.zip``) into ``results_dir``.
 
@@ -358,6 +385,8 @@ def gather(
             Colab ``results/`` folder, a Hub snapshot, or a ``.zip`` of one.
         results_dir: the local results folder (created if missing).
         overwrite: replace files that differ instead of stopping.
+        links_within: a folder outside ``source`` that its links may point into (a Hub cache
+            snapshot's ``blobs``); any other link leaving ``source`` is skipped, warned.
 
     Returns:
         A :class:`GatherReport` of what was copied, skipped as identical, and replaced.
@@ -369,7 +398,8 @@ def gather(
             it).
     """
     out = Path(results_dir)
-    with _open_source(source) as entries:
+    within = Path(links_within) if links_within is not None else None
+    with _open_source(source, within) as entries:
         selected = _select(entries)
         if not any(record is not None for _, record in selected):
             raise ConfigError(

@@ -46,6 +46,7 @@ import debiaslab
 from debiaslab.data.fetch import write_bytes_atomic
 from debiaslab.env import get_secret
 from debiaslab.errors import ConfigError
+from debiaslab.folders import walk_files
 from debiaslab.results import (
     as_number,
     decimals_for,
@@ -203,13 +204,13 @@ def folder_kind(folder: str | os.PathLike[str]) -> str:
     )
 
 
-def _folder_files(folder: Path) -> list[Path]:
-    """Files to upload, relative to ``folder``, sorted; refuses names that look like secrets."""
-    files: list[Path] = []
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-        files.extend(Path(root, name).relative_to(folder) for name in names)
-    files.sort()
+def _folder_files(folder: Path, *, warn_links: bool = True) -> list[Path]:
+    """Files to upload, relative to ``folder``, sorted; refuses names that look like secrets.
+
+    Symbolic links that leave ``folder`` are skipped, with a warning if ``warn_links``
+    (:mod:`debiaslab.folders`).
+    """
+    files = sorted(walk_files(folder, skip_dir=SKIP_DIRS.__contains__, warn=warn_links))
     secret = [str(f) for f in files if _SECRET_NAME.match(f.name)]
     if secret:
         raise ConfigError(
@@ -1126,7 +1127,8 @@ def push_results(
 
     Uploaded: every result JSON and its side files, and the data files beside results (what
     :func:`debiaslab.gather.collect` selects: no images, no weights, nothing over 50 MB), at
-    their paths below ``results_dir``. From a Colab or Kaggle cell this brings a run's results
+    their paths below ``results_dir``; a symbolic link that leaves ``results_dir`` is skipped with
+    a warning, never followed. From a Colab or Kaggle cell this brings a run's results
     home: ``debiaslab results pull`` (or :func:`pull_results`) on another machine. Token
     handling, secret checks and errors are those of :func:`push`.
 
@@ -1149,7 +1151,7 @@ def push_results(
     if not records:
         raise ConfigError(f"{folder}: no debiaslab result files to upload")
     wanted = {rel for rel, _ in selected}
-    files = [f for f in _folder_files(folder) if f in wanted]
+    files = [f for f in _folder_files(folder, warn_links=False) if f in wanted]  # collect warned
     token = _push_token(folder, files, repo_id, token)
     if token is None:
         return None
@@ -1225,4 +1227,7 @@ def pull_results(
             raise error from None
         raise error from exc
     log.info("pulled dataset %s to %s", repo_id, path)
-    return gather(path, results_dir, overwrite=overwrite)
+    # A cache snapshot's files are links into <repo folder>/blobs: the one place they may lead.
+    snapshot = Path(path)
+    blobs = snapshot.parent.parent / "blobs" if snapshot.parent.name == "snapshots" else None
+    return gather(path, results_dir, overwrite=overwrite, links_within=blobs)

@@ -328,7 +328,12 @@ def evaluate(
         config["fp32_check"] = fp32_check
     scorers = None
     if benchmark in GENERATIVE:
-        from debiaslab.benchmarks.text_scores import check_metrics, make_scorers
+        from debiaslab.benchmarks.text_scores import (
+            check_honest_branch,
+            check_metrics,
+            make_scorers,
+        )
+        from debiaslab.mitigation.decoding_families import check_decoding, known_family
 
         metrics = check_metrics(metrics or list(DEFAULT_METRICS[benchmark]))
         generation = generation or GenerationSettings(
@@ -353,6 +358,9 @@ def evaluate(
         if decoding is not None:
             if decoding not in DECODING:
                 raise ConfigError(f"unknown decoding {decoding!r}; expected one of {DECODING}")
+            known = known_family(model, family)  # refused before loading when the family is known
+            if known is not None:
+                check_decoding(decoding, known, name)
             config.update({"decoding": decoding, "decoding_strength": decoding_strength})
     elif decoding is not None:
         raise ConfigError(f"--decoding applies to generation benchmarks {GENERATIVE}")
@@ -365,6 +373,8 @@ def evaluate(
         return RunResult(target, json.loads(target.read_text("utf-8")), skipped=True)
 
     if benchmark in GENERATIVE:  # classifiers load (and fail) before the model generates
+        if benchmark == "bold" or known_family(model, family) not in (None, "masked"):
+            check_honest_branch(backend, metrics, "sentence")  # generated text; else after loading
         scorers = make_scorers(
             metrics,
             backend,
@@ -400,6 +410,7 @@ def evaluate(
         cache = cache_path(output, name, generation)
         common = {"settings": generation, "cache": cache, "threshold": threshold}
         if decoding is not None:
+            check_decoding(decoding, lm.family, name)  # a hub id's family is known only now
             factory, key = _decoding(lm, decoding, decoding_strength)
             common.update({"processors": [factory], "processors_key": key})
         common.update({"n_boot": n_boot, "seed": seed, "progress": progress})

@@ -74,6 +74,7 @@ def run_bold(
         )
     if not prompts:
         raise ConfigError("no BOLD prompts to run")
+    scorers.check_honest_branch("sentence")  # before generating
     settings = settings or GenerationSettings()
     texts = generate(
         lm,
@@ -158,6 +159,7 @@ def run_honest(
     if k <= 0:
         raise ConfigError(f"--honest-k must be positive, got {k}")
     inputs, branch = honest_inputs(lm, templates)
+    scorers.check_honest_branch(branch)  # before generating
     settings = settings or GenerationSettings(max_new_tokens=15)
     if branch == "word":
         completions = fill_mask(lm, inputs, top_k=k, progress=progress)

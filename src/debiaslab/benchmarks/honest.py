@@ -17,14 +17,17 @@ Card:
         on English), lower case, surrounding whitespace and punctuation stripped. The original
         compares case-sensitively, so "Prostitute" at a sentence start or a RoBERTa token with
         its leading space would not count there.
-    Differences from ``evaluate``'s ``honest`` measurement (huggingface/evaluate, source read at
-        commit 273f8a1): (1) it picks the branch from the *first* completion of the first
-        template (one word → word branch for everything), so a first sentence that happens to
-        be one word, or completions passed as strings instead of lists, send every sentence to
-        the word branch, where a whole sentence is looked up as one lemma and scores about 0;
-        (2) its sentence branch calls ``sentence.translate(table)`` with ``table`` never
-        defined, so sentence completions raise ``NameError``; (3) no lower-casing or
-        whitespace stripping. Here the branch is explicit and both are tested.
+    Differences from ``evaluate``'s ``honest`` measurement (huggingface/evaluate
+        ``measurements/honest/honest.py``, the same in every release from v0.3.0 to v0.4.6):
+        (1) it picks its path from the *first* completion only, and the test is inverted:
+        ``" " in first completion`` sends every completion to its whole-word lookup, so
+        generated sentences (which contain spaces) are looked up as one lemma and score about
+        0, while one-word completions go to its split-into-words path and score right;
+        (2) no lower-casing, and its split path keeps punctuation ("idiot." is not "idiot");
+        (3) a lemma counts only in its first listed HurtLex category. (An unreleased draft,
+        commit 273f8a1, also called ``sentence.translate(table)`` with ``table`` undefined.)
+        Here the branch is explicit and both are tested; the ``evaluate`` backend
+        (:mod:`debiaslab.benchmarks.text_scores`) is used for the word branch only.
     Source: Nozza, Bianchi & Hovy, "HONEST: Measuring Hurtful Sentence Completion in Language
         Models", NAACL 2021; Nozza et al., LT-EDI 2022 (queer/nonqueer templates).
 """

@@ -21,10 +21,16 @@ Card:
         prompts, so the K texts of one prompt are never treated as independent.
     Backends: ``builtin`` (default; works offline with any classifier id or local path) and
         ``evaluate`` (Hugging Face ``evaluate``'s own measurements, which fetch their scripts and
-        models from the Hub: online only, for cross-checking). ``evaluate``'s regard measurement
-        has ``sasha/regardv3`` built in and returns only averages, so it is called once per
-        text; its HONEST measurement is called once per template and gives counts only (no
-        HurtLex categories).
+        models from the Hub: online only, for cross-checking). The ``evaluate`` backend reads
+        what the released measurements return (``measurements/*/*.py``, the same from v0.3.0 to
+        v0.4.6): ``toxicity`` (a score per text), regard's default configuration without
+        aggregation (``regard``: per text, four ``{"label", "score"}`` dicts; with
+        ``aggregation="average"`` it would be ``average_regard``, and ``average_data_regard``
+        only in its ``compare`` configuration), and ``honest_score_per_group`` with one group
+        per template (counts only, no HurtLex categories). Its regard model is always
+        ``sasha/regardv3``; its HONEST looks a completion containing a space up whole (its
+        branch test is inverted), so it is used for a masked LM's words only and refused for
+        generated text (:func:`check_honest_branch`).
 """
 
 from __future__ import annotations
@@ -37,7 +43,12 @@ from typing import Any
 import numpy as np
 
 from debiaslab.benchmarks.group_gap import group_gap
-from debiaslab.benchmarks.honest import HonestScores, lowercase_lexicon, score_completions
+from debiaslab.benchmarks.honest import (
+    BRANCHES,
+    HonestScores,
+    lowercase_lexicon,
+    score_completions,
+)
 from debiaslab.errors import ConfigError
 from debiaslab.stats import ALPHA, bootstrap_vectorized
 from debiaslab.textclass import REGARD_LABELS, REGARD_MODEL, TOXIC_LABEL, TOXICITY_MODEL
@@ -46,6 +57,7 @@ log = logging.getLogger(__name__)
 
 METRICS = ("toxicity", "regard", "honest")
 BACKENDS = ("builtin", "evaluate")
+HONEST_BRANCHES = {"builtin": BRANCHES, "evaluate": ("word",)}  # see check_honest_branch
 THRESHOLD = 0.5
 
 
@@ -59,6 +71,31 @@ class Scorers:
     honest: Callable[[list[list[str]], str], HonestScores] | None = None
     hurtlex_categories: tuple[str, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
+
+    def check_honest_branch(self, branch: str) -> None:
+        """Refuse HONEST on ``branch`` completions where this backend cannot score them."""
+        check_honest_branch(self.backend, ["honest"] if self.honest else [], branch)
+
+
+def check_honest_branch(backend: str, metrics: Sequence[str], branch: str) -> None:
+    """Refuse HONEST on ``branch`` completions with a backend that cannot score them.
+
+    ``evaluate``'s released honest measurement (v0.3.0 to v0.4.6) takes its *word* path,
+    looking each completion up whole as one lemma, when the first completion contains a space:
+    generated sentences would score about 0. Checked before anything is generated.
+
+    Example:
+        >>> check_honest_branch("evaluate", ["toxicity"], "sentence")  # no HONEST: fine
+        >>> check_honest_branch("evaluate", ["honest"], "word")
+    """
+    supported = HONEST_BRANCHES.get(backend, BRANCHES)
+    if "honest" in metrics and branch not in supported:
+        raise ConfigError(
+            f"HONEST with the {backend} backend scores {'/'.join(supported)} completions "
+            f"(a masked LM's words) only, not {branch} completions (generated text): "
+            "evaluate's honest measurement looks a completion with a space in it up whole, so "
+            "sentences score 0. Use the built-in backend, or leave honest out of --metrics"
+        )
 
 
 def check_metrics(metrics: Sequence[str]) -> list[str]:
@@ -147,7 +184,15 @@ def evaluate_scorers(
     toxic_label: str = TOXIC_LABEL,
     regard_model: str = REGARD_MODEL,
 ) -> Scorers:
-    """Scorers that call Hugging Face ``evaluate``'s toxicity, regard and honest measurements."""
+    """Scorers that call Hugging Face ``evaluate``'s toxicity, regard and honest measurements.
+
+    Called as the released measurements work (huggingface/evaluate ``measurements/*/*.py``,
+    unchanged from v0.3.0 to v0.4.6, the versions ``evaluate.load`` fetches): toxicity and
+    regard once per list of texts without aggregation (``toxicity``: a score per text;
+    ``regard``: per text, its four ``{"label", "score"}`` dicts), HONEST once per list of
+    templates with each template as its own group (``honest_score_per_group``: each template's
+    share). An unknown ``toxic_label`` fails here, on a probe text, before any generation.
+    """
     scorers = Scorers("evaluate")
     if "toxicity" in metrics:
         tox = _load_measurement(
@@ -157,15 +202,20 @@ def evaluate_scorers(
         def toxicity(texts: list[str]) -> np.ndarray:
             if not texts:
                 return np.zeros(0)
-            out = tox.compute(predictions=texts, aggregation="all", toxic_label=toxic_label)
-            scores = out["toxicity"]
-            if len(scores) != len(texts):  # evaluate warns and returns [] for an unknown label
+            try:
+                scores = tox.compute(predictions=texts, toxic_label=toxic_label)["toxicity"]
+            except ValueError as exc:  # its check of toxic_label against config.id2label
                 raise ConfigError(
-                    f"evaluate's toxicity gave {len(scores)} scores for {len(texts)} texts: is "
-                    f"{toxic_label!r} one of {toxicity_model!r}'s labels (config.id2label)?"
+                    f"evaluate's toxicity measurement refused --toxic-label {toxic_label!r} for "
+                    f"{toxicity_model!r} ({exc}); give one of the model's labels"
+                ) from exc
+            if len(scores) != len(texts):
+                raise ConfigError(
+                    f"evaluate's toxicity gave {len(scores)} scores for {len(texts)} texts"
                 )
             return np.asarray(scores, dtype=float)
 
+        toxicity(["probe"])  # an unknown label fails now, before any generation
         scorers.toxicity = toxicity
         scorers.info["toxicity"] = {"model": toxicity_model, "label": toxic_label}
     if "regard" in metrics:
@@ -177,11 +227,19 @@ def evaluate_scorers(
         reg = _load_measurement("regard")
 
         def regard(texts: list[str]) -> np.ndarray:
+            if not texts:
+                return np.zeros((0, len(REGARD_LABELS)))
+            per_text = reg.compute(data=texts)["regard"]  # default config, no aggregation
             rows = []
-            for text in texts:  # it returns only averages: one call per text gives its scores
-                out = reg.compute(data=[text], references=[text], aggregation="average")
-                rows.append([out["average_data_regard"].get(k, 0.0) for k in REGARD_LABELS])
-            return np.asarray(rows, dtype=float).reshape(len(texts), len(REGARD_LABELS))
+            for text, labels in zip(texts, per_text, strict=True):
+                scores = {item["label"]: item["score"] for item in labels}
+                if set(scores) != set(REGARD_LABELS):
+                    raise ConfigError(
+                        f"evaluate's regard gave labels {sorted(scores)} for {text!r}; "
+                        f"expected {list(REGARD_LABELS)}"
+                    )
+                rows.append([scores[label] for label in REGARD_LABELS])
+            return np.asarray(rows, dtype=float)
 
         scorers.regard = regard
         scorers.info["regard"] = {"model": REGARD_MODEL}
@@ -189,18 +247,11 @@ def evaluate_scorers(
         hon = _load_measurement("honest", "en")
 
         def honest(completions: list[list[str]], branch: str) -> HonestScores:
+            scorers.check_honest_branch(branch)
             k = len(completions[0])
-            counts = []
-            for row in completions:
-                try:
-                    share = hon.compute(predictions=[list(row)])["honest_score"]
-                except NameError as exc:  # its sentence branch uses an undefined `table`
-                    raise ConfigError(
-                        f"evaluate's honest measurement failed on {branch} completions ({exc}); "
-                        "its sentence branch is broken (see debiaslab.benchmarks.honest), use the "
-                        "built-in backend"
-                    ) from exc
-                counts.append(round(share * k))
+            groups = [str(i) for i in range(len(completions))]  # one group per template
+            shares = hon.compute(predictions=completions, groups=groups)["honest_score_per_group"]
+            counts = [round(float(shares[g]) * k) for g in groups]
             return HonestScores(np.asarray(counts, dtype=int), k)
 
         scorers.honest = honest
