@@ -16,6 +16,7 @@ import torch
 from debiaslab import env
 from debiaslab.benchmarks import crows_pairs, precision
 from debiaslab.benchmarks import stereoset as ss
+from debiaslab.benchmarks import stereoset_mc as mc
 from debiaslab.config import presets
 from debiaslab.data.crows_pairs import load_crows_pairs
 from debiaslab.data.fetch import DATA_DIR_ENV
@@ -215,11 +216,12 @@ def test_fp32_check_counts_stereoset_flips_of_a_bf16_run(tmp_path, data_dir, ben
         runs = {d: ss.run_likelihood(lm, gold, n_boot=10, progress=False) for d, lm in lms.items()}
         half, full = (_stereoset_decisions(runs[d].items) for d in lms)
     else:
-        choices = {d: ss.mc_choices(lm, gold, progress=False) for d, lm in lms.items()}
+        choices = {d: mc.mc_choices(lm, gold, progress=False) for d, lm in lms.items()}
         half, full = (
-            dict(
-                zip(zip(c["split"], c["example_id"], strict=True), c["chosen_label"], strict=True)
-            )
+            {
+                key: tuple(rows.sort_values("order")["chosen_label"])  # the choice in each order
+                for key, rows in c.groupby(["split", "example_id"])
+            }
             for c in choices.values()
         )
     flips = sorted([list(k) for k in half if half[k] != full[k]])

@@ -255,6 +255,12 @@ def evaluate(
         from debiaslab.benchmarks.stereoset_mc import check_orders
 
         check_orders(mc_orders)
+    # The dtype the weights will load in: recorded, and part of the run id.
+    likelihood = benchmark in LIKELIHOOD_BENCHMARKS
+    run_dtype = str(
+        select_dtype(select_device(device), dtype, likelihood=likelihood, model=model)
+    ).replace("torch.", "")
+    check_request(benchmark, run_dtype, fp32_check, quantization)
     # Numbers, the output folder, the model and its add-ons fail before anything loads.
     _check_arguments(
         model,
@@ -269,12 +275,6 @@ def evaluate(
         honest_k=honest_k,
         decoding_strength=decoding_strength,
     )
-    # The dtype the weights will load in: recorded, and part of the run id.
-    likelihood = benchmark in LIKELIHOOD_BENCHMARKS
-    run_dtype = str(
-        select_dtype(select_device(device), dtype, likelihood=likelihood, model=model)
-    ).replace("torch.", "")
-    check_request(benchmark, run_dtype, fp32_check, quantization)
     if benchmark == "crows_pairs":
         from debiaslab.mitigation.data import check_crows_evaluation
         from debiaslab.mitigation.finetune import read_manifest
