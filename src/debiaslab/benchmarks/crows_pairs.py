@@ -89,8 +89,13 @@ def nangia_queries(tokenizer, sent1: str, sent2: str, uncased: bool):
     return q1, q2
 
 
-def score_nangia(lm, pairs, *, progress: bool = True) -> pd.DataFrame:
-    """Per-pair ``metric.py`` scores for a masked LM, all masked copies batched at once."""
+def score_nangia(lm, pairs, *, progress: bool = True, rounded: bool = True) -> pd.DataFrame:
+    """Per-pair ``metric.py`` scores for a masked LM, all masked copies batched at once.
+
+    Scores are rounded to 3 decimals as ``metric.py`` rounds them (ties decide ``neutral``);
+    ``rounded=False`` keeps the sums, for parity checks that must not depend on where a
+    rounding boundary falls.
+    """
     tok = lm.tokenizer
     uncased = is_uncased(tok)
     queries: list[MaskedQuery] = []
@@ -112,7 +117,9 @@ def score_nangia(lm, pairs, *, progress: bool = True) -> pd.DataFrame:
     for pair, (a, b, c) in zip(pairs, spans, strict=True):
         score1, score2 = float(logprobs[a:b].sum()), float(logprobs[b:c].sum())
         more, less = (score1, score2) if pair.direction == "stereo" else (score2, score1)
-        rows.append(_row(pair, round(more, 3), round(less, 3), n_masked=b - a))
+        if rounded:
+            more, less = round(more, 3), round(less, 3)
+        rows.append(_row(pair, more, less, n_masked=b - a))
     return pd.DataFrame(rows)
 
 
