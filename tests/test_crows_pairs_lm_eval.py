@@ -58,7 +58,9 @@ def lm_eval_loglikelihood(model, tokenizer, family: str, sentence: str) -> float
             )
             logits = out.logits[0, : len(continuation)]
     logprobs = torch.log_softmax(logits.float(), dim=-1)
-    return float(logprobs.gather(1, torch.tensor(continuation)[:, None]).sum())
+    # Summed in float64: lm-eval sums the float32 values, whose rounding on a long sentence of
+    # a random model (~-7 a token) reaches 1e-4 and differs with the summation order.
+    return float(logprobs.gather(1, torch.tensor(continuation)[:, None]).double().sum())
 
 
 def lm_eval_crows_pairs(model, tokenizer, family: str, docs: list[dict]):
