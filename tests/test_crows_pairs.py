@@ -23,14 +23,30 @@ def real_pairs(shared_data):
     return load_crows_pairs(shared_data / "crows_pairs" / "crows_pairs_anonymized.csv")
 
 
+# One unit in the last place of metric.py's 3-decimal scores, plus float slack: two correct
+# sums a hair apart on either side of a rounding boundary round 0.001 apart.
+ONE_ULP_OF_3_DECIMALS = 1e-3 + 1e-9
+
+
+def assert_nangia_parity(lm, model, tokenizer, pairs, uncased) -> pd.DataFrame:
+    """Engine vs the plain metric.py: unrounded sums within 1e-4, and the published (rounded)
+    scores at most one unit in the third decimal apart; returns the engine's rounded items."""
+    raw = cp.score_nangia(lm, pairs, progress=False, rounded=False)
+    plain = np.asarray(crows_pairs_metric_py(model, tokenizer, pairs, uncased, rounded=False))
+    got = raw[["sent_more_score", "sent_less_score"]].to_numpy(float)
+    np.testing.assert_allclose(got, plain, rtol=0, atol=1e-4)
+    items = cp.score_nangia(lm, pairs, progress=False)
+    published = items[["sent_more_score", "sent_less_score"]].to_numpy(float)
+    assert np.array_equal(published, np.round(got, 3))  # metric.py's rounding, kept
+    assert np.abs(published - np.round(plain, 3)).max() <= ONE_ULP_OF_3_DECIMALS
+    return items
+
+
 def test_engine_matches_metric_py_on_real_rows_tiny(real_pairs):
     pairs = real_pairs[:60]
     assert {p.direction for p in pairs} == {"stereo", "antistereo"}
     lm = from_objects(*build_tiny("masked", seed=3))
-    items = cp.score_nangia(lm, pairs, progress=False)
-    plain = crows_pairs_metric_py(lm.model, lm.tokenizer, pairs, cp.is_uncased(lm.tokenizer))
-    got = items[["sent_more_score", "sent_less_score"]].to_numpy(float)
-    np.testing.assert_allclose(got, np.asarray(plain), atol=1e-3)
+    items = assert_nangia_parity(lm, lm.model, lm.tokenizer, pairs, cp.is_uncased(lm.tokenizer))
     assert list(items.columns[:7]) == [
         "index",
         "sent_more",
@@ -58,11 +74,7 @@ def test_engine_matches_metric_py_on_bert_mini_first_200_rows(real_pairs):
         )
     ).eval()
     lm = from_objects(model, tokenizer)
-    pairs = real_pairs[:200]
-    items = cp.score_nangia(lm, pairs, progress=False)
-    plain = crows_pairs_metric_py(model, tokenizer, pairs, uncased=True)
-    got = items[["sent_more_score", "sent_less_score"]].to_numpy(float)
-    assert np.abs(got - np.asarray(plain)).max() <= 1e-3
+    assert_nangia_parity(lm, model, tokenizer, real_pairs[:200], uncased=True)
 
 
 def test_aggregation_equals_metric_py_counters_with_ties():
@@ -131,8 +143,9 @@ def test_run_on_causal_and_seq2seq_uses_harness_sentence_loglikelihoods():
                 lm, [pairs[0].sent_more, pairs[0].sent_less], progress=False
             )
         ]
-        assert out.items.loc[0, "sent_more_score"] == pytest.approx(direct[0])
-        assert out.items.loc[0, "sent_less_score"] == pytest.approx(direct[1])
+        # two batchings of the same sentences: equal up to float32 noise, not bit for bit
+        assert out.items.loc[0, "sent_more_score"] == pytest.approx(direct[0], abs=1e-4)
+        assert out.items.loc[0, "sent_less_score"] == pytest.approx(direct[1], abs=1e-4)
         expected = np.mean(out.items["sent_more_score"] > out.items["sent_less_score"])
         assert out.metrics["pct_stereotype"] == pytest.approx(expected)
         assert out.higher_is_better["likelihood_diff"] is False

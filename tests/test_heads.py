@@ -86,7 +86,7 @@ def test_ablation_attribution_is_the_objective_drop_of_each_head(lm):
     name = "transformer.h.0.attn.c_proj"
     one_off = HeadGates(lm.model)
     one_off.gates[name][3] = 0.0
-    assert float(scores[name][3]) == pytest.approx(full - objective(one_off), abs=1e-5)
+    assert float(scores[name][3]) == pytest.approx(full - objective(one_off), abs=1e-4)
     gradient = attribute(lm, toxic, clean, method="gradient")
     assert set(gradient) == set(scores) and all(v.shape == (4,) for v in gradient.values())
     top = gate_top_k(lm.model, scores, k=3)
@@ -121,7 +121,7 @@ def test_attribution_can_score_only_the_first_continuation_tokens(lm):
         target = lm.tokenizer(continuation)["input_ids"][0]
         with torch.no_grad():
             out = lm.model(input_ids=torch.tensor([context])).logits[0, -1]
-        assert float(value) == pytest.approx(float(out.log_softmax(-1)[target]), abs=1e-5)
+        assert float(value) == pytest.approx(float(out.log_softmax(-1)[target]), abs=1e-4)
     torch.testing.assert_close(long, whole)
     assert (first > whole).all()  # fewer log-probabilities summed
     toxic, clean = pairs[:1], [("The nurse said", " she was kind.")]

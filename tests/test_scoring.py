@@ -28,6 +28,11 @@ from debiaslab.scoring import (
 )
 from debiaslab.tiny import build_tiny
 
+# Log-probabilities from two computation paths (batched vs one at a time, head at one position
+# vs the full model) agree to float32 noise, which depends on the CPU's kernels and on batch
+# shapes; a real error (wrong position, token or context) is orders of magnitude larger.
+LOGPROB_ATOL = 1e-4
+
 SENTENCES = [
     "The nurse said that she was tired.",
     "He fixed the car.",
@@ -76,7 +81,7 @@ def test_masked_engine_equals_one_query_per_pass(masked):
     queries = _queries(masked.tokenizer, SENTENCES)
     engine = masked_logprobs(masked, queries, progress=False)
     plain = plain_masked_logprobs(masked.model, masked.tokenizer.mask_token_id, queries)
-    np.testing.assert_allclose(engine, plain, atol=1e-5)
+    np.testing.assert_allclose(engine, plain, atol=LOGPROB_ATOL)
     assert len({len(q.input_ids) for q in queries}) > 1  # several length buckets exercised
 
 
@@ -85,7 +90,9 @@ def test_masked_engine_is_batch_invariant(masked):
     big = masked_logprobs(masked, queries, progress=False)
     single = from_objects(masked.model, masked.tokenizer)
     single.batch_size = 1
-    np.testing.assert_allclose(masked_logprobs(single, queries, progress=False), big, atol=1e-5)
+    np.testing.assert_allclose(
+        masked_logprobs(single, queries, progress=False), big, atol=LOGPROB_ATOL
+    )
     np.testing.assert_allclose(masked_logprobs(masked, queries, progress=False), big, atol=0)
 
 
@@ -134,7 +141,7 @@ def test_masked_head_shortcut_matches_full_logits(masked, make):
     queries = _queries(masked.tokenizer, SENTENCES[:3])
     engine = masked_logprobs(lm, queries, progress=False)
     plain = plain_masked_logprobs(model, masked.tokenizer.mask_token_id, queries)
-    np.testing.assert_allclose(engine, plain, atol=1e-5)
+    np.testing.assert_allclose(engine, plain, atol=LOGPROB_ATOL)
 
 
 def test_causal_engine_equals_unbatched_and_unpadded(causal):
@@ -153,7 +160,7 @@ def test_causal_engine_equals_unbatched_and_unpadded(causal):
         with torch.inference_mode():
             logp = torch.log_softmax(causal.model(input_ids=ids).logits[0], -1)
         want = [logp[len(context) - 1 + j, t].item() for j, t in enumerate(continuation)]
-        np.testing.assert_allclose(got, want, atol=1e-5)
+        np.testing.assert_allclose(got, want, atol=LOGPROB_ATOL)
 
 
 def test_seq2seq_engine_equals_unbatched(seq2seq):
@@ -166,7 +173,7 @@ def test_seq2seq_engine_equals_unbatched(seq2seq):
             out = seq2seq.model(input_ids=torch.tensor([source]), labels=torch.tensor([target]))
         logp = torch.log_softmax(out.logits[0], -1)
         want = [logp[j, t].item() for j, t in enumerate(target)]
-        np.testing.assert_allclose(got, want, atol=1e-5)
+        np.testing.assert_allclose(got, want, atol=LOGPROB_ATOL)
 
 
 def test_sentence_scores_condition_causal_on_bos_and_seq2seq_on_prefix(causal, seq2seq):
@@ -181,8 +188,8 @@ def test_sentence_scores_condition_causal_on_bos_and_seq2seq_on_prefix(causal, s
         sum(logp[i - 1, ids[i]].item() for i in range(1, len(ids))), abs=1e-4
     )
     got_t5 = sentence_token_logprobs(seq2seq, [text], progress=False)[0]
-    target = seq2seq.tokenizer(text)["input_ids"]
-    assert target[-1] == seq2seq.tokenizer.eos_token_id and len(got_t5) == len(target)
+    target = seq2seq.tokenizer(text, add_special_tokens=False)["input_ids"]  # lm-eval: no </s>
+    assert len(got_t5) == len(target)
 
 
 def test_out_of_memory_halves_the_batch_and_gives_the_same_scores(masked, monkeypatch, caplog):
@@ -201,7 +208,7 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_scores(masked, monkey
 
     monkeypatch.setattr(encoder, "forward", forward)
     got = masked_logprobs(masked, queries, progress=False)
-    np.testing.assert_allclose(got, want, atol=1e-6)
+    np.testing.assert_allclose(got, want, atol=LOGPROB_ATOL)
     assert max(calls) > 3 and "out of memory" in caplog.text
 
 

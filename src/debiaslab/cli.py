@@ -97,6 +97,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         allow_train_pairs=args.allow_train_pairs,
         too_long=args.too_long,
         mc_orders=args.mc_orders,
+        data_version=args.data_version,
+        language=args.language,
         decoding=args.decoding,
         decoding_strength=args.decoding_strength,
         head_gates=args.head_gates,
@@ -482,6 +484,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=["auto", "nangia", "harness"],
         help="CrowS-Pairs scoring (auto: nangia for masked LMs, else harness)",
+    )
+    ev.add_argument(
+        "--data-version",
+        default="auto",
+        choices=["auto", "original", "revised"],
+        help="CrowS-Pairs data: original (Nangia et al., metric.py) or revised (Névéol et al., "
+        "what lm-evaluation-harness scores); auto: revised for harness mode, else original",
+    )
+    ev.add_argument(
+        "--language",
+        default="english",
+        choices=["english", "french"],
+        help="CrowS-Pairs language (french: revised data only, lm-eval's crows_pairs_french)",
     )
     ev.add_argument(
         "--splits", nargs="+", choices=["intrasentence", "intersentence"], help="StereoSet splits"

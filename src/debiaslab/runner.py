@@ -48,12 +48,14 @@ def _load_data(
     seed: int = 0,
     crows_split: str = "all",
     split_seed: int = 0,
+    data_version: str = "original",
+    language: str = "english",
 ):
     if benchmark == "crows_pairs":
-        from debiaslab.data.crows_pairs import load_crows_pairs
+        from debiaslab.data.crows_pairs_revised import load_pairs
         from debiaslab.mitigation.data import split_pairs
 
-        pairs = split_pairs(load_crows_pairs(data), crows_split, seed=split_seed)
+        pairs = split_pairs(load_pairs(data_version, language, data), crows_split, seed=split_seed)
         return pairs[:limit] if limit else pairs
     if benchmark in GENERATIVE:
         from debiaslab.data import prompts
@@ -83,7 +85,12 @@ def _load_data(
 
 
 def _data_source(
-    benchmark: str, data: str | None, loaded, *, honest_set: str = "binary"
+    benchmark: str,
+    data: str | None,
+    loaded,
+    *,
+    honest_set: str = "binary",
+    crows_file: str = "crows_pairs",
 ) -> tuple[str, str | None]:
     from debiaslab.data.fetch import resolve
 
@@ -97,7 +104,7 @@ def _data_source(
     if path is None and benchmark != "crows_pairs" and getattr(loaded, "source", ""):
         path = Path(loaded.source)
     if path is None:
-        path = resolve("crows_pairs")
+        path = resolve(crows_file)
     return path.name, sha256_of(path) if path.is_file() else None
 
 
@@ -184,6 +191,8 @@ def evaluate(
     too_long: str = "error",
     mc_orders: str = "cyclic",
     fp32_check: int | None = None,
+    data_version: str = "auto",
+    language: str = "english",
 ) -> RunResult:
     """Evaluate ``model`` on ``benchmark`` and write ``output/<run_id>.json`` (+ items).
 
@@ -234,6 +243,10 @@ def evaluate(
         fp32_check: with a half-precision dtype on a likelihood benchmark, re-score a seeded
             sample of this many pairs/examples in float32 and record the flips
             (:mod:`debiaslab.benchmarks.precision`) as ``fp32_check`` in the result.
+        data_version, language: CrowS-Pairs data: ``original`` (Nangia et al., 1,508 pairs)
+            or ``revised`` (Névéol et al., 1,677 pairs, what lm-evaluation-harness scores);
+            ``auto``: revised in harness mode, original in nangia mode, an explicit file's own
+            format. ``english`` or ``french`` (revised only). Both are recorded.
     """
     from debiaslab.benchmarks.precision import check_request
     from debiaslab.env import select_device, select_dtype
@@ -283,6 +296,7 @@ def evaluate(
         check_crows_evaluation(trained, crows_split, allow_train_pairs=allow_train_pairs)
         if trained and trained.get("recipe") == "crows_counter":
             split_seed = trained.get("recipe_info", {}).get("split_seed", split_seed)
+        mode, data_version = _crows_choice(model, family, mode, data_version, language, data)
     # Bad data fails before a model is loaded.
     loaded = _load_data(
         benchmark,
@@ -294,8 +308,17 @@ def evaluate(
         seed=seed,
         crows_split=crows_split,
         split_seed=split_seed,
+        data_version=data_version,
+        language=language,
     )
-    data_name, data_sha = _data_source(benchmark, data, loaded, honest_set=honest_set)
+    crows_file = "crows_pairs"
+    if benchmark == "crows_pairs" and data is None:
+        from debiaslab.data.crows_pairs_revised import registry_name
+
+        crows_file = registry_name(data_version, language)
+    data_name, data_sha = _data_source(
+        benchmark, data, loaded, honest_set=honest_set, crows_file=crows_file
+    )
     name = name or model
     config = {
         "benchmark": benchmark,
@@ -320,6 +343,8 @@ def evaluate(
         config["stereoset_mode"] = stereoset_mode
     if benchmark == "stereoset_mc":  # always: results before mc/ metrics are not reused
         config["mc_orders"] = mc_orders
+    if benchmark == "crows_pairs":
+        config.update({"data_version": data_version, "language": language})
     if benchmark == "crows_pairs" and crows_split != "all":
         config.update({"crows_split": crows_split, "split_seed": split_seed})
     if head_gates is not None:
@@ -642,6 +667,39 @@ def evaluate_suite(
         log.info("%s %s: %s", stage, benchmark, result.path.name)
         out.append(result)
     return out
+
+
+def _crows_choice(
+    model: str,
+    family: str | None,
+    mode: str,
+    data_version: str,
+    language: str,
+    data: str | None,
+) -> tuple[str, str]:
+    """CrowS-Pairs' mode and data version, resolved before data or model are loaded (the
+    default data depends on the mode, and ``auto`` mode on the model's family)."""
+    from debiaslab.benchmarks.crows_pairs import MODES, resolve_mode
+    from debiaslab.config import get_preset
+    from debiaslab.data.crows_pairs_revised import check_choice, resolve_data_version
+
+    check_choice(data_version, language)
+    if mode not in MODES:
+        raise ConfigError(f"unknown CrowS-Pairs mode {mode!r}; expected one of {MODES}")
+    if mode == "auto":
+        preset = get_preset(model)
+        if family is None and preset is not None:
+            family = preset.family
+        if family is None:
+            try:
+                family = _family_of(model)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot load a model config from {model!r} to choose the CrowS-Pairs "
+                    f"mode: {exc}. Give --family, or --mode nangia / harness."
+                ) from exc
+        mode = resolve_mode(family, mode)
+    return mode, resolve_data_version(mode, data_version, language, data)
 
 
 def _family_of(model: str) -> str:

@@ -110,12 +110,16 @@ def check_lengths(lm, lengths: Sequence[int], what: str = "sequence") -> None:
 
 def sentence_lengths(lm, sentences: Sequence[str]) -> list[int]:
     """Positions the model reads to score each sentence as :func:`sentence_token_logprobs` does
-    (masked LMs: the sentence with special tokens; causal: prefix token + sentence, minus one;
-    seq2seq: the decoder target). Benchmarks use it to find over-long items before scoring."""
+    (masked LMs: the sentence with special tokens; causal: context + continuation, minus one;
+    seq2seq: the longer of encoder input and decoder target). Benchmarks use it to find
+    over-long items before scoring."""
     tok = lm.tokenizer
+    if lm.family == "masked":
+        return [len(tok(s)["input_ids"]) for s in sentences]
+    items = empty_context_items(tok, sentences)
     if lm.family == "causal":
-        return [len(tok(s, add_special_tokens=False)["input_ids"]) for s in sentences]
-    return [len(tok(s)["input_ids"]) for s in sentences]
+        return [len(c) + len(t) - 1 for c, t in items]
+    return [max(len(c), len(t)) for c, t in items]
 
 
 def select_by_length(
@@ -258,6 +262,37 @@ def prefix_token_id(tokenizer) -> int:
     if tokenizer.eos_token_id is not None:
         return tokenizer.eos_token_id
     raise ValueError("tokenizer has neither a BOS nor an EOS token to condition on")
+
+
+def empty_context_items(tokenizer, sentences: Sequence[str]) -> list[tuple[list[int], list[int]]]:
+    """(context, continuation) token ids of bare sentences, as lm-evaluation-harness builds a
+    request whose context is ``""`` (``loglikelihood`` in ``lm_eval/api/model.py``).
+
+    The sentence is encoded without special tokens (no ``</s>`` for T5, no BOS for Llama) and
+    conditioned on :func:`prefix_token_id`; if the sentence itself begins with that token (its
+    text starts with, say, ``<|endoftext|>``), that token becomes the context and the rest is
+    scored, so the prefix is never scored as a token of the sentence. The same rule for causal
+    and seq2seq models (for seq2seq the context is the encoder input).
+
+    Raises:
+        ValueError: a sentence with nothing left to score (empty, or only the prefix token).
+
+    Example:
+        >>> from debiaslab.tiny import build_tokenizer
+        >>> tok = build_tokenizer("causal")  # <|endoftext|> (id 0) is its BOS
+        >>> plain, led = empty_context_items(tok, ["He ran.", "<|endoftext|>He ran."])
+        >>> plain == led, plain[0]
+        (True, [0])
+    """
+    prefix = prefix_token_id(tokenizer)
+    items = []
+    for k, sentence in enumerate(sentences):
+        ids = list(tokenizer(sentence, add_special_tokens=False)["input_ids"])
+        context, continuation = ([prefix], ids) if ids[:1] != [prefix] else (ids[:1], ids[1:])
+        if not continuation:
+            raise ValueError(f"sentence {k} ({sentence!r}) has no tokens to score")
+        items.append((context, continuation))
+    return items
 
 
 # --------------------------------------------------------------------------- masked LMs
@@ -445,29 +480,44 @@ def sentence_token_logprobs(
 ) -> list[np.ndarray]:
     """Per-token log-probabilities of whole sentences, by family (lm-evaluation-harness).
 
-    * causal: the sentence's tokens (no special tokens) after the BOS (else EOS) token;
-    * seq2seq: the sentence (with the tokenizer's special tokens, i.e. ``</s>``) as the decoder
-      target, given an encoder input of just the prefix token;
-    * masked: the pseudo-log-likelihood terms of every non-special token (Salazar et al. 2020).
+    * causal and seq2seq: lm-evaluation-harness's request with an empty context
+      (:func:`empty_context_items`): the sentence's tokens, encoded without special tokens,
+      after the BOS (else EOS) token — for seq2seq as the decoder target of an encoder input
+      holding just that token;
+    * masked: the pseudo-log-likelihood terms of every token but the structural specials
+      (:func:`pll_skipped_ids`: padding, CLS/SEP, BOS/EOS, mask); ``[UNK]`` is scored (Salazar
+      et al. 2020 score every word piece).
     """
     tok = lm.tokenizer
-    if lm.family == "causal":
-        prefix = [prefix_token_id(tok)]
-        items = [(prefix, tok(s, add_special_tokens=False)["input_ids"]) for s in sentences]
-        return causal_logprobs(lm, items, progress=progress, desc=desc)
-    if lm.family == "seq2seq":
-        prefix = [prefix_token_id(tok)]
-        items = [(prefix, tok(s)["input_ids"]) for s in sentences]
-        return seq2seq_logprobs(lm, items, progress=progress, desc=desc)
+    if lm.family in ("causal", "seq2seq"):
+        items = empty_context_items(tok, sentences)
+        engine = causal_logprobs if lm.family == "causal" else seq2seq_logprobs
+        return engine(lm, items, progress=progress, desc=desc)
     if lm.family == "masked":
         queries, owners = [], defaultdict(list)
+        skipped = pll_skipped_ids(tok)
         for k, s in enumerate(sentences):
             ids = tok(s)["input_ids"]
-            special = set(tok.all_special_ids)
             for p, t in enumerate(ids):
-                if t not in special:
+                if t not in skipped:
                     owners[k].append(len(queries))
                     queries.append(MaskedQuery(tuple(ids), p, t))
         flat = masked_logprobs(lm, queries, progress=progress, desc=desc)
         return [flat[owners[k]] for k in range(len(sentences))]
     raise ValueError(f"unknown family {lm.family!r}")
+
+
+def pll_skipped_ids(tokenizer) -> set[int]:
+    """Token ids a pseudo-log-likelihood leaves out: padding, CLS/SEP, BOS/EOS and the mask
+    token (they frame the sentence; they are not part of it). ``[UNK]`` is *not* among them:
+    an unknown word is part of the sentence, and its term counts.
+
+    Example:
+        >>> from debiaslab.tiny import build_tokenizer
+        >>> tok = build_tokenizer("masked")
+        >>> sorted(tok.convert_ids_to_tokens(sorted(pll_skipped_ids(tok))))
+        ['[CLS]', '[MASK]', '[PAD]', '[SEP]']
+    """
+    names = ("pad", "cls", "sep", "bos", "eos", "mask")
+    ids = {getattr(tokenizer, f"{name}_token_id", None) for name in names}
+    return {i for i in ids if i is not None}

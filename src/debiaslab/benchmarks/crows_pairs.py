@@ -3,8 +3,10 @@
 Card:
     Measures: the share of minimal sentence pairs in which a model gives the more stereotypical
         sentence (``sent_more``) a higher score than the less stereotypical one (``sent_less``).
-    Inputs: a loaded model and pairs from
-        :func:`debiaslab.data.crows_pairs.load_crows_pairs`.
+    Inputs: a loaded model and pairs from :func:`debiaslab.data.crows_pairs.load_crows_pairs`
+        (original, 1,508 English pairs) or
+        :func:`debiaslab.data.crows_pairs_revised.load_crows_pairs_revised` (revised English
+        or French, 1,677 pairs each; Névéol et al., ACL 2022).
     Modes:
         ``nangia`` (masked LMs) — exactly the original ``metric.py``: lower-case for uncased
         tokenizers; tokens shared by the two sentences found by ``difflib.SequenceMatcher``
@@ -12,18 +14,38 @@ Card:
         position; sentence score = sum of log-probabilities, rounded to 3 decimals; a pair
         counts when ``sent_more`` scores higher; ties are neutral (kept in the denominator of
         ``metric_score``; left out of ``stereo_score``/``antistereo_score``, as in the original).
-        ``harness`` (causal, seq2seq) — lm-evaluation-harness: sentence log-likelihood (causal:
-        after a BOS token; seq2seq: as decoder target of an encoder input holding only the
-        prefix token); ``pct_stereotype`` = share with ll(sent_more) > ll(sent_less) (ties are
-        not stereotyped), ``likelihood_diff`` = mean |ll(sent_more) − ll(sent_less)|.
+        ``harness`` — lm-evaluation-harness's ``crows_pairs`` task: a request with an empty
+        context per sentence, i.e. the sentence encoded without special tokens and scored
+        after the BOS (else EOS) token, or after its own first token if it starts with that
+        token (causal; seq2seq: as decoder target of an encoder input holding that token);
+        ``pct_stereotype`` = share with ll(sent_more) > ll(sent_less) (ties are not
+        stereotyped), ``likelihood_diff`` = mean |ll(sent_more) − ll(sent_less)|. A masked LM
+        in this mode is scored by pseudo-log-likelihood (every token but padding, CLS/SEP,
+        BOS/EOS and mask; ``[UNK]`` counts) — lm-eval has no masked LMs, so no published
+        counterpart.
+    Data: ``harness`` reads the revised data by default, ``nangia`` the original; French
+        exists only revised (``--data-version``, ``--language``; recorded in the result).
+    Reproduces:
+        ``nangia`` + original English: ``metric.py`` (the paper's BERT, RoBERTa and ALBERT
+        results): ``metric_score``, ``stereo_score``, ``antistereo_score``, ``neutral``.
+        ``harness`` + revised English / French: lm-evaluation-harness ``crows_pairs_english``
+        / ``crows_pairs_french`` (``pct_stereotype``, ``likelihood_diff``); its subtask
+        ``crows_pairs_<language>_<type>`` is our ``bias_type/<type>/...`` (lm-eval writes
+        ``-`` as ``_``: ``race-color`` → ``crows_pairs_english_race_color``; it selects rows
+        whose type starts with the name, which for these files is the same). lm-eval reports
+        a standard error where we report a bootstrap CI. The French file's empty
+        ``sent_less`` (id 129) is scored as the text ``"nan"``, as lm-eval's dataset stores it.
     Outputs: ``metric_score``, ``stereo_score``, ``antistereo_score`` (percent, ideal 50),
         ``neutral`` (count), ``neutral_pct``; or ``pct_stereotype`` (fraction, ideal 0.5) and
         ``likelihood_diff`` (lower is better); each also per ``bias_type/<type>/...``, each with a
         seeded 95% bootstrap CI over pairs.
     Caveat: Blodgett et al. (2021) found noise serious enough that CrowS-Pairs "may not be a good
         indicator" of social bias; read scores with their CIs and alongside other benchmarks.
+        The revised data fixes many of the issues they list, not all.
     Citation: Nangia, Vania, Bhalerao, Bowman. CrowS-Pairs: A Challenge Dataset for Measuring
-        Social Biases in Masked Language Models. EMNLP 2020.
+        Social Biases in Masked Language Models. EMNLP 2020. Névéol, Dupont, Bezançon, Fort.
+        French CrowS-Pairs: Extending a challenge dataset for measuring social bias in masked
+        language models to a language other than English. ACL 2022.
 """
 
 from __future__ import annotations
@@ -89,8 +111,13 @@ def nangia_queries(tokenizer, sent1: str, sent2: str, uncased: bool):
     return q1, q2
 
 
-def score_nangia(lm, pairs, *, progress: bool = True) -> pd.DataFrame:
-    """Per-pair ``metric.py`` scores for a masked LM, all masked copies batched at once."""
+def score_nangia(lm, pairs, *, progress: bool = True, rounded: bool = True) -> pd.DataFrame:
+    """Per-pair ``metric.py`` scores for a masked LM, all masked copies batched at once.
+
+    Scores are rounded to 3 decimals as ``metric.py`` rounds them (ties decide ``neutral``);
+    ``rounded=False`` keeps the sums, for parity checks that must not depend on where a
+    rounding boundary falls.
+    """
     tok = lm.tokenizer
     uncased = is_uncased(tok)
     queries: list[MaskedQuery] = []
@@ -112,7 +139,9 @@ def score_nangia(lm, pairs, *, progress: bool = True) -> pd.DataFrame:
     for pair, (a, b, c) in zip(pairs, spans, strict=True):
         score1, score2 = float(logprobs[a:b].sum()), float(logprobs[b:c].sum())
         more, less = (score1, score2) if pair.direction == "stereo" else (score2, score1)
-        rows.append(_row(pair, round(more, 3), round(less, 3), n_masked=b - a))
+        if rounded:
+            more, less = round(more, 3), round(less, 3)
+        rows.append(_row(pair, more, less, n_masked=b - a))
     return pd.DataFrame(rows)
 
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -80,6 +81,7 @@ CSV_COLUMNS = (
     "anon_writer",
     "anon_annotators",
 )
+log = logging.getLogger(__name__)
 INDEX_FIELD = "index"  # how error messages name the unnamed leading index column
 _NON_NEGATIVE_INT = re.compile("[0-9]+")
 
@@ -89,14 +91,15 @@ class CrowsPair:
     """One CrowS-Pairs record.
 
     Attributes:
-        index: the record's id (the file's unnamed index column, else its 0-based position).
+        index: the record's id (the file's unnamed index column, else its 0-based position);
+            an ``int`` in the original file, text in the revised ones (``"17"``, ``"LA12"``).
         sent_more: the more stereotypical sentence.
         sent_less: the less stereotypical sentence.
         direction: ``"stereo"`` or ``"antistereo"`` (the file's ``stereo_antistereo``).
         bias_type: e.g. ``"race-color"``; see :data:`BIAS_TYPES`.
     """
 
-    index: int
+    index: int | str
     sent_more: str
     sent_less: str
     direction: str  # 'stereo' | 'antistereo'
@@ -174,13 +177,21 @@ def write_crows_pairs_csv(pairs: Iterable[CrowsPair], path: str | os.PathLike) -
     return fetch.write_bytes_atomic(dest, data)
 
 
+def _header_line(columns: tuple[str, ...], delimiter: str) -> str:
+    if delimiter == ",":
+        return ",".join(columns)
+    return "of tab-separated columns " + ", ".join(repr(c) for c in columns)
+
+
 def _lines(first: int, last: int) -> str:
     return f"line {first}" if first == last else f"lines {first}-{last}"
 
 
-def _records(text: str, file: str | Path) -> Iterator[tuple[int, str, list[str]]]:
+def _records(
+    text: str, file: str | Path, delimiter: str = ","
+) -> Iterator[tuple[int, str, list[str]]]:
     """Yield ``(row, lines, fields)`` per non-blank CSV record; the header is row 0."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     row, last_line = -1, 0
     while True:
         try:
@@ -201,13 +212,28 @@ def _records(text: str, file: str | Path) -> Iterator[tuple[int, str, list[str]]
         yield row, _lines(first_line, last_line), fields
 
 
-def _parse(data: bytes, file: str | Path) -> list[CrowsPair]:
+def _parse(
+    data: bytes,
+    file: str | Path,
+    *,
+    delimiter: str = ",",
+    columns: tuple[str, ...] = CSV_COLUMNS,
+    string_ids: bool = False,
+    empty_sentence: str | None = None,
+) -> list[CrowsPair]:
+    """Parse a CrowS-Pairs table (the original CSV by default).
+
+    ``delimiter`` and ``columns`` (the header the error messages expect) describe the format;
+    ``string_ids`` keeps the index column as text (the revised files have ids such as
+    ``LA12``); ``empty_sentence``, when set, is read in place of an empty sentence field
+    instead of an error (the revised loader's lm-evaluation-harness compatibility).
+    """
     text, bad_byte = fetch.decode_utf8(data)
-    records = _records(text, file)
+    records = _records(text, file, delimiter)
     header_row = next(records, None)
     if header_row is None:
         raise DataFormatError(
-            f"the file is empty; expected a header line {','.join(CSV_COLUMNS)}",
+            f"the file is empty; expected a header line {_header_line(columns, delimiter)}",
             file=file,
             row=0,
         )
@@ -239,14 +265,14 @@ def _parse(data: bytes, file: str | Path) -> list[CrowsPair]:
     position = {name: i for i, name in enumerate(header)}
 
     pairs: list[CrowsPair] = []
-    row_of_index: dict[int, int] = {}
+    row_of_index: dict[int | str, int] = {}
     for row, lines, fields in records:
         if len(fields) != len(header):
             # a short record names its first missing column; a long one has no name to give
             first_missing = header[len(fields)] if len(fields) < len(header) else None
             raise DataFormatError(
                 f"{len(fields)} fields but the header has {len(header)} ({lines}); check the "
-                "quoting and the commas of this record",
+                f"quoting and the {'commas' if delimiter == ',' else 'tabs'} of this record",
                 file=file,
                 row=row,
                 field=first_missing,
@@ -261,7 +287,10 @@ def _parse(data: bytes, file: str | Path) -> list[CrowsPair]:
                         row=row,
                         field=name or INDEX_FIELD,
                     )
-        index = _index(fields[0], row, lines, file) if has_index else row - 1
+        if string_ids:
+            index: int | str = _id(fields[0], row, lines, file) if has_index else str(row - 1)
+        else:
+            index = _index(fields[0], row, lines, file) if has_index else row - 1
         if index in row_of_index:
             raise DataFormatError(
                 f"duplicate index {index}: row {row_of_index[index]} has it too ({lines})",
@@ -272,6 +301,16 @@ def _parse(data: bytes, file: str | Path) -> list[CrowsPair]:
         row_of_index[index] = row
         values = {name: fields[position[name]] for name in REQUIRED_COLUMNS}
         for name in ("sent_more", "sent_less", "bias_type"):
+            if values[name] == "" and empty_sentence is not None and name != "bias_type":
+                log.warning(
+                    "%s: row %d, field '%s' is empty; read as %r, as lm-evaluation-harness "
+                    "reads it",
+                    file,
+                    row,
+                    name,
+                    empty_sentence,
+                )
+                values[name] = empty_sentence
             if not values[name].strip():
                 raise DataFormatError(f"empty value ({lines})", file=file, row=row, field=name)
         if values["stereo_antistereo"] not in DIRECTIONS:
@@ -294,6 +333,18 @@ def _parse(data: bytes, file: str | Path) -> list[CrowsPair]:
     if not pairs:
         raise DataFormatError("no data rows after the header", file=file, row=1)
     return pairs
+
+
+def _id(value: str, row: int, lines: str, file: str | Path) -> str:
+    if not value or value != value.strip():
+        raise DataFormatError(
+            f"the unnamed first (id) column holds {value!r}; expected a non-empty id without "
+            f"surrounding spaces ({lines})",
+            file=file,
+            row=row,
+            field=INDEX_FIELD,
+        )
+    return value
 
 
 def _index(value: str, row: int, lines: str, file: str | Path) -> int:

@@ -58,6 +58,11 @@ _BOLD = "amazon-science/bold/3ad652c773f5d1e30d5f6f61657ed934d768ecad"
 _WINOBIAS = "uclanlp/corefBias/0bce984dd081bbc10b0622f326727a024c607895"
 _GN_GLOVE = "uclanlp/gn_glove/7e0c7cabb67875bef76b0d3026846e1c2029c860"
 _HONEST = "MilaNLProc/honest/6efc7817cbeb36e61bba51a34bbce13ecc8af69f"
+# Revised English and French CrowS-Pairs (Névéol et al. 2022), the files lm-evaluation-harness
+# scores. Their home, gitlab.inria.fr/french-crows-pairs/acl-2022-paper-data-and-code
+# (data/<file>, branch main, unpinned), is what the Hub dataset's loading script downloads; the
+# pinned byte copy below is the one whose sha256 shared/data/SOURCES.md records.
+_CROWS_REVISED = "shijing001/bayes_factor_bias_detection/9efa5cb6a9854d4f1407d475d86995a1a75968b3"
 _BOLD_SHA256 = {
     "gender": "a863aaf2492e3c911c39f435005abee2eba5f5edabe836e97de110cd83273054",
     "political_ideology": "a83ea7cc272971b618231e13bcb5c1d1be5b208c92135c4ffde85be31f8ab4c6",
@@ -72,6 +77,16 @@ REGISTRY: dict[str, RemoteFile] = {
         f"{_RAW}/nyu-mll/crows-pairs/8aaac11c485473159ec9328a65253a5be9a479dc"
         "/data/crows_pairs_anonymized.csv",
         sha256="dfb36986ce0502abbaf7055b9176da3d08d48e07df1251991b5dfbcbceab9d0c",
+    ),
+    "crows_pairs_revised_english": RemoteFile(
+        "crows_pairs_revised/crows_pairs_EN_revised+210.csv",
+        f"{_RAW}/{_CROWS_REVISED}/crows_pairs_EN_revised%2B210.csv",
+        sha256="c2c449a051ae93a61dae7a882c7a3efdfce04215c492ed2365d01c0861cecafe",
+    ),
+    "crows_pairs_revised_french": RemoteFile(
+        "crows_pairs_revised/crows_pairs_FR_languagearc_contribution+210.csv",
+        f"{_RAW}/{_CROWS_REVISED}/crows_pairs_FR_languagearc_contribution%2B210.csv",
+        sha256="1b5de822b34188375c04b949ec2e2678373b65f81d8f0bfbbef9b7df3958d2e9",
     ),
     "stereoset_dev": RemoteFile(
         "stereoset/dev.json",

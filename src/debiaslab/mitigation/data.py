@@ -6,6 +6,12 @@ Recipes:
         ``antistereo`` pair — the side ``metric.py`` counts as *not* stereotypical). Pairs are
         split once, by pair id and a seed, into a training part and a held-out part; only the
         training part is trained on and only the held-out part may be evaluated afterwards.
+        The split holds across data versions: the revised English and the French files
+        (:mod:`debiaslab.data.crows_pairs_revised`) keep the original record index as the id
+        of each revised or translated pair (``"17"`` hashes as ``17`` does), and their new
+        pairs (``LA0``…) were never in the original, so a model trained on one version's
+        training half is evaluated on the held-out half of any version without seeing its
+        training pairs.
         CrowS-Pairs' data statement asks that it be used for evaluation, not training: this
         recipe is a research baseline, and a model trained on it must be evaluated on pairs
         it has not seen (:func:`check_crows_evaluation`).
@@ -34,7 +40,7 @@ HELDOUT_FRACTION = 0.5
 SWAP_FILES = ("winobias_generalized_swaps", "winobias_extra_gendered_words")
 
 
-def in_heldout(pair_id: int, seed: int = 0, fraction: float = HELDOUT_FRACTION) -> bool:
+def in_heldout(pair_id: int | str, seed: int = 0, fraction: float = HELDOUT_FRACTION) -> bool:
     """Whether a pair is held out: sha256 of (seed, id) below ``fraction`` (stable per pair).
 
     The assignment of one pair never depends on which other pairs are loaded.
@@ -197,12 +203,14 @@ def recipe_texts(
         split_seed: seed of the CrowS-Pairs train/held-out split.
     """
     if recipe == "crows_counter":
-        from debiaslab.data.crows_pairs import load_crows_pairs
+        from debiaslab.data.crows_pairs_revised import file_format, load_pairs
 
-        pairs = load_crows_pairs(data)
+        version = file_format(data) if data and Path(data).is_file() else "original"
+        pairs = load_pairs(version, "english", data)
         texts = crows_counter_texts(pairs, seed=split_seed)
         return texts, {
             "source": Path(data).name if data else "crows_pairs_anonymized.csv",
+            "data_version": version,
             "split_seed": split_seed,
             "heldout_fraction": HELDOUT_FRACTION,
             "n_pairs": len(pairs),
