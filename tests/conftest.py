@@ -102,3 +102,20 @@ def demo_run(tmp_path_factory, shared_data):
             return collection.run(root / "run", output_root=root / "out", workers=2)
         except collection.CollectionError as exc:
             return exc.summary
+
+
+@pytest.fixture(scope="session")
+def kill_after():
+    """A factory of Trainer callbacks that stop the run like a lost Kaggle session: a
+    ``KeyboardInterrupt`` at the end of step ``step``."""
+    from transformers import TrainerCallback
+
+    class KillAfter(TrainerCallback):
+        def __init__(self, step: int) -> None:
+            self.step = step
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == self.step:
+                raise KeyboardInterrupt
+
+    return KillAfter

@@ -7,7 +7,6 @@ import json
 import pandas as pd
 import pytest
 import torch
-from transformers import TrainerCallback
 
 from debiaslab import cli, tiny
 from debiaslab.benchmarks.crows_pairs import paired_difference
@@ -87,17 +86,6 @@ def test_cda_swaps_both_ways_with_case_and_her(shared_data, tmp_path, monkeypatc
 # ------------------------------------------------------------------------------- training
 
 
-class KillAfter(TrainerCallback):
-    """Stops the process like a lost Kaggle session: an exception after ``step`` steps."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise KeyboardInterrupt
-
-
 def weights(directory) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
@@ -106,13 +94,13 @@ def weights(directory) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])
-def test_a_killed_run_resumed_ends_with_the_same_weights(method, tiny_dirs, tmp_path):
+def test_a_killed_run_resumed_ends_with_the_same_weights(method, tiny_dirs, tmp_path, kill_after):
     config = FinetuneConfig(method=method, steps=8, save_steps=3, batch_size=4, lr=1e-3)
     model = str(tiny_dirs["causal"])
     whole = finetune(model, tmp_path / "whole", TEXTS, config, progress=False)
     with pytest.raises(KeyboardInterrupt):
         finetune(
-            model, tmp_path / "killed", TEXTS, config, progress=False, callbacks=[KillAfter(5)]
+            model, tmp_path / "killed", TEXTS, config, progress=False, callbacks=[kill_after(5)]
         )
     assert not (tmp_path / "killed" / "finetune.json").exists()  # unfinished, and says so
     with pytest.raises(ConfigError, match="already holds checkpoints"):

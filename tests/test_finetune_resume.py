@@ -29,17 +29,6 @@ TEXTS = tiny.planted_texts(0.5, 40, seed=0)
 CONFIG = FinetuneConfig(method="lora", steps=8, save_steps=3, batch_size=4, lr=1e-3)
 
 
-class KillAfter(TrainerCallback):
-    """Stops the process like a lost session: an exception at the end of step ``step``."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise KeyboardInterrupt
-
-
 class KillAtTrainEnd(TrainerCallback):
     """A kill after the last checkpoint was saved, before the adapter and manifest."""
 
@@ -80,7 +69,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_dirs, tmp_path_factory):
+def runs(tiny_dirs, tmp_path_factory, kill_after):
     """An uninterrupted run, and a run killed at step 7 (checkpoints 3 and 6 saved)."""
     root = tmp_path_factory.mktemp("runs")
     model = str(tiny_dirs["causal"])
@@ -96,7 +85,7 @@ def runs(tiny_dirs, tmp_path_factory):
             CONFIG,
             progress=False,
             device="cpu",
-            callbacks=[KillAfter(7)],
+            callbacks=[kill_after(7)],
         )
     return {"model": model, "whole": whole, "killed": root / "killed", "trainer_loss": loss.value}
 

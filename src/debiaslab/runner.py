@@ -705,7 +705,9 @@ def _crows_choice(
 def _family_of(model: str) -> str:
     from debiaslab.models import detect_family, load_config
 
-    return detect_family(load_config(model))  # one-line errors for a bad name
+    # One-line errors for a bad name; only the config is read, so pickle-only weights are
+    # left for load_model to judge (with the user's --allow-pickle-weights).
+    return detect_family(load_config(model, use_safetensors=None))
 
 
 def summary_table(results: list[RunResult]):
