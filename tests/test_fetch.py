@@ -15,6 +15,7 @@ import pytest
 from debiaslab.data import fetch
 from debiaslab.data.crows_pairs import load_crows_pairs
 from debiaslab.errors import ChecksumError, DataNotFoundError
+from debiaslab.io import write_bytes_atomic
 
 CROWS = fetch.REGISTRY["crows_pairs"]
 
@@ -170,15 +171,15 @@ def test_decode_utf8_locates_the_first_bad_byte() -> None:
 
 def test_write_bytes_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dest = tmp_path / "sub" / "out.bin"
-    assert fetch.write_bytes_atomic(dest, b"first") == dest
+    assert write_bytes_atomic(dest, b"first") == dest
     assert dest.read_bytes() == b"first"
 
     def failing_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(fetch.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
-        fetch.write_bytes_atomic(dest, b"second")
+        write_bytes_atomic(dest, b"second")
     monkeypatch.undo()
     assert dest.read_bytes() == b"first"  # the old file is intact
     assert files_under(tmp_path) == [dest]  # no temp file left

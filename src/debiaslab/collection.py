@@ -285,7 +285,7 @@ def run(
 
 
 def _write_timings(run_dir: Path, summary: RunSummary) -> None:
-    from debiaslab.data.fetch import write_bytes_atomic
+    from debiaslab.io import write_bytes_atomic
 
     text = json.dumps(summary.as_dict(), indent=2) + "\n"
     write_bytes_atomic(run_dir / "timings.json", text.encode("utf-8"))

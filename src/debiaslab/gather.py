@@ -44,10 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from debiaslab.data.fetch import write_bytes_atomic
 from debiaslab.errors import ConfigError, DataFormatError
 from debiaslab.folders import walk_files
 from debiaslab.hub import _SECRET_NAME, SKIP_DIRS
+from debiaslab.io import write_bytes_atomic
 from debiaslab.results import ARTIFACT_NAMES, SCHEMA
 
 log = logging.getLogger(__name__)

@@ -75,8 +75,8 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from debiaslab.data.fetch import write_bytes_atomic
 from debiaslab.errors import ConfigError, DataFormatError
+from debiaslab.io import write_bytes_atomic
 from debiaslab.results import slug
 from debiaslab.scoring import (
     MASKED_BATCH_TOKENS,

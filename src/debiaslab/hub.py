@@ -43,10 +43,10 @@ from typing import Any
 import yaml
 
 import debiaslab
-from debiaslab.data.fetch import write_bytes_atomic
 from debiaslab.env import get_secret
 from debiaslab.errors import ConfigError
 from debiaslab.folders import walk_files
+from debiaslab.io import write_bytes_atomic
 from debiaslab.results import (
     as_number,
     decimals_for,

@@ -238,7 +238,7 @@ def targets(root: Path | None = None) -> dict[Path, tuple[str, Entry]]:
 
 def render(root: Path | None = None) -> list[Path]:
     """Write every notebook of the collection (atomically); return the paths."""
-    from debiaslab.data.fetch import write_bytes_atomic
+    from debiaslab.io import write_bytes_atomic
 
     out = []
     for path, (stage, entry) in targets(root).items():

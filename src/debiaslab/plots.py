@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from debiaslab.data.fetch import write_bytes_atomic
+from debiaslab.io import write_bytes_atomic
 
 
 def save_figure(fig, path_stem: str | Path, formats=("png", "pdf")) -> list[Path]:

@@ -853,7 +853,7 @@ def abstract(results: Results) -> str:
 
 def write_generated(results: Results, drawn: Mapping[str, list[Path]], out: Path) -> list[Path]:
     """Write ``generated/{abstract,setup,results}.typ`` atomically; return the paths."""
-    from debiaslab.data.fetch import write_bytes_atomic
+    from debiaslab.io import write_bytes_atomic
 
     texts = {
         "abstract.typ": abstract(results),
@@ -865,7 +865,7 @@ def write_generated(results: Results, drawn: Mapping[str, list[Path]], out: Path
 
 def compile_pdf(report_dir: str | Path, root: str | Path | None = None) -> Path:
     """Compile ``report_dir/paper.typ`` to ``report_dir/debiaslab-report.pdf`` (atomically)."""
-    from debiaslab.data.fetch import write_bytes_atomic
+    from debiaslab.io import write_bytes_atomic
 
     try:
         import typst

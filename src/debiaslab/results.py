@@ -26,8 +26,8 @@ from typing import Any
 import pandas as pd
 
 import debiaslab
-from debiaslab.data.fetch import write_bytes_atomic
 from debiaslab.errors import DataFormatError
+from debiaslab.io import write_bytes_atomic
 from debiaslab.validate import write_error
 
 SCHEMA = "debiaslab.result/1"

@@ -57,6 +57,7 @@ from pathlib import Path
 
 from debiaslab.data import fetch
 from debiaslab.errors import DataFormatError
+from debiaslab.io import write_bytes_atomic
 
 DIRECTIONS = ("stereo", "antistereo")
 BIAS_TYPES = (  # the 9 types of the published file; the loader accepts other non-empty names
@@ -174,7 +175,7 @@ def write_crows_pairs_csv(pairs: Iterable[CrowsPair], path: str | os.PathLike) -
                 f"{dest}: pair {position} would not read back identically: {wrote!r} would "
                 f"load as {got!r}; nothing was written"
             )
-    return fetch.write_bytes_atomic(dest, data)
+    return write_bytes_atomic(dest, data)
 
 
 def _header_line(columns: tuple[str, ...], delimiter: str) -> str:

@@ -4,9 +4,8 @@ Downloads come from the dataset's canonical repository at a pinned commit and ar
 (sha256, or git's blob SHA-1 where only that is published) before they are moved, atomically,
 into the cache. Nothing half-downloaded is ever left under a name the loaders would read.
 
-Also the two byte-level helpers every loader and writer shares: :func:`decode_utf8` (strict
-UTF-8 that still lets a loader say which record holds a bad byte) and
-:func:`write_bytes_atomic` (temp file in the same directory, then ``os.replace``).
+Also the byte-level helper every loader shares: :func:`decode_utf8` (strict UTF-8 that still
+lets a loader say which record holds a bad byte). Atomic writes live in :mod:`debiaslab.io`.
 """
 
 from __future__ import annotations
@@ -23,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from debiaslab.errors import ChecksumError, DataFormatError, DataNotFoundError
+from debiaslab.io import FILE_MODE
 
 log = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "DEBIASLAB_DATA_DIR"
 CACHE_DIR_ENV = "DEBIASLAB_CACHE"
-_FILE_MODE = 0o644  # mkstemp creates 0600; published data and written benchmarks are shareable
 _UNDECODABLE = re.compile("[\udc80-\udcff]")  # bytes that `surrogateescape` could not decode
 _UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -253,7 +252,7 @@ def download(remote: RemoteFile, dest: Path, timeout: float = 60.0) -> Path:
             while block := r.read(1 << 20):
                 out.write(block)
         verify(tmp, remote)
-        os.chmod(tmp, _FILE_MODE)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, dest)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise DataNotFoundError(
@@ -307,31 +306,6 @@ def parse_yaml(text: str, file: str | Path):
 def has_undecodable(text: str) -> bool:
     """Whether ``text`` (from :func:`decode_utf8`) holds bytes that were not valid UTF-8."""
     return _UNDECODABLE.search(text) is not None
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``.
-
-    Readers see the old file or the new one, never a partial one. Parent directories are
-    created. The file gets mode 0644.
-
-    Returns:
-        The path written.
-    """
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
 
 
 def resolve(name: str, path: str | os.PathLike | None = None, *, download_ok: bool = True) -> Path:

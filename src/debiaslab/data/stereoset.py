@@ -68,6 +68,7 @@ from typing import Any
 
 from debiaslab.data import fetch
 from debiaslab.errors import DataFormatError, DataNotFoundError
+from debiaslab.io import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +266,7 @@ def write_stereoset_json(stereoset: StereoSet, path: str | os.PathLike) -> Path:
                     f"{dest}: {split}[{position}] would not read back identically: "
                     f"{wrote!r} would load as {got!r}; nothing was written"
                 )
-    return fetch.write_bytes_atomic(dest, data)
+    return write_bytes_atomic(dest, data)
 
 
 def _default_path() -> Path:

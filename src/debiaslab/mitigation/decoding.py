@@ -437,7 +437,7 @@ def tradeoff_table(
 
     table = pd.DataFrame(rows)
     if output is not None:
-        from debiaslab.data.fetch import write_bytes_atomic
+        from debiaslab.io import write_bytes_atomic
 
         write_bytes_atomic(output, table.to_csv(index=False).encode("utf-8"))
         if lm is not None and benchmark is not None:

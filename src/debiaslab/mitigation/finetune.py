@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from debiaslab.data.fetch import write_bytes_atomic
 from debiaslab.errors import ConfigError
+from debiaslab.io import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 

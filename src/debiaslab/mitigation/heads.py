@@ -148,7 +148,7 @@ class HeadGates:
         """Write the gates as safetensors (atomically)."""
         from safetensors.torch import save
 
-        from debiaslab.data.fetch import write_bytes_atomic
+        from debiaslab.io import write_bytes_atomic
 
         data = save({n: g.contiguous() for n, g in self.gates.items()}, {"format": "head-gates"})
         return write_bytes_atomic(path, data)

@@ -70,10 +70,10 @@ from typing import Any
 
 import torch
 
-from debiaslab.data.fetch import write_bytes_atomic
 from debiaslab.env import get_secret, select_device, select_dtype
 from debiaslab.errors import ConfigError, DataFormatError
 from debiaslab.generation import JsonlAppender
+from debiaslab.io import write_bytes_atomic
 from debiaslab.scoring import _run_batches
 
 log = logging.getLogger(__name__)

@@ -1216,7 +1216,7 @@ def synthesize_prompts(
 
 def save_pairs(pairs: Sequence[Mapping[str, str]], path: str | Path) -> Path:
     """Write instruction pairs as a JSON list (atomically); :func:`load_seed_pairs` reads it."""
-    from debiaslab.data.fetch import write_bytes_atomic
+    from debiaslab.io import write_bytes_atomic
 
     text = json.dumps(list(pairs), ensure_ascii=False, indent=1) + "\n"
     return write_bytes_atomic(path, text.encode("utf-8"))

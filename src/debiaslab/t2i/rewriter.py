@@ -54,9 +54,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from debiaslab.data.fetch import write_bytes_atomic
 from debiaslab.errors import ConfigError, DataFormatError
 from debiaslab.generation import GenerationSettings
+from debiaslab.io import write_bytes_atomic
 from debiaslab.t2i.precise_data import (
     DEFAULT_GROUPS,
     DEFAULT_INSTRUCTION,

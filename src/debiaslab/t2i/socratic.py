@@ -151,7 +151,7 @@ def refine(
     """
     from tqdm.auto import tqdm
 
-    from debiaslab.data.fetch import write_bytes_atomic
+    from debiaslab.io import write_bytes_atomic
     from debiaslab.t2i.classify import clip_score, embed_texts
     from debiaslab.t2i.generate import generate_images
 
