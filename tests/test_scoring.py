@@ -16,7 +16,7 @@ from transformers import (
     RobertaForMaskedLM,
 )
 
-from debiaslab import scoring
+from debiaslab.batching import length_batches
 from debiaslab.models import from_objects
 from debiaslab.scoring import (
     MaskedQuery,
@@ -223,12 +223,12 @@ def test_other_runtime_errors_are_not_swallowed(masked, monkeypatch):
 
 def test_length_batches_respect_token_budget_and_exact_lengths():
     lengths = [5, 7, 5, 5, 7, 3, 5]
-    batches = scoring._length_batches(lengths, max_tokens=10, exact=True)
+    batches = length_batches(lengths, max_tokens=10, exact=True)
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     for batch in batches:
         assert len({lengths[i] for i in batch}) == 1
         assert len(batch) * lengths[batch[0]] <= 10 or len(batch) == 1
-    padded = scoring._length_batches(lengths, max_tokens=100, exact=False, max_size=2)
+    padded = length_batches(lengths, max_tokens=100, exact=False, max_size=2)
     assert all(len(b) <= 2 for b in padded)
 
 

@@ -11,7 +11,7 @@ Design of :func:`generate`:
 Batching.
     Prompts are tokenized one by one, sorted by length and batched (``batch_size`` sequences,
     else ``lm.batch_size``, else :data:`GENERATION_BATCH_SIZE`), through the scoring engine's
-    ``_run_batches``: a tqdm bar, and a batch halved on CUDA out-of-memory. A causal model reads
+    ``run_batches``: a tqdm bar, and a batch halved on CUDA out-of-memory. A causal model reads
     LEFT-padded prompts (padding is built here with an attention mask, so the tokenizer's
     ``padding_side`` is never touched) and its output is only the new tokens; a seq2seq model
     reads right-padded encoder inputs and its output is the decoder's. Texts are decoded with
@@ -75,19 +75,11 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from debiaslab.batching import device_of, length_batches, pad_rows, run_batches, unwrap_model
 from debiaslab.errors import ConfigError, DataFormatError
 from debiaslab.io import write_bytes_atomic
 from debiaslab.results import slug
-from debiaslab.scoring import (
-    MASKED_BATCH_TOKENS,
-    _device_of,
-    _length_batches,
-    _mlm_head,
-    _run_batches,
-    _unwrap,
-    pad_rows,
-    prefix_token_id,
-)
+from debiaslab.scoring import MASKED_BATCH_TOKENS, _mlm_head, prefix_token_id
 
 log = logging.getLogger(__name__)
 
@@ -502,7 +494,7 @@ def _generate_rows(
     """Generate one text per ``(key, prompt, index)`` row, in row order."""
     tokenizer = lm.tokenizer
     causal = lm.family == "causal"
-    device = _device_of(lm.model)
+    device = device_of(lm.model)
     pad_id = _pad_id(tokenizer)
     encoded: dict[str, list[int]] = {}
     for _, prompt, _ in rows:
@@ -513,7 +505,7 @@ def _generate_rows(
     row_ids = [encoded[prompt] for _, prompt, _ in rows]
     lengths = [len(ids) + settings.max_new_tokens for ids in row_ids]
     size = batch_size or lm.batch_size or GENERATION_BATCH_SIZE
-    batches = _length_batches(lengths, _NO_TOKEN_BUDGET, exact=False, max_size=size)
+    batches = length_batches(lengths, _NO_TOKEN_BUDGET, exact=False, max_size=size)
 
     @torch.inference_mode()
     def run(batch: list[int]) -> list[str]:
@@ -542,7 +534,7 @@ def _generate_rows(
             writer.write([rows[i] for i in batch], texts)
         return texts
 
-    return _run_batches(batches, run, n_items=len(rows), progress=progress, desc="generate")
+    return run_batches(batches, run, n_items=len(rows), progress=progress, desc="generate")
 
 
 # --------------------------------------------------------------------------- fill-mask
@@ -586,8 +578,8 @@ def fill_mask(
         raise ConfigError(f"the tokenizer of {lm.name} has no mask token")
     if not _is_int(top_k) or top_k < 1:
         raise ConfigError(f"top_k must be a positive integer, got {top_k!r}")
-    model = _unwrap(lm.model)
-    device = _device_of(model)
+    model = unwrap_model(lm.model)
+    device = device_of(model)
     parts = _mlm_head(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     encoded: list[list[int]] = []
@@ -628,5 +620,5 @@ def fill_mask(
 
     budget = getattr(lm, "batch_tokens", None) or MASKED_BATCH_TOKENS
     size = batch_size or lm.batch_size
-    batches = _length_batches([len(ids) for ids in encoded], budget, exact=False, max_size=size)
-    return _run_batches(batches, run, n_items=len(encoded), progress=progress, desc="fill-mask")
+    batches = length_batches([len(ids) for ids in encoded], budget, exact=False, max_size=size)
+    return run_batches(batches, run, n_items=len(encoded), progress=progress, desc="fill-mask")

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from debiaslab.batching import device_of, length_batches, run_batches, unwrap_model
 from debiaslab.errors import DebiaslabError
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def max_length(model, tokenizer=None) -> int | None:
 
     RoBERTa-style tables reserve ``pad_token_id + 1`` rows (514 rows, 512 usable).
     """
-    config = _unwrap(model).config
+    config = unwrap_model(model).config
     limit = getattr(config, "n_positions", None) or getattr(
         config, "max_position_embeddings", None
     )
@@ -164,97 +164,6 @@ def select_by_length(
     return kept, skipped
 
 
-def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-def _length_batches(
-    lengths: Sequence[int], max_tokens: int, exact: bool, max_size: int | None = None
-) -> list[list[int]]:
-    """Group item indices into batches of ≤ ``max_tokens`` padded tokens, longest first.
-
-    With ``exact`` every batch holds items of one length only (no padding at all);
-    ``max_size`` caps the number of sequences in a batch.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        width = lengths[current[0]] if current else lengths[i]
-        same = not exact or lengths[i] == width
-        full = (len(current) + 1) * width > max_tokens or len(current) == (max_size or -1)
-        if current and (not same or full):
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
-
-
-def _run_batches(
-    batches: list[list[int]],
-    run: Callable[[list[int]], list],
-    *,
-    n_items: int,
-    progress: bool,
-    desc: str,
-) -> list:
-    """Run ``run`` on each batch; on OOM split the batch in two and retry. Results by item."""
-    results: list = [None] * n_items
-    todo = list(reversed(batches))
-    with tqdm(total=n_items, desc=desc, disable=not progress, unit="seq", leave=False) as bar:
-        while todo:
-            batch = todo.pop()
-            try:
-                out = run(batch)
-            except Exception as exc:
-                if not _is_oom(exc) or len(batch) == 1:
-                    raise
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                half = len(batch) // 2
-                log.warning("out of memory at batch size %d; retrying with %d", len(batch), half)
-                todo.extend([batch[half:], batch[:half]])
-                continue
-            for i, value in zip(batch, out, strict=True):
-                results[i] = value
-            bar.update(len(batch))
-    return results
-
-
-def pad_rows(
-    rows: Sequence[Sequence[int]], pad_id: int, *, left: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad token id lists into ``(input_ids, attention_mask)``, on the right or the left.
-
-    Example:
-        >>> ids, mask = pad_rows([[5, 6], [7]], 0, left=True)
-        >>> ids.tolist(), mask.tolist()
-        ([[5, 6], [0, 7]], [[1, 1], [0, 1]])
-    """
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, row in enumerate(rows):
-        cols = slice(width - len(row), width) if left else slice(0, len(row))
-        ids[i, cols] = torch.tensor(list(row), dtype=torch.long)
-        mask[i, cols] = 1
-    return ids, mask
-
-
-def _unwrap(model):
-    """The transformers model under a PEFT wrapper (adapter layers stay active)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
-
-
-def _device_of(model) -> torch.device:
-    return next(model.parameters()).device
-
-
 def prefix_token_id(tokenizer) -> int:
     """The token a sentence is conditioned on: BOS, else EOS (lm-evaluation-harness)."""
     if tokenizer.bos_token_id is not None:
@@ -335,11 +244,11 @@ def masked_logprobs(
         >>> lp.shape, bool(lp[0] < 0)
         ((1,), True)
     """
-    model, tokenizer = _unwrap(lm.model), lm.tokenizer
+    model, tokenizer = unwrap_model(lm.model), lm.tokenizer
     mask_id = tokenizer.mask_token_id
     if mask_id is None:
         raise ValueError("tokenizer has no mask token: masked-LM scoring needs one")
-    device = _device_of(model)
+    device = device_of(model)
     parts = _mlm_head(model)
     lengths = [len(q.input_ids) for q in queries]
     check_lengths(lm, lengths, "masked query")
@@ -362,8 +271,8 @@ def masked_logprobs(
         return logprobs[rows.to(device), targets.to(device)].tolist()
 
     budget = lm.batch_tokens or MASKED_BATCH_TOKENS
-    batches = _length_batches(lengths, budget, exact=True, max_size=lm.batch_size)
-    out = _run_batches(batches, run, n_items=len(queries), progress=progress, desc=desc)
+    batches = length_batches(lengths, budget, exact=True, max_size=lm.batch_size)
+    out = run_batches(batches, run, n_items=len(queries), progress=progress, desc=desc)
     return np.asarray(out, dtype=np.float64)
 
 
@@ -382,8 +291,8 @@ def causal_logprobs(
     The context must be non-empty (use ``[prefix_token_id(tokenizer)]`` for a bare sentence).
     Batches are right-padded, which leaves every real position of a causal model unchanged.
     """
-    model, tokenizer = _unwrap(lm.model), lm.tokenizer
-    device = _device_of(model)
+    model, tokenizer = unwrap_model(lm.model), lm.tokenizer
+    device = device_of(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for k, (context, continuation) in enumerate(items):
         if len(context) == 0 or len(continuation) == 0:
@@ -417,8 +326,8 @@ def causal_logprobs(
         return [v.numpy() for v in torch.split(values.double().cpu(), owners)]
 
     budget = lm.batch_tokens or CAUSAL_BATCH_TOKENS
-    batches = _length_batches(lengths, budget, exact=False, max_size=lm.batch_size)
-    return _run_batches(batches, run, n_items=len(items), progress=progress, desc=desc)
+    batches = length_batches(lengths, budget, exact=False, max_size=lm.batch_size)
+    return run_batches(batches, run, n_items=len(items), progress=progress, desc=desc)
 
 
 # --------------------------------------------------------------------------- seq2seq LMs
@@ -432,8 +341,8 @@ def seq2seq_logprobs(
     desc: str = "seq2seq LM",
 ) -> list[np.ndarray]:
     """Per-token ``log p(target_j | encoder input, target_<j)`` for each (encoder ids, target)."""
-    model, tokenizer = _unwrap(lm.model), lm.tokenizer
-    device = _device_of(model)
+    model, tokenizer = unwrap_model(lm.model), lm.tokenizer
+    device = device_of(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for k, (source, target) in enumerate(items):
         if len(source) == 0 or len(target) == 0:
@@ -468,8 +377,8 @@ def seq2seq_logprobs(
         return [values[b, : len(items[i][1])].numpy() for b, i in enumerate(batch)]
 
     budget = lm.batch_tokens or SEQ2SEQ_BATCH_TOKENS
-    batches = _length_batches(lengths, budget, exact=False, max_size=lm.batch_size)
-    return _run_batches(batches, run, n_items=len(items), progress=progress, desc=desc)
+    batches = length_batches(lengths, budget, exact=False, max_size=lm.batch_size)
+    return run_batches(batches, run, n_items=len(items), progress=progress, desc=desc)
 
 
 # --------------------------------------------------------------------------- sentences

@@ -214,7 +214,7 @@ class TextClassifier:
         """
         import torch
 
-        from debiaslab.scoring import _length_batches, _run_batches
+        from debiaslab.batching import length_batches, run_batches
 
         if isinstance(texts, str):
             raise TypeError("predict takes a sequence of texts, not one string: use [text]")
@@ -242,8 +242,8 @@ class TextClassifier:
             return list(logits.double().cpu().numpy())
 
         budget = self.batch_tokens or CLASSIFIER_BATCH_TOKENS
-        batches = _length_batches(lengths, budget, exact=False, max_size=self.batch_size)
-        rows = _run_batches(
+        batches = length_batches(lengths, budget, exact=False, max_size=self.batch_size)
+        rows = run_batches(
             batches, run, n_items=len(texts), progress=progress, desc=f"classify {self.name}"
         )
         return np.stack(rows)
@@ -607,7 +607,7 @@ def _fit(
     """The training loop of `train_tiny_classifier`; the losses of every step."""
     import torch
 
-    from debiaslab.scoring import pad_rows
+    from debiaslab.batching import pad_rows
     from debiaslab.tiny import adamw_loop
 
     generator = torch.Generator().manual_seed(seed)

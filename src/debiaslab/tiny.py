@@ -1083,7 +1083,7 @@ def train_tiny(
     import torch
     from transformers import DataCollatorForLanguageModeling
 
-    from debiaslab.scoring import pad_rows
+    from debiaslab.batching import pad_rows
 
     _check_family(family)
     if not texts:

@@ -197,11 +197,12 @@ def perplexity(lm, texts: Sequence[str], processors: Sequence = ()) -> float:
     sample from: the processors (built with prompt length 1, the BOS) applied to the logits
     given the text so far. This is the cost of a decoding-time method on fluent text.
     """
-    from debiaslab.scoring import _device_of, prefix_token_id
+    from debiaslab.batching import device_of
+    from debiaslab.scoring import prefix_token_id
 
     if lm.family != "causal":
         raise ConfigError("perplexity under decoding-time processors needs a causal LM")
-    device = _device_of(lm.model)
+    device = device_of(lm.model)
     total, count = 0.0, 0
     for text in texts:
         ids = [prefix_token_id(lm.tokenizer), *lm.tokenizer(text)["input_ids"]]
@@ -284,7 +285,7 @@ class SelfDebias(LogitsProcessor):
     ) -> torch.FloatTensor:
         if self.decay == 0:
             return scores
-        from debiaslab.scoring import _device_of, pad_rows
+        from debiaslab.batching import device_of, pad_rows
 
         rows = []
         for ids in input_ids.tolist():
@@ -292,7 +293,7 @@ class SelfDebias(LogitsProcessor):
             while start < len(ids) - 1 and ids[start] == self.pad:
                 start += 1
             rows += [prefix + ids[start:] for prefix in self.prefixes]
-        device = _device_of(self.lm.model)
+        device = device_of(self.lm.model)
         ids, mask = pad_rows(rows, self.pad, left=True)
         with torch.inference_mode():
             logits = self.lm.model(input_ids=ids.to(device), attention_mask=mask.to(device))

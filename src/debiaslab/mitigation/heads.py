@@ -197,8 +197,9 @@ def _continuation_logprobs(
 ) -> torch.Tensor:
     """Differentiable sum of log p(continuation | prompt) per pair (causal LMs, after BOS),
     over the first ``tokens`` tokens of each continuation (all when None)."""
+    from debiaslab.batching import device_of, pad_rows
     from debiaslab.generation import _pad_id
-    from debiaslab.scoring import _device_of, pad_rows, prefix_token_id
+    from debiaslab.scoring import prefix_token_id
 
     tok = lm.tokenizer
     bos = prefix_token_id(tok)
@@ -211,7 +212,7 @@ def _continuation_logprobs(
         rows.append(context + target)
         spans.append((len(context), len(context) + len(target)))
     ids, mask = pad_rows(rows, _pad_id(tok))
-    device = _device_of(lm.model)
+    device = device_of(lm.model)
     logits = lm.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
     logprobs = torch.log_softmax(logits.float(), dim=-1)
     out = []

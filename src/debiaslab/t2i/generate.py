@@ -46,7 +46,7 @@ Several GPUs.
     is how the tests check the split.
 
 Batches are halved on CUDA out-of-memory and shown with tqdm (the scoring engine's
-``_run_batches``).
+``run_batches``).
 
 Example:
     >>> import tempfile
@@ -70,11 +70,11 @@ from typing import Any
 
 import torch
 
+from debiaslab.batching import run_batches
 from debiaslab.env import get_secret, select_device, select_dtype
 from debiaslab.errors import ConfigError, DataFormatError
 from debiaslab.generation import JsonlAppender
 from debiaslab.io import write_bytes_atomic
-from debiaslab.scoring import _run_batches
 
 log = logging.getLogger(__name__)
 
@@ -492,4 +492,4 @@ def _generate_rows(
         writer.append(records)
         return flags
 
-    _run_batches(batches, run, n_items=len(todo), progress=progress, desc="images")
+    run_batches(batches, run, n_items=len(todo), progress=progress, desc="images")

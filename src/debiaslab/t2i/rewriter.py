@@ -656,13 +656,13 @@ def _train_round(
     """
     import torch
 
-    from debiaslab.scoring import _device_of, pad_rows
+    from debiaslab.batching import device_of, pad_rows
 
     model, tokenizer = lm.model, lm.tokenizer
     params = _trainable_lora(model)
     encoded = {g: [_encode_pair(tokenizer, p) for p in by_group[g]] for g in rates}
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    device = _device_of(model)
+    device = device_of(model)
     optimizer = torch.optim.AdamW(params, lr=max(rates.values()), weight_decay=0.0)
     rng = random.Random(f"align-batches:{seed}")
     losses = []
