@@ -16,6 +16,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from debiaslab import hub
 from debiaslab.errors import ConfigError, DebiaslabError
+from debiaslab.model_source import is_adapter_dir
 
 TOKEN = "hf_" + "TestTokenDoNotLeak0123456789abcdefXYZ"  # a canary, built so scanners skip it
 REPO = "someone/gpt2-cda-lora"
@@ -209,7 +210,7 @@ def test_push_then_pull_round_trips_adapter_and_card(tmp_path, records, no_secre
     assert uploaded_config["base_model_name_or_path"] == "openai-community/gpt2"
 
     pulled = hub.pull(REPO, cache_dir=tmp_path / "cache", api=fake)
-    assert pulled != remote and hub.is_adapter_dir(pulled)
+    assert pulled != remote and is_adapter_dir(pulled)
     got = snapshot(pulled)
     assert got["adapter_model.safetensors"] == before["adapter_model.safetensors"]
     card = got["README.md"].decode()
@@ -499,7 +500,7 @@ def test_real_peft_adapter_pushes_pulls_and_loads(tmp_path, records, no_secret):
                 param.normal_(std=0.5, generator=torch.Generator().manual_seed(0))
     adapter_dir = tmp_path / "adapter"
     peft_model.save_pretrained(adapter_dir)
-    assert hub.is_adapter_dir(adapter_dir) and not hub.is_adapter_dir(base_dir)
+    assert is_adapter_dir(adapter_dir) and not is_adapter_dir(base_dir)
 
     fake = FakeHub(tmp_path / "remote")
     hub.push(adapter_dir, REPO, results=records, base_model="tiny-gpt2", token=TOKEN, api=fake)

@@ -15,16 +15,31 @@ part of the run. :func:`walk_files` is the one walk both use:
   ``blobs`` folder: that one folder may be named as a second place links can point into;
 * links to folders are never descended (a folder inside is walked anyway; a broken link or a
   link to something that is not a regular file is skipped).
+
+It also holds what both ``results gather`` and the Hub uploads leave out: :data:`SKIP_DIRS`
+(version control, caches) and :data:`SECRET_NAME` (file names that look like credentials).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+# Never uploaded, never looked into: version control, caches, notebook autosaves.
+SKIP_DIRS = frozenset({".git", "__pycache__", ".ipynb_checkpoints", ".cache"})
+# File names that look like credentials. ``tokenizer.json`` / ``special_tokens_map.json`` do not
+# match: "token" must stand alone between separators.
+SECRET_NAME = re.compile(
+    r"^(?:\.env(?:\..*)?|\.netrc|\.git-credentials|id_(?:rsa|dsa|ecdsa|ed25519)(?:\.pub)?"
+    r"|.*\.(?:pem|key|p12|pfx)"
+    r"|(?:.*[_.-])?(?:token|secrets?|credentials?|api[_-]?key|password)(?:[_.-].*)?)$",
+    re.IGNORECASE,
+)
 
 
 def _leaves(path: Path, roots: list[Path]) -> str | None:

@@ -45,8 +45,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from debiaslab.errors import ConfigError, DataFormatError
-from debiaslab.folders import walk_files
-from debiaslab.hub import _SECRET_NAME, SKIP_DIRS
+from debiaslab.folders import SECRET_NAME, SKIP_DIRS, walk_files
 from debiaslab.io import write_bytes_atomic
 from debiaslab.results import ARTIFACT_NAMES, SCHEMA
 
@@ -279,7 +278,7 @@ def _excluded(entry: _Entry) -> tuple[str, bool] | None:
         return "model weights or a binary array", False
     if entry.size > MAX_BYTES:
         return f"over {MAX_BYTES >> 20} MB", True
-    if _SECRET_NAME.match(entry.rel.name):
+    if SECRET_NAME.match(entry.rel.name):
         return "its name looks like a secret", True
     return None
 

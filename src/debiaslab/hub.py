@@ -45,8 +45,10 @@ import yaml
 import debiaslab
 from debiaslab.env import get_secret
 from debiaslab.errors import ConfigError
-from debiaslab.folders import walk_files
+from debiaslab.folders import SECRET_NAME, SKIP_DIRS, walk_files
+from debiaslab.gather import collect, gather
 from debiaslab.io import write_bytes_atomic
+from debiaslab.model_source import ADAPTER_CONFIG, MODEL_CONFIG, folder_kind
 from debiaslab.results import (
     as_number,
     decimals_for,
@@ -61,23 +63,9 @@ log = logging.getLogger(__name__)
 
 TOKEN_NAME = "HF_TOKEN"
 HUB_URL = "https://huggingface.co"
-ADAPTER_CONFIG = "adapter_config.json"
-MODEL_CONFIG = "config.json"
-ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
-WEIGHT_SUFFIXES = (".safetensors", ".bin")
 CARD_NAME = "README.md"
 # What pull downloads: configs, safetensors weights, tokenizer files and the card (no pickles).
 PULL_PATTERNS = ("*.json", "*.safetensors", "*.md", "*.txt", "*.model", "*.tiktoken")
-# Never uploaded, never looked into: version control, caches, notebook autosaves.
-SKIP_DIRS = frozenset({".git", "__pycache__", ".ipynb_checkpoints", ".cache"})
-# File names that look like credentials. ``tokenizer.json`` / ``special_tokens_map.json`` do not
-# match: "token" must stand alone between separators.
-_SECRET_NAME = re.compile(
-    r"^(?:\.env(?:\..*)?|\.netrc|\.git-credentials|id_(?:rsa|dsa|ecdsa|ed25519)(?:\.pub)?"
-    r"|.*\.(?:pem|key|p12|pfx)"
-    r"|(?:.*[_.-])?(?:token|secrets?|credentials?|api[_-]?key|password)(?:[_.-].*)?)$",
-    re.IGNORECASE,
-)
 _SCAN_LIMIT = 50 * 2**20  # files up to this size are searched for the token itself
 _HF_TOKEN_RE = re.compile(r"\bhf_[A-Za-z0-9]{20,}")
 _PATH_CHARS = r"[^\s/\\'\"`|<>()\[\]{},;]"
@@ -163,47 +151,6 @@ def default_api() -> Any:
 # --------------------------------------------------------------------------- folders
 
 
-def is_adapter_dir(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a directory holding a PEFT adapter (``adapter_config.json``).
-
-    Example:
-        >>> is_adapter_dir("/nonexistent")
-        False
-    """
-    path = Path(path)
-    return path.is_dir() and (path / ADAPTER_CONFIG).is_file()
-
-
-def folder_kind(folder: str | os.PathLike[str]) -> str:
-    """``"adapter"`` (PEFT adapter) or ``"model"`` (full model) for a folder ready to share.
-
-    Raises:
-        ConfigError: not a directory, neither ``adapter_config.json`` nor ``config.json``, or a
-            config without weights next to it.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ConfigError(f"{folder}: not a directory (expected a saved adapter or model)")
-    if is_adapter_dir(folder):
-        if not any((folder / name).is_file() for name in ADAPTER_WEIGHTS):
-            raise ConfigError(
-                f"{folder}: has {ADAPTER_CONFIG} but no adapter weights "
-                f"({' or '.join(ADAPTER_WEIGHTS)}); save it with model.save_pretrained(folder)"
-            )
-        return "adapter"
-    if (folder / MODEL_CONFIG).is_file():
-        if not any(p.suffix in WEIGHT_SUFFIXES for p in folder.iterdir() if p.is_file()):
-            raise ConfigError(
-                f"{folder}: has {MODEL_CONFIG} but no weights (*.safetensors or *.bin); "
-                "save it with model.save_pretrained(folder)"
-            )
-        return "model"
-    raise ConfigError(
-        f"{folder}: holds neither {ADAPTER_CONFIG} (a PEFT adapter) nor {MODEL_CONFIG} (a full "
-        "model); point to the directory written by save_pretrained"
-    )
-
-
 def _folder_files(folder: Path, *, warn_links: bool = True) -> list[Path]:
     """Files to upload, relative to ``folder``, sorted; refuses names that look like secrets.
 
@@ -211,7 +158,7 @@ def _folder_files(folder: Path, *, warn_links: bool = True) -> list[Path]:
     (:mod:`debiaslab.folders`).
     """
     files = sorted(walk_files(folder, skip_dir=SKIP_DIRS.__contains__, warn=warn_links))
-    secret = [str(f) for f in files if _SECRET_NAME.match(f.name)]
+    secret = [str(f) for f in files if SECRET_NAME.match(f.name)]
     if secret:
         raise ConfigError(
             f"{folder}: refusing to upload files that look like secrets: {', '.join(secret)}. "
@@ -1140,8 +1087,6 @@ def push_results(
             contain the token, or a Hub error (message without the token).
         DataFormatError: a file named like a result that is not a valid one.
     """
-    from debiaslab.gather import collect
-
     folder = Path(results_dir)
     _check_repo_id(repo_id)
     if not folder.is_dir():
@@ -1196,8 +1141,6 @@ def pull_results(
         ConfigError: the dataset cannot be reached or read (message without the token), or
             conflicting files without ``overwrite``.
     """
-    from debiaslab.gather import gather
-
     local = Path(repo_id).expanduser()
     if local.is_dir() or (local.is_file() and local.suffix.lower() == ".zip"):
         return gather(local, results_dir, overwrite=overwrite)

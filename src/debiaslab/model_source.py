@@ -202,3 +202,52 @@ def check_adapter(adapter: str, *, revision: str | None = None) -> None:
 def one_line(exc: BaseException) -> str:
     """An exception's text on one line (transformers' messages span several)."""
     return " ".join(str(exc).split()).rstrip(".")
+
+
+# --------------------------------------------------------------------------- saved folders
+
+ADAPTER_CONFIG = "adapter_config.json"
+MODEL_CONFIG = "config.json"
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+def is_adapter_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a directory holding a PEFT adapter (``adapter_config.json``).
+
+    Example:
+        >>> is_adapter_dir("/nonexistent")
+        False
+    """
+    path = Path(path)
+    return path.is_dir() and (path / ADAPTER_CONFIG).is_file()
+
+
+def folder_kind(folder: str | os.PathLike[str]) -> str:
+    """``"adapter"`` (PEFT adapter) or ``"model"`` (full model) for a folder ready to share.
+
+    Raises:
+        ConfigError: not a directory, neither ``adapter_config.json`` nor ``config.json``, or a
+            config without weights next to it.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: not a directory (expected a saved adapter or model)")
+    if is_adapter_dir(folder):
+        if not any((folder / name).is_file() for name in ADAPTER_WEIGHTS):
+            raise ConfigError(
+                f"{folder}: has {ADAPTER_CONFIG} but no adapter weights "
+                f"({' or '.join(ADAPTER_WEIGHTS)}); save it with model.save_pretrained(folder)"
+            )
+        return "adapter"
+    if (folder / MODEL_CONFIG).is_file():
+        if not any(p.suffix in WEIGHT_SUFFIXES for p in folder.iterdir() if p.is_file()):
+            raise ConfigError(
+                f"{folder}: has {MODEL_CONFIG} but no weights (*.safetensors or *.bin); "
+                "save it with model.save_pretrained(folder)"
+            )
+        return "model"
+    raise ConfigError(
+        f"{folder}: holds neither {ADAPTER_CONFIG} (a PEFT adapter) nor {MODEL_CONFIG} (a full "
+        "model); point to the directory written by save_pretrained"
+    )

@@ -634,7 +634,7 @@ def evaluate_suite(
         chosen.insert(2, "stereoset_mc")
     name = name or model  # pre and post share it; the stage and the adapter tell them apart
     if adapter is not None and Path(adapter).is_dir():
-        from debiaslab.hub import folder_kind
+        from debiaslab.model_source import folder_kind
 
         if folder_kind(adapter) == "model":  # full fine-tuning: the weights are the model
             model, adapter = str(adapter), None
