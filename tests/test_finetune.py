@@ -11,14 +11,9 @@ import torch
 from debiaslab import cli, tiny
 from debiaslab.benchmarks.crows_pairs import paired_difference
 from debiaslab.data.crows_pairs import load_crows_pairs
+from debiaslab.data.swaps import load_swaps, swap_gender
 from debiaslab.errors import ConfigError, DataFormatError
-from debiaslab.mitigation.data import (
-    counter_stereotypical,
-    load_swaps,
-    recipe_texts,
-    split_pairs,
-    swap_gender,
-)
+from debiaslab.mitigation.data import counter_stereotypical, recipe_texts, split_pairs
 from debiaslab.mitigation.finetune import FinetuneConfig, finetune
 from debiaslab.models import load_model
 from debiaslab.runner import compare, evaluate

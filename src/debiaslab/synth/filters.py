@@ -29,6 +29,8 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
+from debiaslab.data.swaps import swap_gender
+
 _SPACE = re.compile(r"\s+")
 _QUOTES = "\"'“”‘’`"
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
@@ -208,8 +210,6 @@ def counterfactuals(texts: Sequence[str], swaps: dict[str, str]) -> list[str | N
         >>> counterfactuals(["She is a nurse.", "It rains."], {"she": "he"})
         ['He is a nurse.', None]
     """
-    from debiaslab.mitigation.data import swap_gender
-
     out: list[str | None] = []
     for text in texts:
         swapped = swap_gender(text, swaps)

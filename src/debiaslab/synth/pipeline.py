@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import debiaslab
+from debiaslab.data.swaps import load_swaps
 from debiaslab.errors import ConfigError
 from debiaslab.synth import filters as F
 from debiaslab.synth.spec import Spec
@@ -75,8 +76,6 @@ def group_swaps(spec: Spec) -> dict[tuple[str, str], dict[str, str]]:
             if a is not b
         }
     if spec.attribute == "gender" and len(groups) == 2:
-        from debiaslab.mitigation.data import load_swaps
-
         swaps = load_swaps()
         return {(groups[0].name, groups[1].name): swaps, (groups[1].name, groups[0].name): swaps}
     raise ConfigError(
