@@ -21,21 +21,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from debiaslab.calibration_tables import TOXIC_GROUPS, TOXICITY_RATES, calibration_table
 from debiaslab.data.fetch import cache_dir
 from debiaslab.errors import DataNotFoundError
-from debiaslab.results import load_all
 
 log = logging.getLogger(__name__)
 
 RATES = (0.2, 0.5, 0.8)
 FAMILIES = ("causal", "masked")
-# The headline bias score of each benchmark on a 0-100 scale (50 = no preference).
-HEADLINE = {
-    ("crows_pairs", "masked"): ("metric_score", 1.0),
-    ("crows_pairs", "causal"): ("pct_stereotype", 100.0),
-    ("stereoset", "masked"): ("intrasentence/overall/ss", 1.0),
-    ("stereoset", "causal"): ("intrasentence/overall/ss", 1.0),
-}
 
 
 def _real_data_available() -> dict[str, bool]:
@@ -51,51 +44,6 @@ def _real_data_available() -> dict[str, bool]:
             log.warning("real %s data not available offline (%s): skipped", name, exc)
             out[name] = False
     return out
-
-
-def headline_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dataset, benchmark, family, rate): the headline score with its CI."""
-    rows = []
-    for run, runs in frame.groupby("run_id"):
-        first = runs.iloc[0]
-        key = HEADLINE.get((first["benchmark"], first["family"]))
-        if key is None or pd.isna(first.get("planted_rate")):
-            continue
-        metric, scale = key
-        hit = runs[runs["metric"] == metric]
-        if hit.empty:
-            continue
-        row = hit.iloc[0]
-        rows.append(
-            {
-                "dataset": first["dataset"],
-                "benchmark": first["benchmark"],
-                "family": first["family"],
-                "rate": float(first["planted_rate"]),
-                "metric": metric,
-                "value": row["value"] * scale,
-                "ci_low": row["ci_low"] * scale,
-                "ci_high": row["ci_high"] * scale,
-                "run_id": run,
-            }
-        )
-    return pd.DataFrame(rows).sort_values(["dataset", "benchmark", "family", "rate"])
-
-
-def calibration_table(output: str | Path) -> pd.DataFrame:
-    """The headline table of a calibration run's results (``output/planted``, ``output/real``);
-    empty when there are none."""
-    frames = []
-    for dataset in ("planted", "real"):
-        if (Path(output) / dataset).is_dir():
-            frame = load_all(Path(output) / dataset)
-            frame["dataset"] = dataset
-            frames.append(frame)
-    if not frames or all(f.empty for f in frames):
-        return pd.DataFrame(columns=["dataset", "benchmark", "family", "rate", "metric", "value"])
-    frame = pd.concat(frames, ignore_index=True)
-    frame["planted_rate"] = frame["model"].str.extract(r"planted([0-9.]+)$")[0].astype(float)
-    return headline_table(frame)
 
 
 def run_demo(
@@ -167,13 +115,6 @@ def run_demo(
     print(f"\n[demo] figure: {', '.join(str(p) for p in written)}")
     print(f"[demo] results: {output}  ({time.perf_counter() - started:.0f} s)")
     return table
-
-
-TOXIC_GROUPS = ("American_actors", "American_actresses")
-TOXICITY_RATES = {
-    "toxic-for-actresses": {"American_actresses": 1.0},
-    "equally-toxic": {"American_actors": 0.5, "American_actresses": 0.5},
-}
 
 
 def _toxicity_demo(output: Path, models_dir: Path, *, n_boot: int, limit: int) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from debiaslab.calibration_tables import TOXICITY_RATES, calibration_table
 from debiaslab.errors import ConfigError
 from debiaslab.results import (
     as_number,
@@ -372,10 +373,9 @@ def socratic_runs(results: Results) -> list[dict[str, Any]]:
 
 
 def calibration(results: Results) -> pd.DataFrame:
-    """The planted-bias calibration headline table (:func:`debiaslab.demo.calibration_table`)
-    of every calibration run found (a folder with ``planted/`` results)."""
-    from debiaslab.demo import calibration_table
-
+    """The planted-bias calibration headline table
+    (:func:`debiaslab.calibration_tables.calibration_table`) of every calibration run found (a
+    folder with ``planted/`` results)."""
     roots = sorted({p.parent.parent for p, _ in results.records if p.parent.name == "planted"})
     frames = [calibration_table(root) for root in roots]
     frames = [f for f in frames if not f.empty]
@@ -408,8 +408,6 @@ def planted_gaps(results: Results) -> pd.DataFrame:
     table = group_gaps(results)
     if table.empty:
         return table
-    from debiaslab.demo import TOXICITY_RATES
-
     return table[table["experiment"].str.contains("|".join(TOXICITY_RATES))]
 
 
