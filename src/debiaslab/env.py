@@ -276,3 +276,9 @@ def setup(seed: int = 0, device: str | None = None, dtype: str = "auto") -> Envi
     )
     log.info("debiaslab environment: %s", env.describe())
     return env
+
+
+def repo_root() -> Path:
+    """The source checkout holding ``notebooks/`` and ``report/`` (both are a part of the
+    repository, not of the installed package)."""
+    return Path(__file__).resolve().parents[2]

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from debiaslab.env import repo_root
 from debiaslab.errors import ConfigError
 
 STAGES = ("01_pre_eval", "02_finetune", "03_post_eval")
@@ -157,11 +158,6 @@ RUNTIME = (
     "not measured on a T4 yet (the project's machines cannot reach the Hub); set LIMIT and "
     "GENERATION_LIMIT low for a first quick run."
 )
-
-
-def repo_root() -> Path:
-    """The checkout holding ``notebooks/`` (notebooks are a part of the repository)."""
-    return Path(__file__).resolve().parents[2]
 
 
 def _fill(template: str, entry: Entry) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from debiaslab.calibration_tables import TOXICITY_RATES, calibration_table
+from debiaslab.env import repo_root
 from debiaslab.errors import ConfigError
 from debiaslab.results import (
     as_number,
@@ -897,8 +898,6 @@ def build(
     """
     import os
     import shutil
-
-    from debiaslab.notebooks import repo_root
 
     results = load(results_dir)
     drawn = figures(results, figures_dir)
