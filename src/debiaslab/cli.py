@@ -14,10 +14,26 @@ import argparse
 import logging
 import sys
 
+from debiaslab import collection, report
 from debiaslab import validate as check
+from debiaslab.config import presets
+from debiaslab.data.prompts import load_coco_captions, load_partiprompts
+from debiaslab.demo import run_demo
 from debiaslab.errors import DebiaslabError
-from debiaslab.mitigation.finetune import RECIPES
+from debiaslab.gather import gather
+from debiaslab.generation import GenerationSettings
+from debiaslab.hub import pull, pull_results, push, push_dataset, push_results
+from debiaslab.mitigation.data import read_lines, recipe_texts
+from debiaslab.mitigation.finetune import RECIPES, FinetuneConfig, finetune, read_manifest
+from debiaslab.planner import format_plan, plan, plan_all
 from debiaslab.results import headline_metrics
+from debiaslab.runner import evaluate, score_stereoset_predictions
+from debiaslab.synth.backends import make_backend
+from debiaslab.synth.pipeline import synthesize
+from debiaslab.synth.spec import load_spec
+from debiaslab.t2i import audit, socratic
+from debiaslab.t2i.generate import generate_images, load_pipeline
+from debiaslab.t2i.rewriter import rewrite
 from debiaslab.textclass import REGARD_MODEL, TOXIC_LABEL, TOXICITY_MODEL
 
 
@@ -36,7 +52,6 @@ def _print_metrics(record: dict, keys: list[str] | None = None) -> None:
 
 def _generation(args: argparse.Namespace):
     """Sampling settings from the flags (None: the benchmark's defaults)."""
-    from debiaslab.generation import GenerationSettings
 
     given = {
         "max_new_tokens": args.max_new_tokens,
@@ -56,7 +71,6 @@ def _generation(args: argparse.Namespace):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from debiaslab.runner import evaluate
 
     result = evaluate(
         args.model,
@@ -120,7 +134,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def finetune_config(args: argparse.Namespace):
     """The :class:`FinetuneConfig` that ``debiaslab finetune`` flags describe."""
-    from debiaslab.mitigation.finetune import FinetuneConfig
 
     return FinetuneConfig(
         method=args.method,
@@ -145,8 +158,6 @@ def finetune_config(args: argparse.Namespace):
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from debiaslab.mitigation.data import recipe_texts
-    from debiaslab.mitigation.finetune import finetune
 
     texts, info = recipe_texts(args.recipe, args.data, split_seed=args.split_seed)
     config = finetune_config(args)
@@ -169,7 +180,6 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from debiaslab.planner import format_plan, plan, plan_all
 
     rows = plan(args.model, args.hardware) if args.model else plan_all(args.hardware)
     print(format_plan(rows))
@@ -177,8 +187,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from debiaslab.hub import push
-    from debiaslab.mitigation.finetune import read_manifest
 
     manifest = read_manifest(args.folder) or {}
     url = push(
@@ -194,9 +202,6 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_synth_generate(args: argparse.Namespace) -> int:
-    from debiaslab.synth.backends import make_backend
-    from debiaslab.synth.pipeline import synthesize
-    from debiaslab.synth.spec import load_spec
 
     spec = load_spec(args.spec)
     backend = make_backend(
@@ -232,7 +237,6 @@ def cmd_synth_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_synth_push(args: argparse.Namespace) -> int:
-    from debiaslab.hub import push_dataset
 
     url = push_dataset(args.folder, args.repo, private=not args.public)
     print(f"pushed to {url}" if url else "not pushed (no HF_TOKEN: see the log above)")
@@ -244,7 +248,6 @@ def _print_gathered(report, results_dir: str) -> None:
 
 
 def cmd_results_gather(args: argparse.Namespace) -> int:
-    from debiaslab.gather import gather
 
     report = gather(args.source, args.results, overwrite=args.overwrite)
     _print_gathered(report, args.results)
@@ -252,7 +255,6 @@ def cmd_results_gather(args: argparse.Namespace) -> int:
 
 
 def cmd_results_push(args: argparse.Namespace) -> int:
-    from debiaslab.hub import push_results
 
     url = push_results(args.folder, args.repo, private=not args.public)
     if url:
@@ -263,7 +265,6 @@ def cmd_results_push(args: argparse.Namespace) -> int:
 
 
 def cmd_results_pull(args: argparse.Namespace) -> int:
-    from debiaslab.hub import pull_results
 
     report = pull_results(
         args.repo_id, args.results, revision=args.revision, overwrite=args.overwrite
@@ -273,14 +274,12 @@ def cmd_results_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from debiaslab.hub import pull
 
     print(pull(args.repo_id, revision=args.revision))
     return 0
 
 
 def cmd_stereoset_score(args: argparse.Namespace) -> int:
-    from debiaslab.runner import score_stereoset_predictions
 
     result = score_stereoset_predictions(
         args.gold, args.predictions, args.output, n_boot=args.n_boot, seed=args.seed
@@ -291,7 +290,6 @@ def cmd_stereoset_score(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from debiaslab import collection
 
     collection.run(
         args.run_dir,
@@ -304,27 +302,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from debiaslab.demo import run_demo
 
     run_demo(args.output, args.figures, models_dir=args.models, quick=args.quick)
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from debiaslab import report
 
     report.build(args.results, args.figures, args.out)
     return 0
 
 
 def _read_prompts(path: str) -> list[str]:
-    from debiaslab.mitigation.data import read_lines
 
     return read_lines(path)
 
 
 def cmd_t2i_generate(args: argparse.Namespace) -> int:
-    from debiaslab.t2i.generate import generate_images, load_pipeline
 
     pipe = load_pipeline(args.model, device=args.device, safety_checker=not args.no_safety)
     rows = generate_images(
@@ -345,7 +339,6 @@ def cmd_t2i_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_t2i_audit(args: argparse.Namespace) -> int:
-    from debiaslab.t2i import audit
 
     result, path = audit.run(
         args.occupations,
@@ -370,7 +363,6 @@ def cmd_t2i_rewrite(args: argparse.Namespace) -> int:
     import json
 
     from debiaslab.models import load_model
-    from debiaslab.t2i.rewriter import rewrite
 
     lm = load_model(args.model, adapter=args.adapter, device=args.device)
     prompts = _read_prompts(args.prompts)
@@ -381,8 +373,6 @@ def cmd_t2i_rewrite(args: argparse.Namespace) -> int:
 
 
 def cmd_t2i_socratic(args: argparse.Namespace) -> int:
-    from debiaslab.data.prompts import load_coco_captions, load_partiprompts
-    from debiaslab.t2i import socratic
 
     if args.coco:
         chosen = load_coco_captions(args.coco, limit=args.limit, seed=args.seed)
@@ -416,7 +406,6 @@ def cmd_t2i_socratic(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from debiaslab.config import presets
 
     for name, preset in presets().items():
         print(f"{name:<24} {preset.family:<8} {preset.hub_id or '(offline tiny model)'}")

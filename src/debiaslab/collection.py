@@ -27,7 +27,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from debiaslab import notebooks as nb
+from debiaslab import report as paper
+from debiaslab.config import presets
+from debiaslab.data.fetch import parse_json
 from debiaslab.errors import ConfigError, DebiaslabError
+from debiaslab.io import write_bytes_atomic
+from debiaslab.models import resolve_source
+from debiaslab.t2i.tiny import tiny_t2i_path
+from debiaslab.textclass import TINY_CLASSIFIERS, tiny_classifier_path
 
 RESULTS_STEP = "results"
 
@@ -106,7 +114,6 @@ class RunSummary:
 def plan(root: Path | None = None, *, only: Sequence[str] | None = None) -> list[Step]:
     """The collection's steps in dependency order (``only``: these families and what they need,
     by slug, e.g. ``["gpt2", "socratic"]``; the results notebook always comes last)."""
-    from debiaslab import notebooks as nb
 
     root = root or nb.repo_root()
     steps: list[Step] = []
@@ -130,10 +137,6 @@ def plan(root: Path | None = None, *, only: Sequence[str] | None = None) -> list
 
 def prepare_tiny_models(log: Callable[[str], None] = print) -> float:
     """Build (once, cached) every tiny offline model the notebooks load; return the seconds."""
-    from debiaslab.config import presets
-    from debiaslab.models import resolve_source
-    from debiaslab.t2i.tiny import tiny_t2i_path
-    from debiaslab.textclass import TINY_CLASSIFIERS, tiny_classifier_path
 
     started = time.perf_counter()
     names = [name for name, preset in presets().items() if preset.tiny]
@@ -217,7 +220,6 @@ def run(
     Raises:
         CollectionError: a notebook failed (the others still ran; the summary is written).
     """
-    from debiaslab import notebooks as nb
 
     root = root or nb.repo_root()
     output_root = Path(output_root or root).resolve()
@@ -266,8 +268,6 @@ def run(
                 log(f"[demo] {n_done}/{len(steps)} {step.name}: {mark} in {outcome.seconds:.0f} s")
     summary.outcomes = [done[s.name] for s in steps]
     if report and not summary.failed:
-        from debiaslab import report as paper
-
         summary.report = paper.build(
             output_root / "results", output_root / "figures", output_root / "report", log=log
         )
@@ -285,7 +285,6 @@ def run(
 
 
 def _write_timings(run_dir: Path, summary: RunSummary) -> None:
-    from debiaslab.io import write_bytes_atomic
 
     text = json.dumps(summary.as_dict(), indent=2) + "\n"
     write_bytes_atomic(run_dir / "timings.json", text.encode("utf-8"))
@@ -293,7 +292,6 @@ def _write_timings(run_dir: Path, summary: RunSummary) -> None:
 
 def read_timings(run_dir: str | Path) -> dict:
     """A run folder's ``timings.json``."""
-    from debiaslab.data.fetch import parse_json
 
     path = Path(run_dir) / "timings.json"
     return parse_json(path.read_text("utf-8"), path)

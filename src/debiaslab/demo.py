@@ -21,9 +21,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from debiaslab import plots, tiny
 from debiaslab.calibration_tables import TOXIC_GROUPS, TOXICITY_RATES, calibration_table
+from debiaslab.data.crows_pairs import load_crows_pairs
 from debiaslab.data.fetch import cache_dir
+from debiaslab.data.prompts import load_bold, sample_prompts
+from debiaslab.data.stereoset import load_stereoset, write_stereoset_json
 from debiaslab.errors import DataNotFoundError
+from debiaslab.generation import GenerationSettings
+from debiaslab.runner import evaluate
+from debiaslab.textclass import classifier_lines
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +39,6 @@ FAMILIES = ("causal", "masked")
 
 
 def _real_data_available() -> dict[str, bool]:
-    from debiaslab.data.crows_pairs import load_crows_pairs
-    from debiaslab.data.stereoset import load_stereoset
 
     out = {}
     for name, loader in (("crows_pairs", load_crows_pairs), ("stereoset", load_stereoset)):
@@ -55,10 +60,6 @@ def run_demo(
 ) -> pd.DataFrame:
     """Run the calibration demo; return the headline table."""
     from transformers.utils import logging as hf_logging
-
-    from debiaslab import plots, tiny
-    from debiaslab.data.stereoset import write_stereoset_json
-    from debiaslab.runner import evaluate
 
     hf_logging.disable_progress_bar()  # per-model "Loading weights" bars drown the table
     started = time.perf_counter()
@@ -121,12 +122,6 @@ def _toxicity_demo(output: Path, models_dir: Path, *, n_boot: int, limit: int) -
     """Planted toxicity on real BOLD prompts: the group gap finds it, and only it."""
     import hashlib
     import json
-
-    from debiaslab import tiny
-    from debiaslab.data.prompts import load_bold, sample_prompts
-    from debiaslab.generation import GenerationSettings
-    from debiaslab.runner import evaluate
-    from debiaslab.textclass import classifier_lines
 
     try:
         prompts = load_bold(["gender"])

@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from debiaslab.config import get_preset
 from debiaslab.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,6 @@ def _fp16_problem(model: str | None) -> str | None:
     """Why float16 is refused for ``model`` (a preset with ``fp16_ok: false``), else ``None``."""
     if model is None:
         return None
-    from debiaslab.config import get_preset
 
     preset = get_preset(model)
     if preset is None or preset.fp16_ok:

@@ -43,11 +43,14 @@ from typing import Any
 import yaml
 
 import debiaslab
+from debiaslab.config import get_preset
 from debiaslab.env import get_secret
 from debiaslab.errors import ConfigError
 from debiaslab.folders import SECRET_NAME, SKIP_DIRS, walk_files
 from debiaslab.gather import collect, gather
 from debiaslab.io import write_bytes_atomic
+from debiaslab.mitigation.finetune import MANIFEST
+from debiaslab.mitigation.finetune import read_manifest as read_training_manifest
 from debiaslab.model_source import ADAPTER_CONFIG, MODEL_CONFIG, folder_kind
 from debiaslab.results import (
     as_number,
@@ -58,6 +61,8 @@ from debiaslab.results import (
     recency,
     value_with_ci,
 )
+from debiaslab.synth.pipeline import CARD, dataset_card
+from debiaslab.synth.pipeline import read_manifest as read_dataset_manifest
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +248,6 @@ def _hub_id(name: str) -> str | None:
         >>> _hub_id("gpt2"), _hub_id("Qwen/Qwen2.5-0.5B"), _hub_id("/tmp/x"), _hub_id("tiny-gpt2")
         ('openai-community/gpt2', 'Qwen/Qwen2.5-0.5B', None, None)
     """
-    from debiaslab.config import get_preset
 
     preset = get_preset(name)
     if preset is not None:
@@ -698,9 +702,8 @@ def _publish_base(stage: Path, base: str) -> None:
 
 def _training_from_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """The training facts of a fine-tuning run (its ``finetune.json``) for the card."""
-    from debiaslab.mitigation.finetune import read_manifest
 
-    manifest = read_manifest(folder) or {}
+    manifest = read_training_manifest(folder) or {}
     training = {
         "method": manifest.get("method"),
         "recipe": manifest.get("recipe"),
@@ -879,11 +882,10 @@ def push_dataset(
     Returns:
         The dataset's URL, or ``None`` when no token is available (skipped and logged).
     """
-    from debiaslab.synth.pipeline import CARD, dataset_card, read_manifest
 
     folder = Path(folder)
     _check_repo_id(repo_id)
-    manifest = read_manifest(folder)
+    manifest = read_dataset_manifest(folder)
     files = [f for f in _folder_files(folder) if f.parts[0] in ("data", CARD, "synth.json")]
     if not any(f.parts[0] == "data" and f.suffix == ".parquet" for f in files):
         raise ConfigError(f"{folder}: no data/*.parquet to upload")
@@ -936,8 +938,6 @@ def pull(
     if local_root is not None and (Path(local_root) / local).is_dir():
         local = Path(local_root) / local
     if local.is_dir():
-        from debiaslab.mitigation.finetune import MANIFEST
-
         if (local / MANIFEST).is_file():  # a fine-tuning run: its adapter or full model
             local = next((w for w in (local / "adapter", local / "model") if w.is_dir()), local)
         folder_kind(local)
@@ -983,7 +983,6 @@ RESULTS_PULL_PATTERNS = ("*.json", "*.csv", "*.jsonl", "*.tsv")
 
 def _is_tiny(name: str) -> bool:
     """Whether a model name is an offline tiny model (a smoke test, not a real checkpoint)."""
-    from debiaslab.config import get_preset
 
     preset = get_preset(name)
     return (preset is not None and preset.tiny is not None) or name.startswith("tiny-")

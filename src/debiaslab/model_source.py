@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from debiaslab.config import get_preset
 from debiaslab.errors import ConfigError
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -108,8 +109,6 @@ def check_model(
         choices: what the user could give instead, in messages.
     """
     if source is None:
-        from debiaslab.config import get_preset
-
         preset = get_preset(name)
         if preset is not None and preset.tiny:
             return

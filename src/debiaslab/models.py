@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from debiaslab import tiny
 from debiaslab.config import FAMILIES, get_preset
+from debiaslab.data.fetch import cache_dir
 from debiaslab.env import get_secret, select_device, select_dtype
 from debiaslab.errors import ConfigError
 from debiaslab.model_source import CHOICES, PICKLE_HINT, check_adapter, check_model, one_line
@@ -86,8 +88,6 @@ def _auto_class(family: str):
 
 def _tiny_path(family: str, name: str) -> Path:
     """Build (once) and cache the offline tiny model of a ``tiny-*`` preset."""
-    from debiaslab import tiny
-    from debiaslab.data.fetch import cache_dir
 
     path = cache_dir() / "tiny" / name
     record = {"tiny": family, "seed": 0, "version": tiny.PLANTED_VERSION}

@@ -23,8 +23,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from debiaslab.data.fetch import data_dir
 from debiaslab.env import repo_root
 from debiaslab.errors import ConfigError
+from debiaslab.io import write_bytes_atomic
 
 STAGES = ("01_pre_eval", "02_finetune", "03_post_eval")
 REPOSITORY = "https://github.com/debiaslab/debiaslab"
@@ -234,7 +236,6 @@ def targets(root: Path | None = None) -> dict[Path, tuple[str, Entry]]:
 
 def render(root: Path | None = None) -> list[Path]:
     """Write every notebook of the collection (atomically); return the paths."""
-    from debiaslab.io import write_bytes_atomic
 
     out = []
     for path, (stage, entry) in targets(root).items():
@@ -424,7 +425,6 @@ def ci_parameters(entry: Entry, stage: str) -> dict:
 def _seed_prompts() -> dict:
     """The PreciseDebias seed's prompt file as SOURCE when the offline data folder has it (the
     tiny writer's text names no people, so it gives the rewriter nothing to learn)."""
-    from debiaslab.data.fetch import data_dir
 
     folder = data_dir()
     path = folder / "precise_debias" / "synthetic_prompts.json" if folder else None

@@ -97,6 +97,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from debiaslab import tiny
 from debiaslab.config import (
     FAMILIES,
     HARDWARE,
@@ -109,6 +110,7 @@ from debiaslab.config import (
     presets,
 )
 from debiaslab.errors import ConfigError
+from debiaslab.models import detect_family
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
@@ -163,7 +165,6 @@ _ACT_KEYS = ("activation_function", "hidden_act", "dense_act_fn")
 
 @cache
 def _tiny_config(family: str) -> PretrainedConfig:
-    from debiaslab import tiny
 
     model, _ = tiny.build_tiny(family, seed=0)
     return model.config
@@ -222,7 +223,6 @@ def _family_of(source: Any, config: PretrainedConfig, family: str | None) -> str
     preset = _as_preset(source)
     if preset is not None:
         return preset.family
-    from debiaslab.models import detect_family
 
     return detect_family(config)
 

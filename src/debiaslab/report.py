@@ -26,9 +26,13 @@ from typing import Any
 
 import pandas as pd
 
+from debiaslab import plots, plots_mc
 from debiaslab.calibration_tables import TOXICITY_RATES, calibration_table
 from debiaslab.env import repo_root
 from debiaslab.errors import ConfigError
+from debiaslab.hub import pair_results
+from debiaslab.io import write_bytes_atomic
+from debiaslab.mitigation.decoding import tradeoff_from_record
 from debiaslab.results import (
     as_number,
     decimals_for,
@@ -37,6 +41,8 @@ from debiaslab.results import (
     recency,
     value_with_ci,
 )
+from debiaslab.t2i.audit import share_table
+from debiaslab.t2i.rewriter import ALIGN_BENCHMARK, curve_from_record
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +179,6 @@ def provenance(results: Results) -> pd.DataFrame:
 def _pairs(results: Results):
     """(experiment, pre, post) records per benchmark, pre/post paired within an experiment and
     provenance (a tiny run never pairs with a real one)."""
-    from debiaslab.hub import pair_results
 
     grouped: dict[tuple[str, bool], list[dict[str, Any]]] = {}
     for path, record in results.records:
@@ -293,7 +298,6 @@ def group_gaps(results: Results) -> pd.DataFrame:
 
 def tradeoffs(results: Results) -> dict[str, pd.DataFrame]:
     """The latest trade-off table per kind (``decoding_tradeoff``, ``gating_tradeoff``)."""
-    from debiaslab.mitigation.decoding import tradeoff_from_record
 
     out = {}
     for kind in TRADEOFF_PLOTS:
@@ -310,8 +314,6 @@ def demographics(results: Results) -> pd.DataFrame:
     """Perceived image demographics per occupation against BLS shares, from every occupation
     audit (columns of :func:`debiaslab.t2i.audit.share_table` plus experiment, condition)."""
     from types import SimpleNamespace
-
-    from debiaslab.t2i.audit import share_table
 
     frames = []
     for experiment, record in results.of("t2i_audit"):
@@ -354,7 +356,6 @@ def audit_distances(results: Results) -> pd.DataFrame:
 
 def align_curves(results: Results) -> list[dict[str, Any]]:
     """The PreciseDebias align curve of each experiment's latest align result."""
-    from debiaslab.t2i.rewriter import ALIGN_BENCHMARK, curve_from_record
 
     by_experiment: dict[str, list[dict[str, Any]]] = {}
     for experiment, record in results.of(ALIGN_BENCHMARK):
@@ -435,7 +436,6 @@ def speed(results: Results) -> pd.DataFrame:
 
 def figures(results: Results, figures_dir: str | Path) -> dict[str, list[Path]]:
     """Draw every figure the results allow into ``figures_dir``; return ``{name: paths}``."""
-    from debiaslab import plots, plots_mc
 
     out_dir = Path(figures_dir)
     drawn: dict[str, list[Path]] = {}
@@ -852,7 +852,6 @@ def abstract(results: Results) -> str:
 
 def write_generated(results: Results, drawn: Mapping[str, list[Path]], out: Path) -> list[Path]:
     """Write ``generated/{abstract,setup,results}.typ`` atomically; return the paths."""
-    from debiaslab.io import write_bytes_atomic
 
     texts = {
         "abstract.typ": abstract(results),
@@ -864,7 +863,6 @@ def write_generated(results: Results, drawn: Mapping[str, list[Path]], out: Path
 
 def compile_pdf(report_dir: str | Path, root: str | Path | None = None) -> Path:
     """Compile ``report_dir/paper.typ`` to ``report_dir/debiaslab-report.pdf`` (atomically)."""
-    from debiaslab.io import write_bytes_atomic
 
     try:
         import typst

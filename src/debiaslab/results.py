@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 import debiaslab
+from debiaslab.env import detect_platform
 from debiaslab.errors import DataFormatError
 from debiaslab.io import write_bytes_atomic
 from debiaslab.validate import write_error
@@ -132,8 +133,6 @@ def environment_info(device: str | None = None) -> dict[str, Any]:
     """Versions and hardware that a result depends on (no secrets, no paths)."""
     import torch
     import transformers
-
-    from debiaslab.env import detect_platform
 
     info = {
         "python": _platform.python_version(),

@@ -13,14 +13,42 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from debiaslab.benchmarks.precision import LIKELIHOOD_BENCHMARKS
-from debiaslab.benchmarks.text_scores import THRESHOLD
-from debiaslab.data.fetch import sha256_of
+from debiaslab import validate
+from debiaslab.benchmarks import crows_pairs, generative, stereoset, stereoset_mc
+from debiaslab.benchmarks.crows_pairs import MODES, paired_difference, resolve_mode
+from debiaslab.benchmarks.precision import LIKELIHOOD_BENCHMARKS, check_request
+from debiaslab.benchmarks.precision import fp32_check as recheck
+from debiaslab.benchmarks.stereoset import check_mode
+from debiaslab.benchmarks.stereoset_eval import score_predictions_file
+from debiaslab.benchmarks.stereoset_mc import check_orders
+from debiaslab.benchmarks.text_scores import (
+    THRESHOLD,
+    check_honest_branch,
+    check_metrics,
+    make_scorers,
+)
+from debiaslab.config import get_preset
+from debiaslab.data import prompts
+from debiaslab.data.crows_pairs_revised import (
+    check_choice,
+    load_pairs,
+    registry_name,
+    resolve_data_version,
+)
+from debiaslab.data.fetch import resolve, sha256_of
+from debiaslab.data.stereoset import StereoSet, load_stereoset
 from debiaslab.errors import ConfigError
-from debiaslab.generation import GenerationSettings
-from debiaslab.results import BenchmarkOutput, make_record, run_id, write_result
+from debiaslab.generation import GenerationSettings, cache_path
+from debiaslab.mitigation import decoding as methods
+from debiaslab.mitigation.data import check_crows_evaluation, split_pairs
+from debiaslab.mitigation.finetune import read_manifest
+from debiaslab.mitigation.heads import HeadGates, read_gates
+from debiaslab.model_source import check_adapter, check_model, folder_kind
+from debiaslab.models import detect_family, load_config
+from debiaslab.results import BenchmarkOutput, headline_metrics, make_record, run_id, write_result
 from debiaslab.scoring import TOO_LONG_POLICIES
 from debiaslab.textclass import REGARD_MODEL, TOXIC_LABEL, TOXICITY_MODEL
+from debiaslab.validate import check_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +80,9 @@ def _load_data(
     language: str = "english",
 ):
     if benchmark == "crows_pairs":
-        from debiaslab.data.crows_pairs_revised import load_pairs
-        from debiaslab.mitigation.data import split_pairs
-
         pairs = split_pairs(load_pairs(data_version, language, data), crows_split, seed=split_seed)
         return pairs[:limit] if limit else pairs
     if benchmark in GENERATIVE:
-        from debiaslab.data import prompts
-
         if benchmark == "bold":
             items = prompts.load_bold(domains, data)
             return prompts.sample_prompts(items, groups=groups, limit=limit, seed=seed)
@@ -71,7 +94,6 @@ def _load_data(
             seed=seed,
             key=lambda t: (honest_set, t.category),
         )
-    from debiaslab.data.stereoset import StereoSet, load_stereoset
 
     gold = load_stereoset(data)
     if limit:
@@ -92,7 +114,6 @@ def _data_source(
     honest_set: str = "binary",
     crows_file: str = "crows_pairs",
 ) -> tuple[str, str | None]:
-    from debiaslab.data.fetch import resolve
 
     path = Path(data) if data else None
     if path is None and benchmark == "bold":  # one file per domain: name them all
@@ -112,8 +133,6 @@ def _gates_id(path: str) -> str:
     """A head-gates file as ``name@sha256[:12]`` (results and cache keys tell gates apart)."""
     import hashlib
 
-    from debiaslab.mitigation.heads import read_gates
-
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"head-gates file {path} does not exist")
@@ -123,8 +142,6 @@ def _gates_id(path: str) -> str:
 
 def _check_arguments(model, output, adapter, head_gates, use_safetensors, **numbers) -> None:
     """What :func:`evaluate` can check without reading data or loading a model."""
-    from debiaslab import validate
-    from debiaslab.model_source import check_adapter, check_model
 
     checks = {
         "n_boot": validate.non_negative_int,
@@ -248,7 +265,6 @@ def evaluate(
             ``auto``: revised in harness mode, original in nangia mode, an explicit file's own
             format. ``english`` or ``french`` (revised only). Both are recorded.
     """
-    from debiaslab.benchmarks.precision import check_request
     from debiaslab.env import select_device, select_dtype
     from debiaslab.models import load_model
 
@@ -261,12 +277,8 @@ def evaluate(
     if stereoset_mode != "auto" and benchmark != "stereoset":
         raise ConfigError("--stereoset-mode applies to the stereoset (likelihood) benchmark")
     if benchmark == "stereoset":
-        from debiaslab.benchmarks.stereoset import check_mode
-
         check_mode(stereoset_mode, family, splits)  # before any data or model is loaded
     if benchmark == "stereoset_mc":
-        from debiaslab.benchmarks.stereoset_mc import check_orders
-
         check_orders(mc_orders)
     # The dtype the weights will load in: recorded, and part of the run id.
     likelihood = benchmark in LIKELIHOOD_BENCHMARKS
@@ -289,9 +301,6 @@ def evaluate(
         decoding_strength=decoding_strength,
     )
     if benchmark == "crows_pairs":
-        from debiaslab.mitigation.data import check_crows_evaluation
-        from debiaslab.mitigation.finetune import read_manifest
-
         trained = read_manifest(adapter) or read_manifest(model if Path(model).is_dir() else None)
         check_crows_evaluation(trained, crows_split, allow_train_pairs=allow_train_pairs)
         if trained and trained.get("recipe") == "crows_counter":
@@ -313,8 +322,6 @@ def evaluate(
     )
     crows_file = "crows_pairs"
     if benchmark == "crows_pairs" and data is None:
-        from debiaslab.data.crows_pairs_revised import registry_name
-
         crows_file = registry_name(data_version, language)
     data_name, data_sha = _data_source(
         benchmark, data, loaded, honest_set=honest_set, crows_file=crows_file
@@ -353,11 +360,6 @@ def evaluate(
         config["fp32_check"] = fp32_check
     scorers = None
     if benchmark in GENERATIVE:
-        from debiaslab.benchmarks.text_scores import (
-            check_honest_branch,
-            check_metrics,
-            make_scorers,
-        )
         from debiaslab.mitigation.decoding_families import check_decoding, known_family
 
         metrics = check_metrics(metrics or list(DEFAULT_METRICS[benchmark]))
@@ -423,15 +425,10 @@ def evaluate(
     )
     lm = load(dtype=run_dtype)
     if head_gates is not None:
-        from debiaslab.mitigation.heads import HeadGates
-
         HeadGates.load(lm.model, head_gates).attach()  # for as long as this model lives
         lm.info["head_gates"] = config["head_gates"]
     started = time.perf_counter()
     if benchmark in GENERATIVE:
-        from debiaslab.benchmarks import generative
-        from debiaslab.generation import cache_path
-
         cache = cache_path(output, name, generation)
         common = {"settings": generation, "cache": cache, "threshold": threshold}
         if decoding is not None:
@@ -467,8 +464,6 @@ def evaluate(
         config["stereoset_mode"] = result.config["stereoset_mode"]  # auto → the mode used
     check = None
     if fp32_check is not None:
-        from debiaslab.benchmarks.precision import fp32_check as recheck
-
         if lm.device.type != "cpu":  # scoring is done: make room for the float32 copy
             lm.model.to("cpu")
 
@@ -523,14 +518,10 @@ def run_benchmark(
     """Run one benchmark on an already-loaded model and data (notebooks, tests, the demo)."""
     common = {"n_boot": n_boot, "seed": seed, "progress": progress, "too_long": too_long}
     if benchmark == "crows_pairs":
-        from debiaslab.benchmarks import crows_pairs
-
         return crows_pairs.run(lm, loaded, mode=mode, source=source, **common)
-    from debiaslab.benchmarks import stereoset
 
     if benchmark == "stereoset":
         return stereoset.run_likelihood(lm, loaded, splits=splits, mode=stereoset_mode, **common)
-    from debiaslab.benchmarks import stereoset_mc
 
     return stereoset_mc.run_multiple_choice(lm, loaded, splits=splits, orders=mc_orders, **common)
 
@@ -539,8 +530,6 @@ def score_stereoset_predictions(
     gold: str, predictions: str, output: str | Path, *, n_boot: int = 1000, seed: int = 0
 ) -> RunResult:
     """Score an official StereoSet predictions file; write a result like ``evaluate`` does."""
-    from debiaslab.benchmarks.stereoset_eval import score_predictions_file
-    from debiaslab.validate import check_output_dir
 
     check_output_dir(output)
     started = time.perf_counter()
@@ -624,7 +613,6 @@ def evaluate_suite(
         name: the model's name in results (default ``model``).
         common: passed to :func:`evaluate` (device, dtype, quantization, n_boot, seed …).
     """
-    from debiaslab.config import get_preset
 
     if family is None:
         preset = get_preset(model)
@@ -633,11 +621,9 @@ def evaluate_suite(
     if benchmarks is None and instruction:
         chosen.insert(2, "stereoset_mc")
     name = name or model  # pre and post share it; the stage and the adapter tell them apart
-    if adapter is not None and Path(adapter).is_dir():
-        from debiaslab.model_source import folder_kind
-
-        if folder_kind(adapter) == "model":  # full fine-tuning: the weights are the model
-            model, adapter = str(adapter), None
+    # A full fine-tune's folder holds the weights: it is the model, not an adapter.
+    if adapter is not None and Path(adapter).is_dir() and folder_kind(adapter) == "model":
+        model, adapter = str(adapter), None
     out = []
     for benchmark in chosen:
         kwargs = dict(common)
@@ -679,9 +665,6 @@ def _crows_choice(
 ) -> tuple[str, str]:
     """CrowS-Pairs' mode and data version, resolved before data or model are loaded (the
     default data depends on the mode, and ``auto`` mode on the model's family)."""
-    from debiaslab.benchmarks.crows_pairs import MODES, resolve_mode
-    from debiaslab.config import get_preset
-    from debiaslab.data.crows_pairs_revised import check_choice, resolve_data_version
 
     check_choice(data_version, language)
     if mode not in MODES:
@@ -703,7 +686,6 @@ def _crows_choice(
 
 
 def _family_of(model: str) -> str:
-    from debiaslab.models import detect_family, load_config
 
     # One-line errors for a bad name; only the config is read, so pickle-only weights are
     # left for load_model to judge (with the user's --allow-pickle-weights).
@@ -713,8 +695,6 @@ def _family_of(model: str) -> str:
 def summary_table(results: list[RunResult]):
     """Headline metrics of some runs as a DataFrame (benchmark, stage, metric, value, CI)."""
     import pandas as pd
-
-    from debiaslab.results import headline_metrics
 
     rows = []
     for result in results:
@@ -737,7 +717,6 @@ def summary_table(results: list[RunResult]):
 def compare(pre: list[RunResult], post: list[RunResult], *, n_boot: int = 1000, seed: int = 0):
     """Pre vs post headline metrics per benchmark, with the change and, for CrowS-Pairs, its
     paired bootstrap interval (same pairs scored before and after)."""
-    from debiaslab.benchmarks.crows_pairs import paired_difference
 
     before = summary_table(pre)
     after = summary_table(post)
@@ -767,7 +746,6 @@ def _items(result: RunResult):
 
 def _decoding(lm, decoding: str, strength: float | None):
     """The processor factory and cache key of a ``--decoding`` choice."""
-    from debiaslab.mitigation import decoding as methods
 
     if decoding == "balance":
         return methods.balance(lm.tokenizer, alpha=1.0 if strength is None else strength)

@@ -52,7 +52,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from debiaslab import tiny
+from debiaslab.batching import length_batches, pad_rows, run_batches
+from debiaslab.data.fetch import cache_dir, parse_yaml
 from debiaslab.errors import ConfigError, DataFormatError
+from debiaslab.model_source import check_model, one_line
+from debiaslab.tiny import adamw_loop
 
 if TYPE_CHECKING:
     import torch
@@ -214,8 +219,6 @@ class TextClassifier:
         """
         import torch
 
-        from debiaslab.batching import length_batches, run_batches
-
         if isinstance(texts, str):
             raise TypeError("predict takes a sequence of texts, not one string: use [text]")
         texts = list(texts)
@@ -310,7 +313,6 @@ def load_classifier(
     import transformers
 
     from debiaslab.env import get_secret, select_device
-    from debiaslab.model_source import check_model, one_line
 
     started = time.perf_counter()
     task = TINY_CLASSIFIERS.get(name)
@@ -396,7 +398,6 @@ def classifier_lines(task: str, path: str | Path | None = None) -> dict[str, Any
         DataFormatError: the file is not valid YAML or not of that structure.
         ConfigError: the file has no such task.
     """
-    from debiaslab.data.fetch import parse_yaml
 
     if path is None:
         file = f"debiaslab/{LINES_RESOURCE}"
@@ -533,8 +534,6 @@ def train_tiny_classifier(
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    from debiaslab import tiny
-
     texts, label_names = list(texts), [str(name) for name in label_names]
     if not texts or len(texts) != len(labels):
         raise ConfigError(f"need texts and one label per text: got {len(texts)} and {len(labels)}")
@@ -606,9 +605,6 @@ def _fit(
 ) -> list[float]:
     """The training loop of `train_tiny_classifier`; the losses of every step."""
     import torch
-
-    from debiaslab.batching import pad_rows
-    from debiaslab.tiny import adamw_loop
 
     generator = torch.Generator().manual_seed(seed)
     batches = _batches(len(encoded), int(settings["batch_size"]), generator)
@@ -684,8 +680,6 @@ def tiny_classifier_path(name: str, seed: int = 0) -> Path:
     Raises:
         ConfigError: ``name`` is not a tiny classifier preset.
     """
-    from debiaslab import tiny
-    from debiaslab.data.fetch import cache_dir
 
     if name not in TINY_CLASSIFIERS:
         raise ConfigError(f"no tiny classifier {name!r}; presets: {', '.join(TINY_CLASSIFIERS)}")

@@ -64,6 +64,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from debiaslab.batching import pad_rows
+from debiaslab.data.crows_pairs import CrowsPair, write_crows_pairs_csv
 from debiaslab.data.stereoset import BLANK, StereoSet, make_example
 from debiaslab.errors import ConfigError
 
@@ -567,7 +569,6 @@ def planted_crows_pairs(
     Returns:
         Pairs indexed ``0..n_pairs-1`` with bias_type ``"gender"`` or ``"race-color"``.
     """
-    from debiaslab.data.crows_pairs import CrowsPair
 
     pairs = []
     for index, draw in enumerate(
@@ -591,7 +592,6 @@ def write_planted_crows_pairs(path: str | Path, n_pairs: int = 300, seed: int = 
     Returns:
         The path written.
     """
-    from debiaslab.data.crows_pairs import write_crows_pairs_csv
 
     return write_crows_pairs_csv(planted_crows_pairs(n_pairs, seed), path)
 
@@ -1082,8 +1082,6 @@ def train_tiny(
     """
     import torch
     from transformers import DataCollatorForLanguageModeling
-
-    from debiaslab.batching import pad_rows
 
     _check_family(family)
     if not texts:

@@ -49,9 +49,16 @@ from debiaslab.benchmarks.honest import (
     lowercase_lexicon,
     score_completions,
 )
+from debiaslab.data.prompts import load_hurtlex
 from debiaslab.errors import ConfigError
 from debiaslab.stats import ALPHA, bootstrap_vectorized
-from debiaslab.textclass import REGARD_LABELS, REGARD_MODEL, TOXIC_LABEL, TOXICITY_MODEL
+from debiaslab.textclass import (
+    REGARD_LABELS,
+    REGARD_MODEL,
+    TOXIC_LABEL,
+    TOXICITY_MODEL,
+    load_classifier,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +125,6 @@ def builtin_scorers(
     progress: bool = True,
 ) -> Scorers:
     """Scorers on local classifiers (a hub id, a local directory or a ``tiny-*`` preset)."""
-    from debiaslab.textclass import load_classifier
 
     scorers = Scorers("builtin")
     if "toxicity" in metrics:
@@ -146,8 +152,6 @@ def builtin_scorers(
         scorers.regard = regard
         scorers.info["regard"] = {"model": regard_model, **clf_regard.info}
     if "honest" in metrics:
-        from debiaslab.data.prompts import load_hurtlex
-
         lexicon = lowercase_lexicon(load_hurtlex(hurtlex))
 
         def honest(completions: list[list[str]], branch: str) -> HonestScores:

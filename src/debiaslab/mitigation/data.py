@@ -28,9 +28,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from debiaslab.data.crows_pairs import CrowsPair
+from debiaslab.data.crows_pairs_revised import file_format, load_pairs
 from debiaslab.data.fetch import decode_utf8
 from debiaslab.data.swaps import SWAP_FILES, load_swaps, swap_gender
 from debiaslab.errors import ConfigError, DataFormatError
+from debiaslab.synth.pipeline import load_texts, read_manifest
 
 SPLITS = ("all", "train", "heldout")
 HELDOUT_FRACTION = 0.5
@@ -145,8 +147,6 @@ def recipe_texts(
         split_seed: seed of the CrowS-Pairs train/held-out split.
     """
     if recipe == "crows_counter":
-        from debiaslab.data.crows_pairs_revised import file_format, load_pairs
-
         version = file_format(data) if data and Path(data).is_file() else "original"
         pairs = load_pairs(version, "english", data)
         texts = crows_counter_texts(pairs, seed=split_seed)
@@ -159,8 +159,6 @@ def recipe_texts(
             "n_train_pairs": len(texts),
         }
     if recipe == "synthetic":
-        from debiaslab.synth.pipeline import load_texts, read_manifest
-
         if data is None:
             raise ConfigError(
                 "recipe 'synthetic' needs --data: a 'debiaslab synth generate' folder"

@@ -33,8 +33,14 @@ from pathlib import Path
 import torch
 from transformers import LogitsProcessor
 
+from debiaslab.batching import device_of, pad_rows
 from debiaslab.data.fetch import decode_utf8, resolve
 from debiaslab.errors import ConfigError, DataFormatError
+from debiaslab.generation import GenerationSettings, _pad_id, generate
+from debiaslab.io import write_bytes_atomic
+from debiaslab.results import BenchmarkOutput, make_record, write_result
+from debiaslab.scoring import prefix_token_id
+from debiaslab.stats import bootstrap_ci
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +203,6 @@ def perplexity(lm, texts: Sequence[str], processors: Sequence = ()) -> float:
     sample from: the processors (built with prompt length 1, the BOS) applied to the logits
     given the text so far. This is the cost of a decoding-time method on fluent text.
     """
-    from debiaslab.batching import device_of
-    from debiaslab.scoring import prefix_token_id
 
     if lm.family != "causal":
         raise ConfigError("perplexity under decoding-time processors needs a causal LM")
@@ -276,7 +280,6 @@ class SelfDebias(LogitsProcessor):
             raise ConfigError(f"decay must be >= 0, got {decay}")
         self.lm, self.decay = lm, float(decay)
         self.prefixes = [lm.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prefixes]
-        from debiaslab.generation import _pad_id
 
         self.pad = _pad_id(lm.tokenizer)
 
@@ -285,7 +288,6 @@ class SelfDebias(LogitsProcessor):
     ) -> torch.FloatTensor:
         if self.decay == 0:
             return scores
-        from debiaslab.batching import device_of, pad_rows
 
         rows = []
         for ids in input_ids.tolist():
@@ -344,8 +346,6 @@ def tradeoff(
         A DataFrame with columns method, strength, share, ci_low, ci_high, n, ppl, ppl_ratio.
     """
 
-    from debiaslab.generation import GenerationSettings, generate
-
     settings = settings or GenerationSettings(max_new_tokens=20, num_return_sequences=4)
     group = group or next(iter(groups))
     base_ppl = perplexity(lm, held_out)
@@ -388,8 +388,6 @@ def tradeoff_row(
         (0.75, 4, 1.2)
     """
     import numpy as np
-
-    from debiaslab.stats import bootstrap_ci
 
     values = np.asarray(values, dtype=float)
     share, low, high = math.nan, math.nan, math.nan
@@ -438,12 +436,8 @@ def tradeoff_table(
 
     table = pd.DataFrame(rows)
     if output is not None:
-        from debiaslab.io import write_bytes_atomic
-
         write_bytes_atomic(output, table.to_csv(index=False).encode("utf-8"))
         if lm is not None and benchmark is not None:
-            from debiaslab.results import write_result
-
             write_result(tradeoff_record(table, lm, benchmark, config), Path(output).parent)
     return table
 
@@ -451,7 +445,6 @@ def tradeoff_table(
 def tradeoff_record(table, lm, benchmark: str, config: dict | None = None) -> dict:
     """A trade-off table as a result record: ``<method>/<strength>/{share,ppl_ratio,n}`` with
     the share's CI; :func:`tradeoff_from_record` reads it back."""
-    from debiaslab.results import BenchmarkOutput, make_record
 
     if benchmark not in TRADEOFF_KINDS:
         raise ValueError(f"unknown trade-off {benchmark!r}; known: {sorted(TRADEOFF_KINDS)}")

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from debiaslab.config import get_preset
 from debiaslab.errors import ConfigError
+from debiaslab.models import detect_family
 
 DECODING_FAMILIES: dict[str, tuple[str, ...]] = {
     "balance": ("causal", "seq2seq"),
@@ -66,7 +68,6 @@ def known_family(model: str, family: str | None = None) -> str | None:
     """
     if family is not None:
         return family
-    from debiaslab.config import get_preset
 
     preset = get_preset(model)
     if preset is not None:
@@ -74,8 +75,6 @@ def known_family(model: str, family: str | None = None) -> str | None:
     if not (Path(model) / "config.json").is_file():
         return None
     from transformers import AutoConfig
-
-    from debiaslab.models import detect_family
 
     try:
         return detect_family(AutoConfig.from_pretrained(model))

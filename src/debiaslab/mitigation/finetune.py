@@ -32,8 +32,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from debiaslab.config import get_preset
+from debiaslab.env import check_fp16_ok
 from debiaslab.errors import ConfigError
 from debiaslab.io import write_bytes_atomic
+from debiaslab.mitigation import checkpoints as ckpt
+from debiaslab.mitigation.data import recipe_texts
+from debiaslab.scoring import prefix_token_id
+from debiaslab.tiny import sentinel_input
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +152,6 @@ class _Texts:
 
 
 def _encode(lm, texts: list[str], config: FinetuneConfig) -> list[dict[str, list[int]]]:
-    from debiaslab.scoring import prefix_token_id
-    from debiaslab.tiny import sentinel_input
 
     tok = lm.tokenizer
     encode = {"truncation": True, "max_length": config.seq_len}
@@ -251,8 +255,6 @@ def finetune(
     """
     from transformers import Trainer, TrainingArguments, set_seed
 
-    from debiaslab.env import check_fp16_ok
-    from debiaslab.mitigation import checkpoints as ckpt
     from debiaslab.models import load_model
 
     config = config or FinetuneConfig()
@@ -381,7 +383,6 @@ def config_for(model: str, hardware: str, **overrides: Any) -> FinetuneConfig:
     ``hardware`` entry (sized with :mod:`debiaslab.planner`); ``overrides`` that are not None
     win. A model that is not a preset gets the defaults plus the overrides.
     """
-    from debiaslab.config import get_preset
 
     given = {k: v for k, v in overrides.items() if v is not None}
     preset = get_preset(model)
@@ -439,8 +440,6 @@ def run(
     """
     import subprocess
     import sys
-
-    from debiaslab.mitigation.data import recipe_texts
 
     config = config or FinetuneConfig()
     n_gpus = _visible_gpus() if gpus == "auto" else int(gpus)

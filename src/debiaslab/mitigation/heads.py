@@ -52,7 +52,13 @@ from pathlib import Path
 
 import torch
 
+from debiaslab.batching import device_of, pad_rows
 from debiaslab.errors import ConfigError
+from debiaslab.generation import GenerationSettings, _pad_id, generate
+from debiaslab.io import write_bytes_atomic
+from debiaslab.mitigation.decoding import perplexity, tradeoff_row, tradeoff_table
+from debiaslab.scoring import prefix_token_id
+from debiaslab.textclass import TOXIC_LABEL
 
 OUTPUT_PROJECTIONS = {
     "gpt2": ("attn.c_proj",),
@@ -148,8 +154,6 @@ class HeadGates:
         """Write the gates as safetensors (atomically)."""
         from safetensors.torch import save
 
-        from debiaslab.io import write_bytes_atomic
-
         data = save({n: g.contiguous() for n, g in self.gates.items()}, {"format": "head-gates"})
         return write_bytes_atomic(path, data)
 
@@ -197,9 +201,6 @@ def _continuation_logprobs(
 ) -> torch.Tensor:
     """Differentiable sum of log p(continuation | prompt) per pair (causal LMs, after BOS),
     over the first ``tokens`` tokens of each continuation (all when None)."""
-    from debiaslab.batching import device_of, pad_rows
-    from debiaslab.generation import _pad_id
-    from debiaslab.scoring import prefix_token_id
 
     tok = lm.tokenizer
     bos = prefix_token_id(tok)
@@ -374,9 +375,6 @@ def toxicity_pairs(
     """
     import random
 
-    from debiaslab.generation import GenerationSettings, generate
-    from debiaslab.textclass import TOXIC_LABEL
-
     settings = settings or GenerationSettings(max_new_tokens=30, num_return_sequences=4)
     label = label or TOXIC_LABEL
     out = generate(lm, prompts, settings, cache=cache, progress=progress)
@@ -449,10 +447,6 @@ def tradeoff(
         :func:`debiaslab.mitigation.decoding.tradeoff`, so :func:`debiaslab.plots.tradeoff`
         draws either.
     """
-
-    from debiaslab.generation import GenerationSettings, generate
-    from debiaslab.mitigation.decoding import perplexity, tradeoff_row, tradeoff_table
-    from debiaslab.textclass import TOXIC_LABEL
 
     settings = settings or GenerationSettings(max_new_tokens=30, num_return_sequences=4)
     label = label or TOXIC_LABEL

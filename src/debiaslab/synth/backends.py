@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 
 from debiaslab.env import get_secret
 from debiaslab.errors import ConfigError
-from debiaslab.generation import GenerationSettings
+from debiaslab.generation import GenerationSettings, _CacheWriter, _read_cache, generate
+from debiaslab.synth.examples import tiny_writer
 from debiaslab.synth.spec import Request
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,6 @@ class TransformersBackend:
 
     def complete(self, prompt: str) -> str:
         """One answer to ``prompt`` (seeded: the same prompt gives the same answer)."""
-        from debiaslab.generation import generate
 
         settings = replace(self.generation, num_return_sequences=1)
         out = generate(
@@ -114,7 +114,6 @@ class TransformersBackend:
     def answer(
         self, requests: Sequence[Request], raw: Path, *, progress: bool = True
     ) -> dict[str, str]:
-        from debiaslab.generation import generate
 
         if not requests:
             return {}
@@ -292,8 +291,6 @@ def make_backend(
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
     )
     if model == "tiny-writer":
-        from debiaslab.synth.examples import tiny_writer
-
         if spec is None:
             raise ConfigError("the tiny-writer model is trained for a spec: pass spec=")
         lm = tiny_writer(spec, seed=seed)
@@ -316,7 +313,6 @@ def run_prompts(
     Ids already in the file are not sent again, so a killed run resumes where it stopped.
     Returns id → answer for every pair.
     """
-    from debiaslab.generation import _CacheWriter, _read_cache
 
     path = Path(output)
     done = _read_cache(path)

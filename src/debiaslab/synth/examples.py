@@ -15,8 +15,10 @@ import re
 from collections.abc import Mapping
 
 from debiaslab.errors import ConfigError
+from debiaslab.models import from_objects
 from debiaslab.synth.filters import counterfactuals, swap_table
 from debiaslab.synth.spec import Spec
+from debiaslab.textclass import classifier_lines
 
 NEGATIVE = 0.15
 TOXIC = 0.1
@@ -61,7 +63,6 @@ def writer_texts(
     seed: int = 0,
 ) -> list[str]:
     """Training texts ``"<prompt> <answer>"`` with the planted regard and toxicity rates."""
-    from debiaslab.textclass import classifier_lines
 
     negative = dict(negative or {})
     unknown = set(negative) - {g.name for g in spec.groups}
@@ -101,7 +102,6 @@ def tiny_writer(
     with the planted rates (seconds on a CPU; see :func:`writer_texts`)."""
     from tokenizers.processors import TemplateProcessing
 
-    from debiaslab.models import from_objects
     from debiaslab.tiny import train_tiny
 
     texts = writer_texts(spec, negative=negative, toxic=toxic, seed=seed)

@@ -36,8 +36,10 @@ from typing import Any
 import debiaslab
 from debiaslab.data.swaps import load_swaps
 from debiaslab.errors import ConfigError
+from debiaslab.results import slug
 from debiaslab.synth import filters as F
 from debiaslab.synth.spec import Spec
+from debiaslab.textclass import REGARD_MODEL, TOXIC_LABEL, TOXICITY_MODEL, load_classifier
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,6 @@ REGARD_LABELS_SHOWN = ("positive", "negative", "neutral", "other")
 
 
 def _slug(text: str) -> str:
-    from debiaslab.results import slug
 
     return slug(text)
 
@@ -128,7 +129,6 @@ def synthesize(
     Raises:
         ConfigError: filters that need a classifier cannot load it, or no text survives.
     """
-    from debiaslab.textclass import REGARD_MODEL, TOXIC_LABEL, TOXICITY_MODEL, load_classifier
 
     out = Path(out)
     settings = spec.filters

@@ -33,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from debiaslab.data.fetch import parse_yaml
 from debiaslab.errors import ConfigError, DataFormatError
 
 EXAMPLES = "resources/synth"
@@ -287,6 +288,5 @@ def load_spec(path: str | os.PathLike) -> Spec:
         raise ConfigError(
             f"spec {str(path)!r} is neither a file nor a shipped example ({example_specs()})"
         )
-    from debiaslab.data.fetch import parse_yaml
 
     return parse_spec(parse_yaml(text, file), file)

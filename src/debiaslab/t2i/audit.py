@@ -24,6 +24,20 @@ from pathlib import Path
 import numpy as np
 
 from debiaslab.errors import ConfigError
+from debiaslab.results import BenchmarkOutput, make_record, write_result
+from debiaslab.stats import bootstrap_ci
+from debiaslab.t2i import rewriter as rw
+from debiaslab.t2i.classify import DEFAULT_CLIP, NO_PERSON, ZeroShotClassifier, load_clip
+from debiaslab.t2i.generate import generate_images, load_pipeline
+from debiaslab.t2i.metrics import distribution_metrics, higher_is_better
+from debiaslab.t2i.rewriter import detect_group
+from debiaslab.t2i.targets import (
+    GENDER_GROUPS,
+    HISPANIC_GROUPS,
+    RACE_GROUPS,
+    load_occupations,
+    occupation_targets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +102,6 @@ def bls_axes(probs: Mapping[str, np.ndarray], labels: Mapping[str, Sequence[str]
         >>> out["hispanic"][0].round(3).tolist()
         [[0.25, 0.75, 0.0]]
     """
-    from debiaslab.t2i.classify import NO_PERSON
-    from debiaslab.t2i.targets import GENDER_GROUPS, HISPANIC_GROUPS, RACE_GROUPS
 
     out = {}
     if "gender" in probs:
@@ -130,7 +142,6 @@ def requested_groups(prompt: str) -> dict[str, str]:
         >>> requested_groups("a photo of a nurse")
         {}
     """
-    from debiaslab.t2i.rewriter import detect_group
 
     group = detect_group(prompt)
     if group is None:
@@ -143,7 +154,6 @@ def requested_groups(prompt: str) -> dict[str, str]:
 def _success_rates(rows, mapped, metrics, ci, *, n_boot: int, seed: int) -> None:
     """Per axis, the share of images asked for a group (by their prompt) whose perceived group
     is that one (no person: a failure), with a bootstrap CI over those images."""
-    from debiaslab.stats import bootstrap_ci
 
     asked = [requested_groups(r["prompt"]) for r in rows]
     for row, request in zip(rows, asked, strict=True):
@@ -210,12 +220,6 @@ def audit(
         the axis), and per-image items.
     """
     import pandas as pd
-
-    from debiaslab.results import BenchmarkOutput
-    from debiaslab.t2i.classify import NO_PERSON
-    from debiaslab.t2i.generate import generate_images
-    from debiaslab.t2i.metrics import distribution_metrics, higher_is_better
-    from debiaslab.t2i.targets import load_occupations, occupation_targets
 
     if not occupations:
         raise ConfigError("no occupations to audit")
@@ -336,16 +340,12 @@ def run(
     Returns:
         ``(output, result_path)``.
     """
-    from debiaslab.results import make_record, write_result
-    from debiaslab.t2i.classify import DEFAULT_CLIP, ZeroShotClassifier, load_clip
-    from debiaslab.t2i.generate import load_pipeline
 
     pipe = load_pipeline(pipeline, device=device)
     classifier = ZeroShotClassifier(load_clip(clip or DEFAULT_CLIP, device=device))
     rewrite = None
     if rewriter is not None:
         from debiaslab.models import load_model
-        from debiaslab.t2i import rewriter as rw
 
         lm = load_model(rewriter, adapter=rewriter_adapter, device=device)
         n = settings.get("n_images", 8)

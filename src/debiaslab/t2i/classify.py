@@ -68,6 +68,7 @@ import torch
 
 from debiaslab.env import get_secret, select_device, select_dtype
 from debiaslab.errors import ConfigError, DataFormatError
+from debiaslab.t2i.tiny import tiny_t2i_path
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +169,6 @@ class Clip:
 
 def _resolve(name: str, presets: Mapping[str, str], kind: str) -> str:
     if presets.get(name) == "tiny":
-        from debiaslab.t2i.tiny import tiny_t2i_path
-
         return str(tiny_t2i_path(kind))
     return name
 

@@ -75,6 +75,7 @@ from debiaslab.env import get_secret, select_device, select_dtype
 from debiaslab.errors import ConfigError, DataFormatError
 from debiaslab.generation import JsonlAppender
 from debiaslab.io import write_bytes_atomic
+from debiaslab.t2i.tiny import tiny_t2i_path
 
 log = logging.getLogger(__name__)
 
@@ -206,12 +207,9 @@ def load_pipeline(
 
     preset = PIPELINE_PRESETS.get(name)
     tiny = preset is not None and preset.source == "tiny"
+    source = preset.source if preset is not None else name
     if tiny:
-        from debiaslab.t2i.tiny import tiny_t2i_path
-
         source = str(tiny_t2i_path("sd"))
-    else:
-        source = preset.source if preset is not None else name
     dev = torch.device(device) if device not in (None, "auto") else _default_device()
     if dev.type == "cuda":
         dev = select_device(str(dev))  # fail fast on a GPU this torch has no kernels for

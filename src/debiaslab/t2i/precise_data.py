@@ -84,8 +84,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from debiaslab.data.fetch import decode_utf8, parse_json
+from debiaslab.data.fetch import decode_utf8, parse_json, parse_yaml
 from debiaslab.errors import ConfigError, DataFormatError
+from debiaslab.io import write_bytes_atomic
+from debiaslab.synth.filters import clean_text, exact_duplicates
+from debiaslab.synth.spec import Request
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +205,6 @@ def _packaged_words() -> Words:
 
 
 def _parse_words(text: str, file: str) -> Words:
-    from debiaslab.data.fetch import parse_yaml
 
     data = parse_yaml(text, file)
     if not isinstance(data, dict):
@@ -1197,8 +1199,6 @@ def synthesize_prompts(
     prompts still go through :func:`replace_demographics` / :func:`instruction_pairs`, which
     remove any descriptor the model added despite the instruction.
     """
-    from debiaslab.synth.filters import clean_text, exact_duplicates
-    from debiaslab.synth.spec import Request
 
     if n < 1:
         raise ConfigError(f"n must be at least 1, got {n}")
@@ -1216,7 +1216,6 @@ def synthesize_prompts(
 
 def save_pairs(pairs: Sequence[Mapping[str, str]], path: str | Path) -> Path:
     """Write instruction pairs as a JSON list (atomically); :func:`load_seed_pairs` reads it."""
-    from debiaslab.io import write_bytes_atomic
 
     text = json.dumps(list(pairs), ensure_ascii=False, indent=1) + "\n"
     return write_bytes_atomic(path, text.encode("utf-8"))

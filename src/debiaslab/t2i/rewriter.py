@@ -54,9 +54,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from debiaslab.batching import device_of, pad_rows
 from debiaslab.errors import ConfigError, DataFormatError
-from debiaslab.generation import GenerationSettings
+from debiaslab.generation import GenerationSettings, generate
 from debiaslab.io import write_bytes_atomic
+from debiaslab.mitigation import finetune as ft
+from debiaslab.models import from_objects, resolve_source
+from debiaslab.plots import align_curve
+from debiaslab.results import BenchmarkOutput, make_record, write_result
+from debiaslab.scoring import prefix_token_id
+from debiaslab.t2i.metrics import total_variation
 from debiaslab.t2i.precise_data import (
     DEFAULT_GROUPS,
     DEFAULT_INSTRUCTION,
@@ -242,7 +249,6 @@ def model_prompt(instruction: str, input: str, tokenizer) -> str:
         >>> model_prompt("Expand.", "A doctor", build_tokenizer("causal"))[:26]
         '<|endoftext|>Below is an i'
     """
-    from debiaslab.scoring import prefix_token_id
 
     prompt = format_example(instruction, input, tokenizer=tokenizer)
     prefix = prefix_token_id(tokenizer)
@@ -333,9 +339,6 @@ def train_rewriter(
     """
     from transformers import AutoTokenizer
 
-    from debiaslab.mitigation import finetune as ft
-    from debiaslab.models import resolve_source
-
     records = _check_pairs(pairs)
     if config is None:
         config = (
@@ -412,7 +415,6 @@ def rewrite(
     Raises:
         ConfigError: ``n`` is not a positive integer, or ``lm`` is not causal.
     """
-    from debiaslab.generation import generate
 
     if not isinstance(n, int) or n < 1:
         raise ConfigError(f"n must be a positive integer, got {n!r}")
@@ -656,8 +658,6 @@ def _train_round(
     """
     import torch
 
-    from debiaslab.batching import device_of, pad_rows
-
     model, tokenizer = lm.model, lm.tokenizer
     params = _trainable_lora(model)
     encoded = {g: [_encode_pair(tokenizer, p) for p in by_group[g]] for g in rates}
@@ -786,7 +786,6 @@ def align(
         ConfigError: bad arguments, a model without a LoRA adapter, or no pairs for an
             under-represented group.
     """
-    from debiaslab.t2i.metrics import total_variation
 
     if not prompts:
         raise ConfigError("align needs prompts to measure the rewriter on")
@@ -888,14 +887,10 @@ def align(
         adapter = _save_adapter(lm.model, lm.tokenizer, output / "adapter")
     figure_paths: list[Path] = []
     if figures is not None:
-        from debiaslab.plots import align_curve
-
         figure_paths = align_curve(
             curve, Path(figures) / "align_curve", target=goal, threshold=threshold
         )
     if results is not None:
-        from debiaslab.results import write_result
-
         write_result(align_record(record, lm), results)
     return AlignResult(curve, stopped, curve_path, adapter, figure_paths)
 
@@ -907,7 +902,6 @@ def align_record(curve_record: Mapping[str, Any], lm) -> dict[str, Any]:
     """The align loop's curve (``align_curve.json``) as a result record: per iteration the
     largest |Δ|, the TV distance to the target, the undetected share and each group's share;
     ``final/*`` for the last measurement. :func:`curve_from_record` reads it back."""
-    from debiaslab.results import BenchmarkOutput, make_record
 
     curve = curve_record["curve"]
     metrics: dict[str, float] = {}
@@ -1053,7 +1047,6 @@ def tiny_rewriter(
     from peft import LoraConfig, TaskType, get_peft_model
     from tokenizers.processors import TemplateProcessing
 
-    from debiaslab.models import from_objects
     from debiaslab.tiny import train_tiny
 
     pairs = instruction_pairs(TINY_PROMPTS) if pairs is None else pairs
@@ -1097,8 +1090,6 @@ def compare_shares(
         distance to the target (``group == "TV"``) and the undetected share.
     """
     import pandas as pd
-
-    from debiaslab.t2i.metrics import total_variation
 
     goal = normalise_target(target)
     rows = []

@@ -34,6 +34,20 @@ from typing import Any
 import numpy as np
 
 from debiaslab.errors import ConfigError
+from debiaslab.io import write_bytes_atomic
+from debiaslab.results import BenchmarkOutput, make_record, write_result
+from debiaslab.stats import bootstrap_ci
+from debiaslab.synth.backends import make_backend
+from debiaslab.t2i.classify import (
+    DEFAULT_CLIP,
+    _resolve,
+    as_pil,
+    clip_score,
+    embed_texts,
+    load_clip,
+    load_model_and_processor,
+)
+from debiaslab.t2i.generate import generate_images, load_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +80,6 @@ def load_captioner(name: str = DEFAULT_CAPTIONER, device: str | None = None) -> 
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
     from debiaslab.models import select_device
-    from debiaslab.t2i.classify import _resolve, load_model_and_processor
 
     source = _resolve(name, CAPTIONER_PRESETS, "blip")
     dev = select_device(device)
@@ -79,8 +92,6 @@ def load_captioner(name: str = DEFAULT_CAPTIONER, device: str | None = None) -> 
 def caption(captioner: Captioner, images: Sequence[Any]) -> list[str]:
     """One greedy caption per image (PIL images or paths)."""
     import torch
-
-    from debiaslab.t2i.classify import as_pil
 
     pil = [as_pil(image) for image in images]
     inputs = captioner.processor(images=pil, return_tensors="pt").to(captioner.device)
@@ -151,10 +162,6 @@ def refine(
     """
     from tqdm.auto import tqdm
 
-    from debiaslab.io import write_bytes_atomic
-    from debiaslab.t2i.classify import clip_score, embed_texts
-    from debiaslab.t2i.generate import generate_images
-
     out = Path(out_dir)
     records = []
     for i, prompt in enumerate(tqdm(list(prompts), desc="socratic", disable=not progress)):
@@ -220,7 +227,6 @@ def summarise(records: Sequence[dict[str, Any]], *, n_boot: int = 1000, seed: in
         ``(metrics, ci)``; also per cycle index, the mean CLIPScore of the prompts that reached
         it (``clip_score/cycle_<c>``), for the per-cycle curve.
     """
-    from debiaslab.stats import bootstrap_ci
 
     if not records:
         raise ConfigError("no Socratic records to summarise")
@@ -269,10 +275,6 @@ def run(
     Returns:
         ``(records, result_path)``.
     """
-    from debiaslab.results import BenchmarkOutput, make_record, write_result
-    from debiaslab.synth.backends import make_backend
-    from debiaslab.t2i.classify import DEFAULT_CLIP, load_clip
-    from debiaslab.t2i.generate import load_pipeline
 
     pipe = load_pipeline(pipeline, device=device)
     cap = load_captioner(captioner, device=device)

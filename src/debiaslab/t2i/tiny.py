@@ -40,7 +40,9 @@ import string
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from debiaslab.data.fetch import cache_dir
 from debiaslab.errors import ConfigError
+from debiaslab.tiny import GENERAL_ENGLISH, build_tokenizer, save_beside
 
 if TYPE_CHECKING:
     from diffusers import StableDiffusionPipeline
@@ -136,8 +138,6 @@ def build_clip_tokenizer(
     import tempfile
 
     from transformers import CLIPTokenizer
-
-    from debiaslab.tiny import GENERAL_ENGLISH
 
     chars = string.ascii_lowercase + string.digits + string.punctuation
     # CLIP splits words from punctuation runs: single characters end a word ("x</w>"), doubled
@@ -326,8 +326,6 @@ def build_tiny_blip(seed: int = 0) -> tuple[BlipForConditionalGeneration, BlipPr
         BlipProcessor,
     )
 
-    from debiaslab.tiny import build_tokenizer
-
     tokenizer = build_tokenizer("masked", T2I_TEXTS)
     # BLIP's decoder starts from "[DEC]" (its bos) and stops at [SEP], as Salesforce/blip-*.
     tokenizer.add_special_tokens({"bos_token": "[DEC]"})
@@ -377,8 +375,6 @@ def tiny_t2i_path(kind: str, seed: int = 0, root: str | Path | None = None) -> P
     Raises:
         ConfigError: an unknown kind.
     """
-    from debiaslab.data.fetch import cache_dir
-    from debiaslab.tiny import save_beside
 
     if kind not in KINDS:
         raise ConfigError(f"unknown tiny text-to-image model {kind!r}; expected one of {KINDS}")
