@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from debiaslab.data.fetch import cache_dir
 from debiaslab.errors import DataNotFoundError
 from debiaslab.results import load_all
 
@@ -124,7 +123,7 @@ def run_demo(
         tiny.planted_stereoset(n_examples, seed=1), data_dir / "planted_stereoset.json"
     )
     print(f"[demo] held-out planted benchmarks: {planted_crows}, {planted_ss}")
-    models_dir = Path(models_dir) if models_dir else cache_dir() / "tiny" / "planted"
+    models_dir = Path(models_dir) if models_dir else tiny.planted_dir()
     print(f"[demo] training planted-bias tiny models in {models_dir} (reused when present)")
     paths = tiny.planted_models(rates=RATES, families=FAMILIES, out_dir=models_dir, seed=0)
     real = _real_data_available()
