@@ -47,6 +47,7 @@ class FixedClassifier:
         return {"gender": np.tile([1.0, 0.0, 0.0], (n, 1)), "race": race}
 
 
+@pytest.mark.slow  # generates images (make test-fast stays under 2 minutes)
 def test_audit_compares_each_occupation_with_its_bls_shares(tmp_path, shared_data):
     from debiaslab.t2i.generate import load_pipeline
 
@@ -90,6 +91,7 @@ def test_audit_compares_each_occupation_with_its_bls_shares(tmp_path, shared_dat
               year=2022)  # fmt: skip
 
 
+@pytest.mark.slow  # generates images (make test-fast stays under 2 minutes)
 def test_audit_runs_with_the_tiny_zero_shot_classifier(tmp_path, shared_data):
     from debiaslab.t2i.classify import ZeroShotClassifier, load_clip
     from debiaslab.t2i.generate import load_pipeline
@@ -121,6 +123,7 @@ def test_audit_runs_with_the_tiny_zero_shot_classifier(tmp_path, shared_data):
         assert m["gender/prompt/Registered nurses/share/female"] == pytest.approx(female)
 
 
+@pytest.mark.slow  # generates images (make test-fast stays under 2 minutes)
 def test_share_table_lists_perceived_against_bls(tmp_path, shared_data):
     from debiaslab.t2i.audit import share_table
     from debiaslab.t2i.generate import load_pipeline
@@ -136,6 +139,7 @@ def test_share_table_lists_perceived_against_bls(tmp_path, shared_data):
     assert set(table.axis) == {"gender", "race", "hispanic"}
 
 
+@pytest.mark.slow  # generates images (make test-fast stays under 2 minutes)
 def test_run_writes_a_result_file(tmp_path, shared_data, monkeypatch):
     from debiaslab.results import read_all
     from debiaslab.t2i import audit as audit_module
