@@ -35,8 +35,9 @@ test: $(VENV)/.installed
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
+# The inner loop, under 2 minutes: no tiny-model training (slow), no collection run (e2e).
 test-fast: $(VENV)/.installed
-	$(BIN)/python -m pytest -q -m "not slow" -x
+	$(BIN)/python -m pytest -q -m "not slow and not e2e" -x
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks

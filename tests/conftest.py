@@ -13,6 +13,14 @@ from debiaslab.data import fetch
 from debiaslab.tiny import build_tiny, save_tiny
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the whole-collection run is ``e2e`` (``make test`` only): marked
+    here from the fixtures it requests, so a new one cannot be left in the fast tier."""
+    for item in items:
+        if "demo_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real benchmark files in ``../shared/data`` (next to the repository); skip if absent."""
@@ -54,16 +62,16 @@ def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def planted_models(tmp_path_factory) -> dict[tuple[str, float], Path]:
-    """Planted-bias tiny models (causal and masked at rates 0.2, 0.5, 0.8), trained once.
-
-    ``$DEBIASLAB_TEST_MODELS`` names a folder to keep them between runs (the inner loop);
-    otherwise they are trained into a temporary folder.
+def planted_models() -> dict[tuple[str, float], Path]:
+    """Planted-bias tiny models (causal and masked at rates 0.2, 0.5, 0.8), trained once per
+    machine: into the debiaslab cache (`tiny.planted_dir`), where the calibration study finds
+    the same models; ``$DEBIASLAB_TEST_MODELS`` names another folder. A change of the corpus,
+    the training code or settings retrains (the manifest records them).
     """
     import os
 
     keep = os.environ.get("DEBIASLAB_TEST_MODELS")
-    out = Path(keep) if keep else tmp_path_factory.mktemp("planted")
+    out = Path(keep) if keep else tiny.planted_dir()
     workers = min(2, os.cpu_count() or 1)
     return tiny.planted_models(
         (0.2, 0.5, 0.8), ("causal", "masked"), out_dir=out, seed=0, workers=workers

@@ -42,6 +42,7 @@ def assert_nangia_parity(lm, model, tokenizer, pairs, uncased) -> pd.DataFrame:
     return items
 
 
+@pytest.mark.slow  # parity on real rows, every model family (make test-fast stays under 2 minutes)
 def test_engine_matches_metric_py_on_real_rows_tiny(real_pairs):
     pairs = real_pairs[:60]
     assert {p.direction for p in pairs} == {"stereo", "antistereo"}

@@ -77,6 +77,7 @@ def lm_eval_crows_pairs(model, tokenizer, family: str, docs: list[dict]):
     return np.asarray(lls), {"likelihood_diff": np.mean(diffs), "pct_stereotype": np.mean(accs)}
 
 
+@pytest.mark.slow  # parity on the whole revised files (make test-fast stays under 2 minutes)
 @pytest.mark.parametrize("family", ["causal", "seq2seq"])
 @pytest.mark.parametrize("language", ["english", "french"])
 def test_harness_mode_equals_lm_eval_on_the_revised_files(shared_data, family, language):

@@ -119,6 +119,7 @@ def test_balancing_moves_a_planted_model_toward_parity(planted_models):
     assert 0.8 < cost < 1.25, cost
 
 
+@pytest.mark.slow  # generates at every strength (make test-fast stays under 2 minutes)
 def test_tradeoff_table_and_plot(tmp_path):
     from debiaslab import plots
     from debiaslab.mitigation.decoding import tradeoff, tradeoff_from_record
@@ -168,6 +169,7 @@ def test_self_debias_is_off_at_zero_decay_and_lowers_prefixed_tokens():
         SelfDebias(from_objects(*tiny.build_tiny("masked", seed=0)), ["x"])
 
 
+@pytest.mark.slow  # generates BOLD continuations (make test-fast stays under 2 minutes)
 def test_bold_runs_with_decoding_time_balancing(tiny_dirs, shared_data, tmp_path, monkeypatch):
     from debiaslab.runner import evaluate
 

@@ -88,6 +88,7 @@ def weights(directory) -> dict[str, torch.Tensor]:
     return load_file(file)
 
 
+@pytest.mark.slow  # trains (two runs of a tiny model)
 @pytest.mark.parametrize("method", ["full", "lora"])
 def test_a_killed_run_resumed_ends_with_the_same_weights(method, tiny_dirs, tmp_path, kill_after):
     config = FinetuneConfig(method=method, steps=8, save_steps=3, batch_size=4, lr=1e-3)
@@ -109,6 +110,7 @@ def test_a_killed_run_resumed_ends_with_the_same_weights(method, tiny_dirs, tmp_
     assert resumed.manifest["metrics"]["train_loss"] > 0
 
 
+@pytest.mark.slow  # trains a tiny model
 @pytest.mark.parametrize("family", ["causal", "masked", "seq2seq"])
 def test_qlora_on_cpu_trains_saves_and_reloads(family, tiny_dirs, tmp_path):
     base = str(tiny_dirs[family])

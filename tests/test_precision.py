@@ -141,6 +141,7 @@ def _crows_flips(half: pd.DataFrame, full: pd.DataFrame) -> list[int]:
     return [int(i) for i in half["index"][a != b]]
 
 
+@pytest.mark.slow  # two full precision runs (make test-fast stays under 2 minutes)
 def test_fp32_check_counts_the_crows_pairs_flips_of_a_bf16_run(tmp_path, shared_data):
     data = shared_data / "crows_pairs" / "crows_pairs_anonymized.csv"
     pairs = load_crows_pairs(data)[:40]
@@ -196,6 +197,7 @@ def _stereoset_decisions(items: pd.DataFrame) -> dict:
     return out
 
 
+@pytest.mark.slow  # two full precision runs (make test-fast stays under 2 minutes)
 @pytest.mark.parametrize("benchmark", ["stereoset", "stereoset_mc"])
 def test_fp32_check_counts_stereoset_flips_of_a_bf16_run(tmp_path, data_dir, benchmark):
     run = evaluate(

@@ -77,6 +77,7 @@ def _queries(tok, sentences):
     return out
 
 
+@pytest.mark.slow  # one forward pass per masked token (make test-fast stays under 2 minutes)
 def test_masked_engine_equals_one_query_per_pass(masked):
     queries = _queries(masked.tokenizer, SENTENCES)
     engine = masked_logprobs(masked, queries, progress=False)

@@ -47,6 +47,7 @@ class FixedClassifier:
         return {"gender": np.tile([1.0, 0.0, 0.0], (n, 1)), "race": race}
 
 
+@pytest.mark.slow  # generates images (make test-fast stays under 2 minutes)
 def test_audit_compares_each_occupation_with_its_bls_shares(tmp_path, shared_data):
     from debiaslab.t2i.generate import load_pipeline
 
@@ -90,6 +91,7 @@ def test_audit_compares_each_occupation_with_its_bls_shares(tmp_path, shared_dat
               year=2022)  # fmt: skip
 
 
+@pytest.mark.slow  # generates images (make test-fast stays under 2 minutes)
 def test_audit_runs_with_the_tiny_zero_shot_classifier(tmp_path, shared_data):
     from debiaslab.t2i.classify import ZeroShotClassifier, load_clip
     from debiaslab.t2i.generate import load_pipeline
@@ -101,9 +103,27 @@ def test_audit_runs_with_the_tiny_zero_shot_classifier(tmp_path, shared_data):
         occupations_path=str(shared_data / "occupations" / "bls_cpsaat11_2022.csv"), year=2022,
     )  # fmt: skip
     assert result.n_items == 3
-    assert 0.0 <= result.metrics["gender/tv"] <= 1.0 or np.isnan(result.metrics["gender/tv"])
+    # Each image's label is the argmax of the classifier's probabilities on its file...
+    probs = bls_axes(classifier([tmp_path / f for f in result.items["file"]]), classifier.labels)
+    p, names = probs["gender"]
+    assert list(result.items["gender"]) == [names[i] for i in p.argmax(axis=1)]
+    # ...and TV, by hand, compares the shares of those labels (no_person left out) with BLS
+    # (87.9% of registered nurses are women): half the L1 distance; NaN when no image has a
+    # person.
+    labels = list(result.items["gender"])
+    people = labels.count("female") + labels.count("male")
+    m = result.metrics
+    assert m["gender/n_no_person"] == 3 - people
+    if people == 0:
+        assert np.isnan(m["gender/tv"])
+    else:
+        female = labels.count("female") / people
+        tv = (abs(female - 0.879) + abs((1 - female) - 0.121)) / 2
+        assert m["gender/tv"] == pytest.approx(tv)
+        assert m["gender/prompt/Registered nurses/share/female"] == pytest.approx(female)
 
 
+@pytest.mark.slow  # generates images (make test-fast stays under 2 minutes)
 def test_share_table_lists_perceived_against_bls(tmp_path, shared_data):
     from debiaslab.t2i.audit import share_table
     from debiaslab.t2i.generate import load_pipeline
@@ -119,6 +139,7 @@ def test_share_table_lists_perceived_against_bls(tmp_path, shared_data):
     assert set(table.axis) == {"gender", "race", "hispanic"}
 
 
+@pytest.mark.slow  # generates images (make test-fast stays under 2 minutes)
 def test_run_writes_a_result_file(tmp_path, shared_data, monkeypatch):
     from debiaslab.results import read_all
     from debiaslab.t2i import audit as audit_module

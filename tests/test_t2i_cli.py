@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from debiaslab.cli import main
 
 
+@pytest.mark.slow  # the whole text-to-image pipeline, four commands
 def test_t2i_generate_audit_rewrite_and_socratic_from_the_command_line(
     tmp_path, monkeypatch, shared_data, capsys
 ):

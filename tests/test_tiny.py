@@ -1,14 +1,11 @@
-"""debiaslab.tiny: tokenizers, save/load, the planted corpus and benchmarks, and calibration.
-
-The calibration test is the acceptance check of the planted design: tiny models trained at
-stereotype rates 0.2 / 0.5 / 0.8 are ranked in that order by the share of held-out planted
-pairs whose ``sent_more`` is the likelier sentence. It scores with a plain reference written
-here (not the package's scoring engine), so it stands on its own.
-"""
+"""debiaslab.tiny: tokenizers, save/load, the planted corpus and benchmarks, and the planted
+models on disk. The calibration acceptance test (rates 0.2 < 0.5 < 0.8 ranked in order) is
+tests/test_calibration.py."""
 
 from __future__ import annotations
 
 import collections
+import json
 import string
 
 import pytest
@@ -21,6 +18,7 @@ from transformers import (
 )
 
 from debiaslab import tiny
+from debiaslab.data import fetch
 from debiaslab.data.crows_pairs import load_crows_pairs
 from debiaslab.data.stereoset import find_template_word, load_stereoset, write_stereoset_json
 
@@ -60,53 +58,6 @@ def _all_training_sentences(axis: tiny.PlantedAxis) -> set[str]:
         for attribute in attribute_set
         for variant in range(n_variants)
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# Reference scoring: plain loops over plain tensors
-# ---------------------------------------------------------------------------------------------
-
-
-def _pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    ids = torch.full((len(rows), max(map(len, rows))), pad_id)
-    mask = torch.zeros_like(ids)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)], mask[i, : len(row)] = torch.tensor(row), 1
-    return ids, mask
-
-
-@torch.no_grad()
-def causal_logprob(model, tokenizer, sentences: list[str]) -> list[float]:
-    """Sum of log P(token | BOS, earlier tokens) over the sentence's tokens."""
-    rows = [[tokenizer.bos_token_id, *tokenizer(s)["input_ids"]] for s in sentences]
-    ids, mask = _pad(rows, tokenizer.pad_token_id)
-    logprobs = model(input_ids=ids, attention_mask=mask).logits.log_softmax(-1)
-    token_lp = logprobs[:, :-1].gather(2, ids[:, 1:, None])[..., 0] * mask[:, 1:]
-    return token_lp.sum(1).tolist()
-
-
-@torch.no_grad()
-def masked_pll(model, tokenizer, sentences: list[str]) -> list[float]:
-    """Pseudo-log-likelihood: mask each token but [CLS]/[SEP] in turn, sum log P(token)."""
-    rows, owners, targets = [], [], []
-    for index, sentence in enumerate(sentences):
-        ids = tokenizer(sentence)["input_ids"]
-        for position in range(1, len(ids) - 1):
-            masked = list(ids)
-            masked[position] = tokenizer.mask_token_id
-            rows.append(masked)
-            owners.append(index)
-            targets.append((position, ids[position]))
-    totals = [0.0] * len(sentences)
-    for start in range(0, len(rows), 1024):
-        ids, mask = _pad(rows[start : start + 1024], tokenizer.pad_token_id)
-        logprobs = model(input_ids=ids, attention_mask=mask).logits.log_softmax(-1)
-        for row, (position, token) in enumerate(targets[start : start + 1024]):
-            totals[owners[start + row]] += logprobs[row, position, token].item()
-    return totals
-
-
-SCORERS = {"causal": causal_logprob, "masked": masked_pll}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,27 +294,66 @@ def test_planted_models_replaces_incomplete_directories_atomically(tmp_path, mon
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
 
 
-# ---------------------------------------------------------------------------------------------
-# Calibration: the acceptance test
-# ---------------------------------------------------------------------------------------------
+def _fast_train(trained: list):
+    def fast_train(family, texts, *, seed=0, **_):  # the real loop is tested elsewhere
+        trained.append((family, seed, torch.get_num_threads()))
+        return tiny.build_tiny(family, texts, seed=seed)
+
+    return fast_train
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("family", ["causal", "masked"])
-def test_planted_rates_are_ranked_on_heldout_pairs(planted_models, family):
-    pairs = tiny.planted_crows_pairs(300, seed=1)
-    scorer = SCORERS[family]
-    shares = []
-    for rate in RATES:
-        path = planted_models[(family, rate)]
-        model = AUTO[family].from_pretrained(path).eval()
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        more = scorer(model, tokenizer, [p.sent_more for p in pairs])
-        less = scorer(model, tokenizer, [p.sent_less for p in pairs])
-        shares.append(sum(m > s for m, s in zip(more, less, strict=True)) / len(pairs))
-    print(f"{family}: share of pairs with sent_more likelier at rates {RATES}: {shares}")
-    assert shares[0] < shares[1] < shares[2], shares
-    assert shares[0] < 0.4 and abs(shares[1] - 0.5) < 0.1 and shares[2] > 0.6, shares
+def test_planted_models_are_retrained_when_corpus_or_training_code_change(tmp_path, monkeypatch):
+    trained = []
+    monkeypatch.setattr(tiny, "train_tiny", _fast_train(trained))
+    monkeypatch.setattr(tiny, "PLANTED_N_SENTENCES", 20)
+    tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path)
+    tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path)  # nothing changed: reused
+    assert len(trained) == 1
+    record = json.loads((tmp_path / "causal-rate0.5" / tiny.MANIFEST).read_text())
+    assert record["corpus_sha256"] and record["code_sha256"]
+    monkeypatch.setattr(tiny, "_planted_code_sha256", lambda: "edited training code")
+    tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path)
+    assert len(trained) == 2
+    texts = tiny.planted_texts
+    monkeypatch.setattr(tiny, "planted_texts", lambda *a: [t + " !" for t in texts(*a)])
+    tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path)  # edited templates or lexicon
+    assert len(trained) == 3
+    tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path)
+    assert len(trained) == 3
+
+
+def test_planted_models_train_on_one_thread_whoever_builds_them(tmp_path, monkeypatch):
+    trained = []
+    monkeypatch.setattr(tiny, "train_tiny", _fast_train(trained))
+    monkeypatch.setattr(tiny, "PLANTED_N_SENTENCES", 20)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # a notebook kernel with two threads: the weights would differ
+    try:
+        tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path)
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(threads)
+    assert [t for *_, t in trained] == [1]
+
+
+def test_a_model_another_process_completed_first_is_kept(tmp_path):
+    record = {"family": "causal", "seed": 0}
+    target = tmp_path / "causal-rate0.5"
+
+    def other_process_finishes_first(tmp):
+        (tmp / "weights").write_text("mine")
+        target.mkdir()
+        (target / "weights").write_text("theirs")
+        (target / tiny.MANIFEST).write_text(json.dumps(record))
+
+    assert tiny.save_beside(target, record, other_process_finishes_first) == target
+    assert (target / "weights").read_text() == "theirs"  # not removed under a reader's feet
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_planted_models_live_in_the_debiaslab_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(fetch.CACHE_DIR_ENV, str(tmp_path))
+    assert tiny.planted_dir() == tmp_path / "tiny" / "planted"
 
 
 @pytest.mark.slow

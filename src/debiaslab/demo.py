@@ -24,7 +24,6 @@ import pandas as pd
 from debiaslab import plots, tiny
 from debiaslab.calibration_tables import TOXIC_GROUPS, TOXICITY_RATES, calibration_table
 from debiaslab.data.crows_pairs import load_crows_pairs
-from debiaslab.data.fetch import cache_dir
 from debiaslab.data.prompts import load_bold, sample_prompts
 from debiaslab.data.stereoset import load_stereoset, write_stereoset_json
 from debiaslab.errors import DataNotFoundError
@@ -73,7 +72,7 @@ def run_demo(
         tiny.planted_stereoset(n_examples, seed=1), data_dir / "planted_stereoset.json"
     )
     print(f"[demo] held-out planted benchmarks: {planted_crows}, {planted_ss}")
-    models_dir = Path(models_dir) if models_dir else cache_dir() / "tiny" / "planted"
+    models_dir = Path(models_dir) if models_dir else tiny.planted_dir()
     print(f"[demo] training planted-bias tiny models in {models_dir} (reused when present)")
     paths = tiny.planted_models(rates=RATES, families=FAMILIES, out_dir=models_dir, seed=0)
     real = _real_data_available()

@@ -50,6 +50,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import os
@@ -1157,8 +1159,30 @@ def train_tiny(
 MANIFEST = "planted.json"  # written last: its presence marks a complete saved model
 
 
+def planted_dir() -> Path:
+    """The per-machine folder of planted models (``<debiaslab cache>/tiny/planted``), shared by
+    the calibration study and the tests: each model is trained once per machine."""
+    from debiaslab.data.fetch import cache_dir
+
+    return cache_dir() / "tiny" / "planted"
+
+
+@functools.cache
+def _planted_code_sha256() -> str:
+    """A hash of this module's source and the libraries that train: lexicon, templates,
+    tokenizer, architecture and training loop all live here, so any edit retrains (safe, and
+    cheap: a minute or two once per machine). Hash every module they live in if this is split."""
+    import torch
+    import transformers
+
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(f"torch {torch.__version__} transformers {transformers.__version__}".encode())
+    return digest.hexdigest()
+
+
 def _planted_record(family: str, rate: float, seed: int) -> dict[str, Any]:
     """What a saved planted model was made from; a directory is reused only on a match."""
+    corpus = "\n".join(planted_texts(rate, PLANTED_N_SENTENCES, seed))
     return {
         "family": family,
         "stereotype_rate": rate,
@@ -1168,6 +1192,9 @@ def _planted_record(family: str, rate: float, seed: int) -> dict[str, Any]:
         "train": TRAIN_DEFAULTS[family],
         "mlm_probability": None if family == "causal" else MLM_PROBABILITY,
         "planted_version": PLANTED_VERSION,
+        "corpus_sha256": hashlib.sha256(corpus.encode()).hexdigest(),
+        "code_sha256": _planted_code_sha256(),
+        "torch_threads": 1,  # results depend on the thread count: always trained on one
     }
 
 
@@ -1202,6 +1229,8 @@ def save_beside(
         write(tmp)
         seconds = round(time.perf_counter() - started, 1)
         (tmp / manifest).write_text(json.dumps({**record, "build_seconds": seconds}, indent=2))
+        if manifest_matches(path, record, manifest):
+            return path  # another process put a complete one there while this one trained
         if path.exists():
             shutil.rmtree(path)
         try:
@@ -1280,8 +1309,15 @@ def _train_planted(path: Path, record: dict[str, Any]) -> None:
     family, rate, seed = str(record["family"]), float(record["stereotype_rate"]), record["seed"]
 
     def write(tmp: Path) -> None:
+        import torch
+
         texts = planted_texts(rate, record["n_sentences_per_axis"], seed)  # the record's size
-        save_tiny(*train_tiny(family, texts, seed=seed), tmp)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(record["torch_threads"])  # same weights whoever builds them
+        try:
+            save_tiny(*train_tiny(family, texts, seed=seed), tmp)
+        finally:
+            torch.set_num_threads(threads)
 
     save_beside(path, record, write)
     log.info("saved planted %s model (rate %s) to %s", family, rate, path)
