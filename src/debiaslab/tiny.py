@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Any
 
 from debiaslab.batching import pad_rows
 from debiaslab.data.crows_pairs import CrowsPair, write_crows_pairs_csv
+from debiaslab.data.fetch import cache_dir
 from debiaslab.data.stereoset import BLANK, StereoSet, make_example
 from debiaslab.errors import ConfigError
 
@@ -1162,8 +1163,6 @@ MANIFEST = "planted.json"  # written last: its presence marks a complete saved m
 def planted_dir() -> Path:
     """The per-machine folder of planted models (``<debiaslab cache>/tiny/planted``), shared by
     the calibration study and the tests: each model is trained once per machine."""
-    from debiaslab.data.fetch import cache_dir
-
     return cache_dir() / "tiny" / "planted"
 
 
