@@ -22,10 +22,10 @@ FIGURES = "figures"
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import demo, env
+from debiaslab import calibration, env
 
 environment = env.setup(seed=0)
-table = demo.run_demo(
+table = calibration.run_calibration(
     environment.output_root / RESULTS, environment.output_root / FIGURES, quick=QUICK
 )
 table[["dataset", "benchmark", "family", "rate", "value", "ci_low", "ci_high"]].round(1)

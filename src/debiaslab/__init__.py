@@ -13,7 +13,7 @@ top of a module or inside a function). A name covers a module or a whole package
     methods     mitigation synth t2i
     evaluate    runner
     outputs     gather hub report calibration_tables
-    studies     demo notebooks collection
+    studies     calibration notebooks collection
     cli         cli
 
 Where the code taught us better than the first design (DESIGN.md's order):
@@ -25,7 +25,7 @@ Where the code taught us better than the first design (DESIGN.md's order):
   PreciseDebias loop (``t2i.rewriter``) draws its own alignment curve with it.
 * the methods sit below ``runner``: an evaluation applies decoding balance and head gates and
   reads a fine-tuning manifest's held-out split, while no method calls ``evaluate``.
-* ``demo`` (the planted-bias study) trains and evaluates models, so it sits with the
+* ``calibration`` (the planted-bias study) trains and evaluates models, so it sits with the
   notebooks above the report; the report reads the study's results through
   ``calibration_tables``.
 

@@ -1,6 +1,6 @@
 """What the planted-bias calibration plants, and its headline table read back from results.
 
-The study itself (:mod:`debiaslab.demo`) trains and scores the planted models; the report
+The study itself (:mod:`debiaslab.calibration`) trains and scores the planted models; the report
 (:mod:`debiaslab.report`) only reads their results. Both need the same facts — which metric is
 each benchmark's headline score, which toxicity rates were planted — so those live here, below
 both: the report never imports the study that trains models.

@@ -16,9 +16,9 @@ import sys
 
 from debiaslab import collection, report
 from debiaslab import validate as check
+from debiaslab.calibration import run_calibration
 from debiaslab.config import presets
 from debiaslab.data.prompts import load_coco_captions, load_partiprompts
-from debiaslab.demo import run_demo
 from debiaslab.errors import DebiaslabError
 from debiaslab.gather import gather
 from debiaslab.generation import GenerationSettings
@@ -303,7 +303,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
 
-    run_demo(args.output, args.figures, models_dir=args.models, quick=args.quick)
+    run_calibration(args.output, args.figures, models_dir=args.models, quick=args.quick)
     return 0
 
 

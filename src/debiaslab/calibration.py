@@ -50,7 +50,7 @@ def _real_data_available() -> dict[str, bool]:
     return out
 
 
-def run_demo(
+def run_calibration(
     output: str | Path = "results/demo",
     figures: str | Path = "figures",
     *,
