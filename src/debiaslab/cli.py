@@ -1,3 +1,5 @@
+# long by design: the argument parser of every verb; issue 14 point 1 generates eval's flags from
+# EvalConfig and shrinks it.
 """``debiaslab <verb>``: every notebook step is also a command.
 
 Verbs: ``eval``, ``finetune``, ``plan``, ``push``, ``pull``, ``stereoset-score``, ``demo``,

@@ -1,3 +1,5 @@
+# long by design: the generation engine, its seeded batching and its resumable cache are one job;
+# split planned in issue 14 point 3.
 """The generation engine of the generation-based bias metrics (BOLD continuations, HONEST).
 
 Two primitives:

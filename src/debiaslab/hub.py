@@ -1,3 +1,5 @@
+# long by design: client, secret scrubbing and three card renderers; split into hub/ and cards.py
+# is issue 14 point 3.
 """Share fine-tuned adapters (or full models) on the Hugging Face Hub, with a model card.
 
 Design:

@@ -1,3 +1,5 @@
+# long by design: parameter counts and memory estimates per family; split planned in issue 14 point
+# 3.
 """Will it fit? Parameter counts and a training-memory estimate per preset and machine, offline.
 
 Design:

@@ -1,3 +1,5 @@
+# long by design: one function per report figure, all on matplotlib's object API; split planned in
+# issue 14 point 3.
 """Figures from result files; nothing typed by hand. Uses matplotlib's object API (no pyplot
 state, no import-time style changes) and writes PNG + PDF atomically."""
 

@@ -1,3 +1,5 @@
+# long by design: tables, figures and generated prose of the paper; prose moves to report/sections
+# in issue 14 point 3.
 """The results notebook's tables and figures, and the paper built from them.
 
 Everything here is a function of the result files under ``results/`` (see

@@ -1,3 +1,5 @@
+# long by design: evaluate() with one keyword per setting; issue 14 point 1 replaces them with
+# EvalConfig and a registry.
 """One evaluation run, end to end: data → model → benchmark → result files.
 
 The CLI verb ``debiaslab eval`` and the notebooks call :func:`evaluate`; the result file's name

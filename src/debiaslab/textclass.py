@@ -1,3 +1,5 @@
+# long by design: classifier loading, scoring and the tiny offline classifiers; split planned in
+# issue 14 point 3.
 """Text classifiers that score generated text: toxicity and regard.
 
 Generation benchmarks (toxicity of continuations, regard towards the person a continuation is

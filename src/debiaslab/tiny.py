@@ -1,3 +1,5 @@
+# long by design: lexicon, corpus, tokenizers, models and planted training; split into a tiny/
+# package is issue 14 point 3.
 """Tiny offline models and planted-bias corpora: the embedded default for the demo, tests and CI.
 
 No machine that builds or tests debiaslab reaches a model hub, so this module makes everything

@@ -1,3 +1,5 @@
+# long by design: the official evaluation.py aggregation, its bootstrap and the predictions format
+# in one place so parity is read in one file.
 """StereoSet SS / LMS / ICAT, aggregated exactly as the official ``code/evaluation.py``.
 
 What it measures

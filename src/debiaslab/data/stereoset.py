@@ -1,3 +1,5 @@
+# long by design: two StereoSet formats (official and flattened) with located validation of each
+# field.
 """StereoSet (Nadeem et al., ACL 2021): schema, loader and writer.
 
 What it is:

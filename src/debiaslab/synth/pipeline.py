@@ -1,3 +1,4 @@
+# long by design: generate, filter, card and save staged as one atomic run.
 """Generate, filter, card and save a synthetic debiasing dataset (``debiaslab synth generate``).
 
 :func:`synthesize` runs the whole chain for a :class:`~debiaslab.synth.spec.Spec`:

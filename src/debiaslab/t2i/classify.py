@@ -1,3 +1,5 @@
+# long by design: CLIP zero-shot and FairFace-style classifiers share label mapping and accuracy
+# code.
 """Perceived demographics of generated images, CLIP embeddings and CLIPScore.
 
 What it measures:

@@ -1,3 +1,5 @@
+# long by design: placeholder rules with their many exceptions; split into t2i/precise_debias/ is
+# issue 14 point 3.
 """PreciseDebias training data: demographic placeholders, instruction pairs, leak-free splits.
 
 PreciseDebias (Clemmer et al., WACV 2024) fine-tunes an LLM to rewrite a generic text-to-image

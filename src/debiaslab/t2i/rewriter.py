@@ -1,3 +1,5 @@
+# long by design: rewriter training and the align loop; split into t2i/precise_debias/ is issue 14
+# point 3.
 """PreciseDebias rewriter: an instruction-tuned LM that adds a demographic descriptor to a prompt,
 and the measure-and-align loop that tunes how often it chooses each group.
 

@@ -1,3 +1,4 @@
+# long by design: BLS table parsing for two years with per-axis normalisation.
 """Target distributions for text-to-image bias: US occupation statistics and presets.
 
 Card:
