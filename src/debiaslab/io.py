@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 FILE_MODE = 0o644  # mkstemp creates 0600; published data and written benchmarks are shareable
 
@@ -25,15 +27,31 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     Returns:
         The path written.
     """
+    return write_atomic(path, lambda out: out.write(data))
+
+
+def write_atomic(
+    path: str | os.PathLike,
+    fill: Callable[[BinaryIO], object],
+    check: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write ``path`` atomically from ``fill(out)``, which writes the bytes to ``out``.
+
+    ``check`` (if given) inspects the finished temp file and raises to abandon it, e.g. a
+    checksum: the temp file is removed and ``path`` is left as it was. Otherwise as
+    :func:`write_bytes_atomic`.
+    """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            fill(out)
             out.flush()
             os.fsync(out.fileno())
+        if check is not None:
+            check(tmp)
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, dest)
     finally:
