@@ -21,6 +21,7 @@ from debiaslab import validate as check
 from debiaslab.calibration import run_calibration
 from debiaslab.config import presets
 from debiaslab.data.prompts import load_coco_captions, load_partiprompts
+from debiaslab.data.pull import add_data_commands
 from debiaslab.errors import DebiaslabError
 from debiaslab.gather import gather
 from debiaslab.generation import GenerationSettings
@@ -915,6 +916,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     mo = sub.add_parser("models", help="list model presets")
     mo.set_defaults(func=cmd_models)
+    add_data_commands(sub)
     return parser
 
 
