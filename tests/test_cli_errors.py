@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,6 @@ import torch
 
 from debiaslab import results, runner
 from debiaslab.cli import build_parser, main
-from debiaslab.data import fetch
 from debiaslab.errors import ConfigError
 from debiaslab.generation import GenerationSettings
 
@@ -98,14 +98,14 @@ def test_read_only_output_folder(tiny_dirs, crows, tmp_path, capsys, monkeypatch
     (out / "earlier.json").write_text("{}")
     out.chmod(0o555)
     # root ignores permission bits: refuse the write the way a read-only folder does.
-    real = fetch.tempfile.mkstemp
+    real = tempfile.mkstemp  # what debiaslab.io's atomic writes call
 
     def mkstemp(*args, dir=None, **kwargs):
         if dir is not None and Path(dir) == out:
             raise PermissionError(errno.EACCES, "Permission denied", str(dir))
         return real(*args, dir=dir, **kwargs)
 
-    monkeypatch.setattr(fetch.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
     try:
         code, line = run_cli(eval_argv(tiny_dirs["masked"], out, "--data", str(crows)), capsys)
         assert code == 2 and str(out) in line and "choose another output folder" in line
