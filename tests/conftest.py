@@ -20,7 +20,6 @@ from huggingface_hub.hf_api import CommitInfo, RepoUrl
 
 from debiaslab import tiny
 from debiaslab.data import fetch
-from debiaslab.hub import client
 from debiaslab.tiny import build_tiny, save_tiny
 
 
@@ -319,6 +318,8 @@ def _http_error(kind: type[HfHubHTTPError], status: int, message: str) -> HfHubH
 def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
     """A :class:`FakeHub` under ``tmp_path/hub``, which is also what the code gets when it calls
     the Hub without ``api=``; the machine's ``HF_TOKEN`` is unset (a test sets its own)."""
+    from debiaslab.hub import client  # here: importing it loads the fine-tuning stack
+
     fake = FakeHub(tmp_path / "hub")
     monkeypatch.setattr(client, "default_api", lambda: fake)
     monkeypatch.delenv("HF_TOKEN", raising=False)
