@@ -211,41 +211,19 @@ def test_cli_finetune_on_a_text_file(tiny_dirs, tmp_path, capsys):
     assert manifest["recipe"] == "texts" and manifest["n_train_texts"] == 18
 
 
-class LocalHub:
-    """A stand-in for HfApi: the "remote" is a local directory."""
-
-    def __init__(self, remote):
-        self.remote = remote
-
-    def create_repo(self, repo_id, *, repo_type=None, private=None, exist_ok=False, token=None):
-        (self.remote / repo_id).mkdir(parents=True, exist_ok=True)
-        return f"https://huggingface.co/{repo_id}"
-
-    def upload_folder(
-        self, *, folder_path, repo_id, repo_type=None, commit_message=None, token=None
-    ):
-        import shutil
-
-        shutil.copytree(folder_path, self.remote / repo_id, dirs_exist_ok=True)
-
-
 def test_cli_push_uploads_the_run_with_its_card_or_skips_without_a_token(
-    tiny_dirs, tmp_path, capsys, monkeypatch
+    tiny_dirs, tmp_path, capsys, monkeypatch, fake_hub
 ):
-    from debiaslab import hub
-
     config = FinetuneConfig(method="lora", steps=2, batch_size=4, save_steps=2)
     run = finetune(str(tiny_dirs["causal"]), tmp_path / "run", TEXTS, config, progress=False)
     argv = ["push", "--folder", str(run.weights), "--repo-id", "someone/tiny-lora"]
-    monkeypatch.setattr(hub, "get_secret", lambda name: None)
     assert cli.main(argv) == 0 and "not pushed" in capsys.readouterr().out
-    fake = LocalHub(tmp_path / "remote")
-    monkeypatch.setattr(hub, "default_api", lambda: fake)
-    monkeypatch.setattr(hub, "get_secret", lambda name: "hf_" + "secretvalue123456789")
+    assert fake_hub.calls == []
+    monkeypatch.setenv("HF_TOKEN", "hf_" + "secretvalue123456789")
     assert cli.main(argv) == 0 and "pushed to" in capsys.readouterr().out
-    card = (fake.remote / "someone/tiny-lora" / "README.md").read_text()
+    card = (fake_hub.folder("someone/tiny-lora") / "README.md").read_text()
     assert "Training configuration" in card and "hf_secretvalue" not in card
-    assert (fake.remote / "someone/tiny-lora" / "adapter_model.safetensors").is_file()
+    assert (fake_hub.folder("someone/tiny-lora") / "adapter_model.safetensors").is_file()
 
 
 def test_two_gpus_launch_the_cli_under_accelerate_with_the_same_settings(monkeypatch, tmp_path):

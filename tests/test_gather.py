@@ -1,10 +1,9 @@
 """Bringing results home: gather from Kaggle/Colab outputs (folders, zips), and the Hub results
-datasets (push_results / pull_results) against a local fake of ``huggingface_hub.HfApi``."""
+datasets (push_results / pull_results) against ``FakeHub`` (tests/conftest.py), a local stand-in
+for ``huggingface_hub.HfApi``."""
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
 import json
 import logging
 import os
@@ -18,11 +17,12 @@ import pandas as pd
 import pytest
 
 from debiaslab import gather as gather_mod
-from debiaslab import hub
 from debiaslab.cli import main
 from debiaslab.errors import ConfigError, DataFormatError
 from debiaslab.gather import GatherReport, collect, gather
+from debiaslab.hub import scrub
 from debiaslab.results import BenchmarkOutput, make_record, read_result, write_result
+from debiaslab.results_share import pull_results, push_results
 
 TOKEN = "hf_" + "GatherTokenDoNotLeak0123456789abcdefXYZ"  # a canary, built so scanners skip it
 REPO = "someone/debiaslab-results"
@@ -130,11 +130,6 @@ def expected_files(kaggle: Path) -> dict[str, bytes]:
             continue
         got[rel] = data
     return got
-
-
-@pytest.fixture
-def no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hub, "get_secret", lambda name: None)
 
 
 # --------------------------------------------------------------------------- gather
@@ -347,72 +342,6 @@ def test_gather_never_materialises_a_link_stored_in_a_zip(kaggle, tmp_path, capl
 # --------------------------------------------------------------------------- Hub datasets
 
 
-class FakeHub:
-    """Records calls; the "remote" is a local directory per repo id (datasets included)."""
-
-    def __init__(self, root: Path, fail: Exception | None = None) -> None:
-        self.remote = root / "remote"
-        self.cache = root / "hf-cache"
-        self.fail = fail
-        self.calls: list[tuple[str, str, dict[str, Any]]] = []
-
-    def create_repo(self, repo_id, *, repo_type=None, private=None, exist_ok=False, token=None):
-        self.calls.append(
-            ("create_repo", repo_id, {"repo_type": repo_type, "private": private, "token": token})
-        )
-        if self.fail is not None:
-            raise self.fail
-        (self.remote / repo_id).mkdir(parents=True, exist_ok=True)
-        prefix = "datasets/" if repo_type == "dataset" else ""
-        return f"https://huggingface.co/{prefix}{repo_id}"
-
-    def upload_folder(
-        self, *, folder_path, repo_id, repo_type=None, commit_message=None, token=None
-    ):
-        self.calls.append(
-            (
-                "upload_folder",
-                repo_id,
-                {"repo_type": repo_type, "commit_message": commit_message, "token": token},
-            )
-        )
-        shutil.copytree(folder_path, self.remote / repo_id, dirs_exist_ok=True)
-
-    def snapshot_download(
-        self, repo_id, *, repo_type=None, revision=None, token=None, allow_patterns=None
-    ):
-        self.calls.append(
-            (
-                "snapshot_download",
-                repo_id,
-                {
-                    "repo_type": repo_type,
-                    "revision": revision,
-                    "token": token,
-                    "allow_patterns": allow_patterns,
-                },
-            )
-        )
-        if self.fail is not None:
-            raise self.fail
-        # The layout huggingface_hub's cache has where symbolic links work: each file of
-        # snapshots/<revision>/ is a relative link to ../../blobs/<hash> (more ../ when nested).
-        source = self.remote / repo_id
-        repo_folder = self.cache / f"datasets--{repo_id.replace('/', '--')}"
-        dest = repo_folder / "snapshots" / "abc"
-        for path in source.rglob("*"):
-            rel = path.relative_to(source).as_posix()
-            if path.is_file() and any(fnmatch.fnmatch(rel, p) for p in allow_patterns):
-                blob = repo_folder / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()
-                blob.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, blob)
-                pointer = dest / rel
-                pointer.parent.mkdir(parents=True, exist_ok=True)
-                pointer.unlink(missing_ok=True)
-                pointer.symlink_to(os.path.relpath(blob, pointer.parent))
-        return str(dest)
-
-
 @pytest.fixture
 def local_results(kaggle, tmp_path) -> Path:
     dest = tmp_path / "results"
@@ -422,18 +351,22 @@ def local_results(kaggle, tmp_path) -> Path:
     return dest
 
 
-def test_push_results_uploads_results_and_side_files_only(local_results, tmp_path, no_secret):
-    fake = FakeHub(tmp_path)
+def test_push_results_uploads_results_and_side_files_only(local_results, tmp_path, fake_hub):
     (local_results / "gpt2" / "curve.png").write_bytes(PNG)
     (local_results / "gpt2" / "head_gates.safetensors").write_bytes(b"\x00" * 8)
     before = snapshot(local_results)
-    url = hub.push_results(local_results, REPO, token=TOKEN, api=fake)
+    url = push_results(local_results, REPO, token=TOKEN, api=fake_hub)
     assert url == f"https://huggingface.co/datasets/{REPO}"
     assert snapshot(local_results) == before  # the caller's folder is untouched
-    assert [c[0] for c in fake.calls] == ["create_repo", "upload_folder"]
-    assert fake.calls[0][2] == {"repo_type": "dataset", "private": True, "token": TOKEN}
-    assert fake.calls[1][2]["repo_type"] == "dataset"
-    uploaded = snapshot(fake.remote / REPO)
+    assert [c[0] for c in fake_hub.calls] == ["create_repo", "upload_folder"]
+    assert fake_hub.calls[0][2] == {
+        "repo_type": "dataset",
+        "private": True,
+        "exist_ok": True,
+        "token": TOKEN,
+    }
+    assert fake_hub.calls[1][2]["repo_type"] == "dataset"
+    uploaded = snapshot(fake_hub.folder(REPO, "dataset"))
     assert not any(n.endswith((".png", ".pdf", ".safetensors")) for n in uploaded)
     expected = {n for n in before if not n.endswith((".png", ".safetensors"))}
     assert set(uploaded) == expected | {"README.md"}
@@ -447,60 +380,57 @@ def test_push_results_uploads_results_and_side_files_only(local_results, tmp_pat
 
 
 def test_push_results_never_uploads_through_a_link_out_of_the_folder(
-    local_results, tmp_path, no_secret, caplog
+    local_results, tmp_path, fake_hub, caplog
 ):
     plant_links(local_results / "gpt2", tmp_path / "elsewhere")
-    fake = FakeHub(tmp_path)
     with caplog.at_level(logging.WARNING):
-        hub.push_results(local_results, REPO, token=TOKEN, api=fake)
-    uploaded = snapshot(fake.remote / REPO)
+        push_results(local_results, REPO, token=TOKEN, api=fake_hub)
+    uploaded = snapshot(fake_hub.folder(REPO, "dataset"))
     assert not any(b"hunter2" in data for data in uploaded.values())
     assert not any(name.split("/")[1] in LEAVING for name in uploaded if "/" in name)
     assert uploaded["gpt2/tradeoff_copy.csv"] == uploaded["gpt2/decoding_tradeoff.csv"]
     for name in LEAVING:  # warned once each
         assert caplog.text.count(f"gpt2/{name}: a symbolic link to ") == 1
     # The model and dataset pushes walk folders the same way.
-    files = hub._folder_files(local_results)
+    files = scrub.folder_files(local_results)
     assert not any(f.name in LEAVING for f in files) and Path("gpt2/tradeoff_copy.csv") in files
 
 
-def test_push_results_without_token_uploads_nothing(local_results, tmp_path, no_secret, caplog):
-    fake = FakeHub(tmp_path)
+def test_push_results_without_token_uploads_nothing(local_results, tmp_path, fake_hub, caplog):
     with caplog.at_level(logging.INFO, logger="debiaslab.hub"):
-        assert hub.push_results(local_results, REPO, api=fake) is None
-    assert fake.calls == []
+        assert push_results(local_results, REPO, api=fake_hub) is None
+    assert fake_hub.calls == []
     assert "no token" in caplog.text and "HF_TOKEN" in caplog.text
 
 
-def test_push_results_refuses_bad_input_before_sending(local_results, tmp_path, no_secret):
-    fake = FakeHub(tmp_path)
+def test_push_results_refuses_bad_input_before_sending(local_results, tmp_path, fake_hub):
     with pytest.raises(ConfigError, match="not a Hugging Face repo id"):
-        hub.push_results(local_results, "../../etc", token=TOKEN, api=fake)
+        push_results(local_results, "../../etc", token=TOKEN, api=fake_hub)
     with pytest.raises(ConfigError, match="not a directory"):
-        hub.push_results(tmp_path / "missing", REPO, token=TOKEN, api=fake)
+        push_results(tmp_path / "missing", REPO, token=TOKEN, api=fake_hub)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ConfigError, match="no debiaslab result files"):
-        hub.push_results(empty, REPO, token=TOKEN, api=fake)
+        push_results(empty, REPO, token=TOKEN, api=fake_hub)
     (local_results / "gpt2" / "notes.csv").write_text(f"token,{TOKEN}\n")
     with pytest.raises(ConfigError, match=r"notes\.csv") as info:
-        hub.push_results(local_results, REPO, token=TOKEN, api=fake)
+        push_results(local_results, REPO, token=TOKEN, api=fake_hub)
     assert TOKEN not in str(info.value)
-    assert fake.calls == []
+    assert fake_hub.calls == []
 
 
 @pytest.mark.parametrize(
     "error",
     [OSError(f"Connection refused, Authorization: Bearer {TOKEN}"), OSError("no route")],
 )
-def test_results_hub_errors_hide_the_token(local_results, tmp_path, no_secret, caplog, error):
-    fake = FakeHub(tmp_path, fail=error)
+def test_results_hub_errors_hide_the_token(local_results, tmp_path, fake_hub, caplog, error):
+    fake_hub.fail = error
     with caplog.at_level(logging.DEBUG), pytest.raises(ConfigError) as info:
-        hub.push_results(local_results, REPO, token=TOKEN, api=fake)
+        push_results(local_results, REPO, token=TOKEN, api=fake_hub)
     message = str(info.value)
     assert REPO in message and "online" in message and TOKEN not in message
     with pytest.raises(ConfigError) as info:
-        hub.pull_results(REPO, tmp_path / "pulled", token=TOKEN, api=fake)
+        pull_results(REPO, tmp_path / "pulled", token=TOKEN, api=fake_hub)
     message = str(info.value)
     assert REPO in message and "dataset" in message and TOKEN not in message
     assert TOKEN not in caplog.text
@@ -511,37 +441,39 @@ def test_results_hub_errors_hide_the_token(local_results, tmp_path, no_secret, c
     assert not (tmp_path / "pulled").exists()
 
 
-def test_push_then_pull_results_round_trips(local_results, tmp_path, no_secret):
-    fake = FakeHub(tmp_path)
-    hub.push_results(local_results, REPO, token=TOKEN, api=fake)
+def test_push_then_pull_results_round_trips(local_results, tmp_path, fake_hub):
+    push_results(local_results, REPO, token=TOKEN, api=fake_hub)
     pulled = tmp_path / "elsewhere" / "results"
-    report = hub.pull_results(REPO, pulled, revision="main", api=fake)
+    # The dataset is private (the default): without the token the Hub does not find it.
+    with pytest.raises(ConfigError, match=REPO):
+        pull_results(REPO, pulled, api=fake_hub)
+    assert not pulled.exists()
+    report = pull_results(REPO, pulled, revision="main", token=TOKEN, api=fake_hub)
     assert isinstance(report, GatherReport)
-    call = fake.calls[-1]
+    call = fake_hub.calls[-1]
     assert call[0] == "snapshot_download" and call[2]["repo_type"] == "dataset"
-    assert call[2]["revision"] == "main" and call[2]["token"] is None
+    assert call[2]["revision"] == "main" and call[2]["token"] == TOKEN
     assert {"*.json", "*.csv"} <= set(call[2]["allow_patterns"])
     got = snapshot(pulled)
     expected = {n: d for n, d in snapshot(local_results).items() if not n.endswith(".png")}
     assert got == expected and "README.md" not in got
     assert len(report.results) == 4
     # Pulling into the folder that was pushed finds everything already there.
-    again = hub.pull_results(REPO, local_results, api=fake)
+    again = pull_results(REPO, local_results, token=TOKEN, api=fake_hub)
     assert again.copied == [] and len(again.skipped) == len(got)
     # A local file that differs is a conflict, as in gather.
     (local_results / "gpt2" / "decoding_tradeoff.csv").write_text("changed\n")
     with pytest.raises(ConfigError, match="--overwrite"):
-        hub.pull_results(REPO, local_results, api=fake)
-    fixed = hub.pull_results(REPO, local_results, api=fake, overwrite=True)
+        pull_results(REPO, local_results, token=TOKEN, api=fake_hub)
+    fixed = pull_results(REPO, local_results, token=TOKEN, api=fake_hub, overwrite=True)
     assert fixed.conflicts == [local_results / "gpt2" / "decoding_tradeoff.csv"]
 
 
-def test_pull_results_takes_a_local_folder_or_zip(kaggle, tmp_path, no_secret):
-    fake = FakeHub(tmp_path)
-    report = hub.pull_results(str(kaggle), tmp_path / "results", api=fake)
-    assert len(report.results) == 3 and fake.calls == []
+def test_pull_results_takes_a_local_folder_or_zip(kaggle, tmp_path, fake_hub):
+    report = pull_results(str(kaggle), tmp_path / "results", api=fake_hub)
+    assert len(report.results) == 3 and fake_hub.calls == []
     with pytest.raises(ConfigError, match="neither a local folder"):
-        hub.pull_results("not a repo id!", tmp_path / "results", api=fake)
+        pull_results("not a repo id!", tmp_path / "results", api=fake_hub)
 
 
 # --------------------------------------------------------------------------- command line
@@ -569,25 +501,23 @@ def test_cli_results_gather(kaggle, tmp_path, capsys):
     assert csv.read_text() != "mine\n"
 
 
-def test_cli_results_push_and_pull(local_results, tmp_path, monkeypatch, capsys, no_secret):
-    fake = FakeHub(tmp_path)
-    monkeypatch.setattr(hub, "default_api", lambda: fake)
+def test_cli_results_push_and_pull(local_results, tmp_path, monkeypatch, capsys, fake_hub):
     assert main(["results", "push", str(local_results), "--repo", REPO]) == 0
-    assert "not pushed" in capsys.readouterr().out and fake.calls == []
+    assert "not pushed" in capsys.readouterr().out and fake_hub.calls == []
 
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.setattr(hub, "get_secret", lambda name: TOKEN)
     assert main(["results", "push", str(local_results), "--repo", REPO, "--public"]) == 0
     out = capsys.readouterr().out
     assert f"https://huggingface.co/datasets/{REPO}" in out and TOKEN not in out
-    assert fake.calls[0][2]["private"] is False
+    assert fake_hub.calls[0][2]["private"] is False
 
     pulled = tmp_path / "pulled"
-    argv = ["results", "pull", REPO, "--results", str(pulled), "--revision", "v1"]
+    commit = fake_hub.commit(REPO, "dataset")
+    argv = ["results", "pull", REPO, "--results", str(pulled), "--revision", commit]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "4 results:" in out and out.strip().endswith("now run `make report`")
-    assert fake.calls[-1][2]["revision"] == "v1" and fake.calls[-1][2]["token"] == TOKEN
+    assert fake_hub.calls[-1][2]["revision"] == commit and fake_hub.calls[-1][2]["token"] == TOKEN
 
 
 def test_cli_results_verbs_have_help(capsys):

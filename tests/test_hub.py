@@ -1,76 +1,27 @@
-"""Hub push/pull and model cards, against a local fake of ``huggingface_hub.HfApi`` (offline)."""
+"""Hub push/pull and model cards, against ``FakeHub`` (tests/conftest.py), a local stand-in for
+``huggingface_hub.HfApi`` (offline)."""
 
 from __future__ import annotations
 
-import fnmatch
+import inspect
 import json
 import logging
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
+from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
-from debiaslab import hub
+from debiaslab.cards.model import model_card
 from debiaslab.errors import ConfigError, DebiaslabError
+from debiaslab.hub import client, scrub
 from debiaslab.model_source import is_adapter_dir
 
 TOKEN = "hf_" + "TestTokenDoNotLeak0123456789abcdefXYZ"  # a canary, built so scanners skip it
 REPO = "someone/gpt2-cda-lora"
-
-
-class FakeHub:
-    """Records calls; the "remote" is a local directory per repo id."""
-
-    def __init__(self, remote: Path, fail: Exception | None = None) -> None:
-        self.remote = remote
-        self.fail = fail
-        self.calls: list[tuple[str, str, dict[str, Any]]] = []
-
-    def create_repo(self, repo_id, *, repo_type=None, private=None, exist_ok=False, token=None):
-        self.calls.append(
-            (
-                "create_repo",
-                repo_id,
-                {"private": private, "exist_ok": exist_ok, "token": token, "repo_type": repo_type},
-            )
-        )
-        if self.fail is not None:
-            raise self.fail
-        (self.remote / repo_id).mkdir(parents=True, exist_ok=True)
-        return f"https://huggingface.co/{repo_id}"
-
-    def upload_folder(
-        self, *, folder_path, repo_id, repo_type=None, commit_message=None, token=None
-    ):
-        self.calls.append(
-            (
-                "upload_folder",
-                repo_id,
-                {"commit_message": commit_message, "token": token, "repo_type": repo_type},
-            )
-        )
-        shutil.copytree(folder_path, self.remote / repo_id, dirs_exist_ok=True)
-
-    def snapshot_download(
-        self, repo_id, *, revision=None, token=None, cache_dir=None, allow_patterns=None
-    ):
-        self.calls.append(("snapshot_download", repo_id, {"revision": revision, "token": token}))
-        if self.fail is not None:
-            raise self.fail
-        source = self.remote / repo_id
-        if not source.is_dir():
-            raise http_error(404, f"404 Client Error: Repository Not Found for url: {repo_id}")
-        dest = Path(cache_dir) / "snapshots" / repo_id.replace("/", "--")
-        for path in source.rglob("*"):
-            rel = path.relative_to(source)
-            if path.is_file() and any(fnmatch.fnmatch(path.name, p) for p in allow_patterns):
-                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, dest / rel)
-        return str(dest)
 
 
 def http_error(status: int, message: str) -> HfHubHTTPError:
@@ -180,81 +131,102 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-@pytest.fixture
-def no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hub, "get_secret", lambda name: None)
+# --------------------------------------------------------------------------- the fake Hub
+
+
+@pytest.mark.parametrize("method", ["create_repo", "upload_folder", "snapshot_download"])
+def test_the_fake_hub_takes_the_real_clients_arguments(fake_hub, method):
+    """Every argument FakeHub accepts, the real HfApi accepts the same way (positional or
+    keyword-only, same default), and every argument the real one requires the fake requires."""
+    real = inspect.signature(getattr(HfApi, method)).parameters
+    fake = inspect.signature(getattr(type(fake_hub), method)).parameters
+    for name, param in fake.items():
+        assert name in real, f"HfApi.{method} has no argument {name!r}"
+        assert (param.kind, param.default) == (real[name].kind, real[name].default), name
+    required = {n for n, p in real.items() if p.default is p.empty and p.kind != p.VAR_KEYWORD}
+    assert required <= set(fake)
 
 
 # --------------------------------------------------------------------------- push and pull
 
 
-def test_push_then_pull_round_trips_adapter_and_card(tmp_path, records, no_secret, caplog):
+def test_push_then_pull_round_trips_adapter_and_card(tmp_path, records, fake_hub, caplog):
     adapter = make_adapter(tmp_path / "adapter")
     before = snapshot(adapter)
-    fake = FakeHub(tmp_path / "remote")
     with caplog.at_level(logging.DEBUG):
-        url = hub.push(adapter, REPO, results=records, training=TRAINING, token=TOKEN, api=fake)
+        url = client.push(
+            adapter, REPO, results=records, training=TRAINING, token=TOKEN, api=fake_hub
+        )
     assert url == f"https://huggingface.co/{REPO}"
     assert snapshot(adapter) == before  # the caller's folder is untouched
-    assert [c[0] for c in fake.calls] == ["create_repo", "upload_folder"]
-    assert fake.calls[0][2] == {
+    assert [c[0] for c in fake_hub.calls] == ["create_repo", "upload_folder"]
+    assert fake_hub.calls[0][2] == {
         "private": True,
         "exist_ok": True,
         "token": TOKEN,
         "repo_type": "model",
     }
-    remote = fake.remote / REPO
+    remote = fake_hub.folder(REPO)
     assert sorted(snapshot(remote)) == sorted([*before, "README.md"])
     # A local base path in the uploaded adapter config is replaced by the public hub id.
     uploaded_config = json.loads((remote / "adapter_config.json").read_text())
     assert uploaded_config["base_model_name_or_path"] == "openai-community/gpt2"
 
-    pulled = hub.pull(REPO, cache_dir=tmp_path / "cache", api=fake)
+    # The repo is private (the default): without the token the Hub does not find it.
+    with pytest.raises(ConfigError, match="local adapter directory"):
+        client.pull(REPO, cache_dir=tmp_path / "cache", api=fake_hub)
+    pulled = client.pull(REPO, token=TOKEN, cache_dir=tmp_path / "cache", api=fake_hub)
     assert pulled != remote and is_adapter_dir(pulled)
     got = snapshot(pulled)
     assert got["adapter_model.safetensors"] == before["adapter_model.safetensors"]
     card = got["README.md"].decode()
     assert card == (remote / "README.md").read_text()
     assert "counterfactual data augmentation" in card and f"--adapter {REPO}" in card
-    assert fake.calls[-1] == ("snapshot_download", REPO, {"revision": None, "token": None})
+    assert fake_hub.calls[-1] == (
+        "snapshot_download",
+        REPO,
+        {
+            "repo_type": None,
+            "revision": None,
+            "cache_dir": str(tmp_path / "cache"),
+            "token": TOKEN,
+            "allow_patterns": list(client.PULL_PATTERNS),
+        },
+    )
 
 
-def test_push_uses_the_secret_and_default_api(tmp_path, monkeypatch, caplog):
+def test_push_uses_the_secret_and_default_api(tmp_path, fake_hub, monkeypatch, caplog):
     adapter = make_adapter(tmp_path / "adapter", base_path="/home/ana/models/my-gpt2")
-    fake = FakeHub(tmp_path / "remote")
-    monkeypatch.setattr(hub, "default_api", lambda: fake)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     with caplog.at_level(logging.INFO, logger="debiaslab.hub"):
-        assert hub.push(adapter, REPO, private=False) == f"https://huggingface.co/{REPO}"
+        assert client.push(adapter, REPO, private=False) == f"https://huggingface.co/{REPO}"
     # No hub id is known for a local base: the config keeps it (no guess), with a warning.
-    uploaded = json.loads((fake.remote / REPO / "adapter_config.json").read_text())
+    uploaded = json.loads((fake_hub.folder(REPO) / "adapter_config.json").read_text())
     assert uploaded["base_model_name_or_path"] == "/home/ana/models/my-gpt2"
     assert "local base model (my-gpt2)" in caplog.text
-    assert "--model path/to/my-gpt2 --adapter" in (fake.remote / REPO / "README.md").read_text()
-    assert fake.calls[0][2]["token"] == TOKEN and fake.calls[0][2]["private"] is False
-    assert fake.calls[1][2]["commit_message"].startswith("debiaslab ")
+    assert "--model path/to/my-gpt2 --adapter" in (fake_hub.folder(REPO) / "README.md").read_text()
+    assert fake_hub.calls[0][2]["token"] == TOKEN and fake_hub.calls[0][2]["private"] is False
+    assert fake_hub.calls[1][2]["commit_message"].startswith("debiaslab ")
 
 
-def test_push_without_token_skips_with_a_log_line(tmp_path, records, no_secret, caplog):
+def test_push_without_token_skips_with_a_log_line(tmp_path, records, fake_hub, caplog):
     adapter = make_adapter(tmp_path / "adapter")
-    fake = FakeHub(tmp_path / "remote")
     with caplog.at_level(logging.INFO, logger="debiaslab.hub"):
-        assert hub.push(adapter, REPO, results=records, api=fake) is None
-    assert fake.calls == []
+        assert client.push(adapter, REPO, results=records, api=fake_hub) is None
+    assert fake_hub.calls == []
     assert "no token" in caplog.text and "HF_TOKEN" in caplog.text and REPO in caplog.text
 
 
-def test_token_never_leaks_on_success(tmp_path, records, monkeypatch, caplog):
+def test_token_never_leaks_on_success(tmp_path, records, fake_hub, monkeypatch, caplog):
     adapter = make_adapter(tmp_path / "adapter")
-    fake = FakeHub(tmp_path / "remote")
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     training = {**TRAINING, "note": f"token was {TOKEN}"}  # a careless value
     with caplog.at_level(logging.DEBUG):
-        hub.push(adapter, REPO, results=records, training=training, api=fake)
+        client.push(adapter, REPO, results=records, training=training, api=fake_hub)
     assert TOKEN not in caplog.text
-    for name, data in snapshot(fake.remote / REPO).items():
+    for name, data in snapshot(fake_hub.folder(REPO)).items():
         assert TOKEN.encode() not in data, name
-    assert hub.REDACTED in (fake.remote / REPO / "README.md").read_text()
+    assert scrub.REDACTED in (fake_hub.folder(REPO) / "README.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -265,11 +237,11 @@ def test_token_never_leaks_on_success(tmp_path, records, monkeypatch, caplog):
         (OSError(f"Connection refused, Authorization: Bearer {TOKEN}"), "online"),
     ],
 )
-def test_push_errors_are_clear_and_hide_the_token(tmp_path, no_secret, caplog, error, expected):
+def test_push_errors_are_clear_and_hide_the_token(tmp_path, fake_hub, caplog, error, expected):
     adapter = make_adapter(tmp_path / "adapter")
-    fake = FakeHub(tmp_path / "remote", fail=error)
+    fake_hub.fail = error
     with caplog.at_level(logging.DEBUG), pytest.raises(ConfigError) as info:
-        hub.push(adapter, REPO, token=TOKEN, api=fake)
+        client.push(adapter, REPO, token=TOKEN, api=fake_hub)
     message = str(info.value)
     assert expected in message and REPO in message
     assert TOKEN not in message and TOKEN not in caplog.text
@@ -279,10 +251,10 @@ def test_push_errors_are_clear_and_hide_the_token(tmp_path, no_secret, caplog, e
         assert info.value.__cause__ is error
 
 
-def test_push_error_without_token_in_it_keeps_the_cause(tmp_path, no_secret):
-    fake = FakeHub(tmp_path / "remote", fail=OSError("Name or service not known"))
+def test_push_error_without_token_in_it_keeps_the_cause(tmp_path, fake_hub):
+    fake_hub.fail = OSError("Name or service not known")
     with pytest.raises(ConfigError, match="online") as info:
-        hub.push(make_adapter(tmp_path / "a"), REPO, token=TOKEN, api=fake)
+        client.push(make_adapter(tmp_path / "a"), REPO, token=TOKEN, api=fake_hub)
     assert isinstance(info.value.__cause__, OSError)
 
 
@@ -293,93 +265,87 @@ def test_push_error_without_token_in_it_keeps_the_cause(tmp_path, no_secret):
         (OSError(f"cannot reach huggingface.co with {TOKEN}"), "online"),
     ],
 )
-def test_pull_errors_are_clear_and_hide_the_token(tmp_path, no_secret, error, expected):
-    fake = FakeHub(tmp_path / "remote", fail=error)
+def test_pull_errors_are_clear_and_hide_the_token(tmp_path, fake_hub, error, expected):
+    fake_hub.fail = error
     with pytest.raises(DebiaslabError) as info:
-        hub.pull(REPO, token=TOKEN, cache_dir=tmp_path / "cache", api=fake)
+        client.pull(REPO, token=TOKEN, cache_dir=tmp_path / "cache", api=fake_hub)
     message = str(info.value)
     assert isinstance(info.value, ConfigError)
     assert expected in message and "local adapter directory" in message and REPO in message
     assert TOKEN not in message
 
 
-def test_pull_a_local_directory_returns_it(tmp_path, no_secret):
+def test_pull_a_local_directory_returns_it(tmp_path, fake_hub):
     adapter = make_adapter(tmp_path / "adapter")
-    fake = FakeHub(tmp_path / "remote")
-    assert hub.pull(str(adapter), api=fake) == adapter
-    assert fake.calls == []
+    assert client.pull(str(adapter), api=fake_hub) == adapter
+    assert fake_hub.calls == []
     with pytest.raises(ConfigError, match="neither a local directory nor"):
-        hub.pull("not a repo id!", api=fake)
+        client.pull("not a repo id!", api=fake_hub)
 
 
-def test_pull_a_fine_tuning_run_directory_returns_its_weights(tmp_path, no_secret):
+def test_pull_a_fine_tuning_run_directory_returns_its_weights(tmp_path, fake_hub):
     lora_run = tmp_path / "out" / "runs" / "gpt2-lora"
     adapter = make_adapter(lora_run / "adapter")
     (lora_run / "finetune.json").write_text("{}")
-    assert hub.pull("runs/gpt2-lora", local_root=tmp_path / "out") == adapter
+    assert client.pull("runs/gpt2-lora", local_root=tmp_path / "out") == adapter
     full_run = tmp_path / "full"
     (full_run / "model").mkdir(parents=True)
     (full_run / "model" / "config.json").write_text("{}")
     (full_run / "model" / "model.safetensors").write_bytes(b"w")
     (full_run / "finetune.json").write_text("{}")
-    assert hub.pull(str(full_run)) == full_run / "model"
+    assert client.pull(str(full_run)) == full_run / "model"
 
 
-def test_pull_refuses_a_repo_without_configs(tmp_path, no_secret):
-    fake = FakeHub(tmp_path / "remote")
-    (fake.remote / REPO).mkdir(parents=True)
-    (fake.remote / REPO / "README.md").write_text("# empty")
+def test_pull_refuses_a_repo_without_configs(tmp_path, fake_hub):
+    (fake_hub.folder(REPO)).mkdir(parents=True)
+    (fake_hub.folder(REPO) / "README.md").write_text("# empty")
     with pytest.raises(ConfigError, match=r"neither adapter_config\.json nor config\.json"):
-        hub.pull(REPO, cache_dir=tmp_path / "cache", api=fake)
+        client.pull(REPO, cache_dir=tmp_path / "cache", api=fake_hub)
 
 
-def test_push_refuses_folders_without_adapter_or_model(tmp_path, no_secret):
-    fake = FakeHub(tmp_path / "remote")
+def test_push_refuses_folders_without_adapter_or_model(tmp_path, fake_hub):
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("hello")
     with pytest.raises(ConfigError, match=r"neither adapter_config\.json"):
-        hub.push(empty, REPO, token=TOKEN, api=fake)
+        client.push(empty, REPO, token=TOKEN, api=fake_hub)
     with pytest.raises(ConfigError, match="not a directory"):
-        hub.push(tmp_path / "missing", REPO, token=TOKEN, api=fake)
+        client.push(tmp_path / "missing", REPO, token=TOKEN, api=fake_hub)
     no_weights = tmp_path / "no-weights"
     no_weights.mkdir()
     (no_weights / "adapter_config.json").write_text("{}")
     with pytest.raises(ConfigError, match="no adapter weights"):
-        hub.push(no_weights, REPO, token=TOKEN, api=fake)
+        client.push(no_weights, REPO, token=TOKEN, api=fake_hub)
     with pytest.raises(ConfigError, match="not a Hugging Face repo id"):
-        hub.push(make_adapter(tmp_path / "a"), "../../etc", token=TOKEN, api=fake)
-    assert fake.calls == []
+        client.push(make_adapter(tmp_path / "a"), "../../etc", token=TOKEN, api=fake_hub)
+    assert fake_hub.calls == []
 
 
 @pytest.mark.parametrize("name", [".env", "hf_token.txt", "token", "sub/secrets.json", "id_rsa"])
-def test_push_refuses_files_that_look_like_secrets(tmp_path, no_secret, name):
+def test_push_refuses_files_that_look_like_secrets(tmp_path, fake_hub, name):
     adapter = make_adapter(tmp_path / "adapter")
     (adapter / name).parent.mkdir(parents=True, exist_ok=True)
     (adapter / name).write_text("x")
-    fake = FakeHub(tmp_path / "remote")
     with pytest.raises(ConfigError, match="look like secrets"):
-        hub.push(adapter, REPO, token=TOKEN, api=fake)
-    assert fake.calls == []
+        client.push(adapter, REPO, token=TOKEN, api=fake_hub)
+    assert fake_hub.calls == []
 
 
-def test_push_refuses_files_that_contain_the_token(tmp_path, no_secret):
+def test_push_refuses_files_that_contain_the_token(tmp_path, fake_hub):
     adapter = make_adapter(tmp_path / "adapter")
     (adapter / "notes.md").write_text(f"my token: {TOKEN}")
-    fake = FakeHub(tmp_path / "remote")
     with pytest.raises(ConfigError, match=r"notes\.md") as info:
-        hub.push(adapter, REPO, token=TOKEN, api=fake)
-    assert TOKEN not in str(info.value) and fake.calls == []
+        client.push(adapter, REPO, token=TOKEN, api=fake_hub)
+    assert TOKEN not in str(info.value) and fake_hub.calls == []
 
 
-def test_push_reads_result_files_and_directories(tmp_path, records, no_secret):
+def test_push_reads_result_files_and_directories(tmp_path, records, fake_hub):
     results_dir = tmp_path / "results"
     results_dir.mkdir()
     for record in records:
         (results_dir / f"{record['run_id']}.json").write_text(json.dumps(record))
-    fake = FakeHub(tmp_path / "remote")
-    hub.push(make_adapter(tmp_path / "a"), REPO, results=results_dir, token=TOKEN, api=fake)
-    card = (fake.remote / REPO / "README.md").read_text()
+    client.push(make_adapter(tmp_path / "a"), REPO, results=results_dir, token=TOKEN, api=fake_hub)
+    card = (fake_hub.folder(REPO) / "README.md").read_text()
     assert "### crows_pairs" in card and "### bold" in card
 
 
@@ -388,7 +354,7 @@ def test_push_reads_result_files_and_directories(tmp_path, records, no_secret):
 
 def card_for(records, **kwargs) -> str:
     args = {"base_model": "gpt2", "method": TRAINING["method"], "training": TRAINING}
-    return hub.model_card(records, repo_id=REPO, **{**args, **kwargs})
+    return model_card(records, repo_id=REPO, **{**args, **kwargs})
 
 
 def table_row(card: str, metric: str) -> str:
@@ -469,7 +435,7 @@ def test_card_has_no_local_paths_or_tokens(records, tmp_path):
 
 
 def test_card_without_results_and_for_a_full_model():
-    card = hub.model_card(
+    card = model_card(
         [], base_model="tiny-gpt2", method="CDA", training={}, repo_id=REPO, adapter=False
     )
     assert "No pre/post benchmark results were given." in card
@@ -481,7 +447,7 @@ def test_card_without_results_and_for_a_full_model():
 # --------------------------------------------------------------------------- a real adapter
 
 
-def test_real_peft_adapter_pushes_pulls_and_loads(tmp_path, records, no_secret):
+def test_real_peft_adapter_pushes_pulls_and_loads(tmp_path, records, fake_hub):
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -502,9 +468,10 @@ def test_real_peft_adapter_pushes_pulls_and_loads(tmp_path, records, no_secret):
     peft_model.save_pretrained(adapter_dir)
     assert is_adapter_dir(adapter_dir) and not is_adapter_dir(base_dir)
 
-    fake = FakeHub(tmp_path / "remote")
-    hub.push(adapter_dir, REPO, results=records, base_model="tiny-gpt2", token=TOKEN, api=fake)
-    pulled = hub.pull(REPO, cache_dir=tmp_path / "cache", api=fake)
+    client.push(
+        adapter_dir, REPO, results=records, base_model="tiny-gpt2", token=TOKEN, api=fake_hub
+    )
+    pulled = client.pull(REPO, token=TOKEN, cache_dir=tmp_path / "cache", api=fake_hub)
     assert (pulled / "README.md").is_file()
 
     loaded = load_model(str(base_dir), adapter=str(pulled), device="cpu")

@@ -350,8 +350,8 @@ def test_the_synthetic_recipe_trains_on_the_train_split(tiny_dataset, tmp_path):
         recipe_texts("synthetic", tmp_path)
 
 
-def test_push_dataset_uploads_data_and_card_but_not_the_raw_generations(tmp_path, monkeypatch):
-    from debiaslab import hub
+def test_push_dataset_uploads_data_and_card_but_not_the_raw_generations(tmp_path, fake_hub):
+    from debiaslab.hub.client import push_dataset
     from debiaslab.synth.pipeline import synthesize
 
     spec = parse_spec({**SPEC, "filters": {"toxicity_threshold": None}})
@@ -359,42 +359,24 @@ def test_push_dataset_uploads_data_and_card_but_not_the_raw_generations(tmp_path
     synthesize(
         spec, CountingBackend(table_answer), 8, out, regard_model="tiny-regard", progress=False
     )
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setattr(hub, "get_secret", lambda name: None)
-    assert hub.push_dataset(out, "someone/tiny-gender") is None  # no token: skipped
-
-    class Fake:
-        def __init__(self):
-            self.calls = []
-
-        def create_repo(self, repo_id, **kw):
-            self.calls.append(("create_repo", repo_id, kw))
-            return f"https://huggingface.co/datasets/{repo_id}"
-
-        def upload_folder(self, *, folder_path, **kw):
-            self.calls.append(
-                (
-                    "upload_folder",
-                    sorted(
-                        str(p.relative_to(folder_path))
-                        for p in Path(folder_path).rglob("*")
-                        if p.is_file()
-                    ),
-                    kw,
-                )
-            )
+    assert push_dataset(out, "someone/tiny-gender") is None  # no token: skipped
+    assert fake_hub.calls == []
 
     token = "hf_" + "A" * 30
-    fake = Fake()
-    url = hub.push_dataset(out, "someone/tiny-gender", token=token, api=fake)
-    assert url.endswith("datasets/someone/tiny-gender")
+    url = push_dataset(out, "someone/tiny-gender", token=token)
+    assert url == "https://huggingface.co/datasets/someone/tiny-gender"
+    assert [(c[0], c[2]["repo_type"]) for c in fake_hub.calls] == [
+        ("create_repo", "dataset"),
+        ("upload_folder", "dataset"),
+    ]
+    uploaded = fake_hub.files("someone/tiny-gender", "dataset")
     assert (
-        fake.calls[0][2]["repo_type"] == "dataset" and fake.calls[1][2]["repo_type"] == "dataset"
+        uploaded["README.md"].startswith(b"---\nlicense:")
+        and b"## Splits" in uploaded["README.md"]
     )
-    uploaded = fake.calls[1][1]
-    assert "README.md" in uploaded and "synth.json" in uploaded
+    assert "synth.json" in uploaded
     assert any(p.startswith("data/") and p.endswith(".parquet") for p in uploaded)
-    assert not any(p.startswith("raw") for p in uploaded)
+    assert not any(p.startswith("raw") for p in uploaded) and (out / "raw").is_dir()
 
 
 def test_filter_settings_reject_bad_values():

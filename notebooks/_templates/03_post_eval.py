@@ -31,11 +31,12 @@ SEED = 0
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import env, hub, runner
+from debiaslab import env, runner
+from debiaslab.hub.client import pull, push
 
 environment = env.setup(seed=SEED)
 output = environment.output_root / RESULTS
-adapter = hub.pull(ADAPTER, local_root=environment.output_root)
+adapter = pull(ADAPTER, local_root=environment.output_root)
 settings = dict(
     instruction=INSTRUCTION,
     limit=LIMIT,
@@ -54,6 +55,6 @@ runner.compare(pre, post, n_boot=N_BOOT, seed=SEED)
 
 # %%
 if HUB_REPO:
-    hub.push(adapter, HUB_REPO, results=[r.record for r in pre + post], base_model=MODEL)
+    push(adapter, HUB_REPO, results=[r.record for r in pre + post], base_model=MODEL)
 else:
     print("HUB_REPO is not set: nothing pushed")

@@ -42,7 +42,8 @@ SEED = 0
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import env, hub, runner
+from debiaslab import env, runner
+from debiaslab.hub.client import push_dataset
 from debiaslab.mitigation import finetune
 from debiaslab.synth import backends, pipeline, spec
 
@@ -71,7 +72,7 @@ print((dataset / "README.md").read_text()[:3000])
 
 # %%
 if HUB_DATASET:
-    hub.push_dataset(dataset, HUB_DATASET)
+    push_dataset(dataset, HUB_DATASET)
 else:
     print("HUB_DATASET is not set: nothing pushed")
 

@@ -4,15 +4,15 @@ Layers, lowest first. A module imports only from its own layer or below, and the
 form no cycle (``tests/test_layers.py`` reads this table and checks every import, at the
 top of a module or inside a function). A name covers a module or a whole package.
 
-    base        debiaslab errors env config io folders validate stats model_source
-    records     results plots plots_mc
+    base        debiaslab errors env config io folders validate stats model_source hub.scrub
+    records     results plots plots_mc cards
     data        data
     models      models planner batching tiny tiny_llama tiny_roberta
     engines     scoring generation textclass
     benchmarks  benchmarks
     methods     mitigation synth t2i
     evaluate    runner
-    outputs     gather hub report calibration_tables
+    outputs     gather hub results_share report calibration_tables
     studies     calibration notebooks collection
     cli         cli
 
@@ -23,6 +23,11 @@ Where the code taught us better than the first design (DESIGN.md's order):
   results back into tables (``gather``, ``report``, ``calibration_tables``) stays high.
 * ``plots`` is low too: it draws from plain records and imports nothing but ``io``, and the
   PreciseDebias loop (``t2i.rewriter``) draws its own alignment curve with it.
+* ``cards`` (model, dataset and results cards) is low with the records it renders: the
+  synthetic-data pipeline writes its dataset card, the report pairs pre/post records with
+  ``cards.model.pair_results``. ``hub.scrub`` (token and local paths out of text, secret-looking
+  files out of uploads) sits in base, below the cards that scrub themselves; the rest of ``hub``
+  calls the Hub and stays with the outputs.
 * the methods sit below ``runner``: an evaluation applies decoding balance and head gates and
   reads a fine-tuning manifest's held-out split, while no method calls ``evaluate``.
 * ``calibration`` (the planted-bias study) trains and evaluates models, so it sits with the

@@ -25,11 +25,12 @@ from debiaslab.data.pull import add_data_commands
 from debiaslab.errors import DebiaslabError
 from debiaslab.gather import gather
 from debiaslab.generation import GenerationSettings
-from debiaslab.hub import pull, pull_results, push, push_dataset, push_results
+from debiaslab.hub.client import pull, push, push_dataset
 from debiaslab.mitigation.data import read_lines, recipe_texts
 from debiaslab.mitigation.finetune import RECIPES, FinetuneConfig, finetune, read_manifest
 from debiaslab.planner import format_plan, plan, plan_all
 from debiaslab.results import headline_metrics
+from debiaslab.results_share import pull_results, push_results
 from debiaslab.runner import evaluate, score_stereoset_predictions
 from debiaslab.synth.backends import make_backend
 from debiaslab.synth.pipeline import synthesize

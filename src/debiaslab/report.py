@@ -30,9 +30,9 @@ import pandas as pd
 
 from debiaslab import plots, plots_mc
 from debiaslab.calibration_tables import TOXICITY_RATES, calibration_table
+from debiaslab.cards.model import pair_results
 from debiaslab.env import repo_root
 from debiaslab.errors import ConfigError
-from debiaslab.hub import pair_results
 from debiaslab.io import write_bytes_atomic
 from debiaslab.mitigation.decoding import tradeoff_from_record
 from debiaslab.results import (

@@ -32,13 +32,14 @@ SEED = 0
 # %%
 import pandas as pd
 
-from debiaslab import env, hub
+from debiaslab import env
+from debiaslab.hub.client import pull
 from debiaslab.models import load_model
 from debiaslab.t2i import audit, precise_data, rewriter
 
 environment = env.setup(seed=SEED)
 output = environment.output_root / RESULTS
-adapter = hub.pull(ADAPTER, local_root=environment.output_root)
+adapter = pull(ADAPTER, local_root=environment.output_root)
 test = precise_data.load_seed_pairs(environment.output_root / DATA / "test.json")
 prompts = sorted({pair["input"] for pair in test})[:EVAL_PROMPTS]
 models = {"base": load_model(MODEL), "rewriter": load_model(MODEL, adapter=str(adapter))}

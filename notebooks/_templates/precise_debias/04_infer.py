@@ -23,12 +23,13 @@ SEED = 0
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import env, hub
+from debiaslab import env
+from debiaslab.hub.client import pull
 from debiaslab.models import load_model
 from debiaslab.t2i import rewriter
 
 environment = env.setup(seed=SEED)
-adapter = hub.pull(ADAPTER, local_root=environment.output_root)
+adapter = pull(ADAPTER, local_root=environment.output_root)
 lm = load_model(MODEL, adapter=str(adapter))
 rewrites = rewriter.rewrite(lm, PROMPTS, n=N)
 dict(zip(PROMPTS, rewrites))
