@@ -1,9 +1,9 @@
 """Planted-bias models on disk: trained once per machine into the debiaslab cache.
 
 `planted_models` trains (or reuses) one tiny model per (family, stereotype rate) on
-`~debiaslab.tiny.corpus.planted_texts`; the calibration study and the tests share them through
-`planted_dir`. A model is reused only while its manifest matches: the corpus hash, the training
-settings and a hash of the source of every module that determines the weights
+:func:`~debiaslab.tiny.corpus.planted_texts`; the calibration study and the tests share them
+through `planted_dir`. A model is reused only while its manifest matches: the corpus hash, the
+training settings and a hash of the source of every module that determines the weights
 (`TRAINING_CODE`), so editing the lexicon, the templates, the tokenizers, the architecture or
 the training loop retrains.
 """
