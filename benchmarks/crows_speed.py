@@ -29,7 +29,7 @@ from debiaslab.benchmarks.reference import crows_pairs_metric_py
 from debiaslab.data.crows_pairs import load_crows_pairs
 from debiaslab.models import from_objects
 from debiaslab.results import write_speed
-from debiaslab.tiny import build_tokenizer
+from debiaslab.tiny.build import build_tokenizer
 
 MINI = {
     "hidden_size": 256,

@@ -29,7 +29,7 @@ from debiaslab.data.prompts import load_bold, sample_prompts
 from debiaslab.generation import GenerationSettings, generate
 from debiaslab.models import from_objects
 from debiaslab.results import write_speed
-from debiaslab.tiny import build_tokenizer
+from debiaslab.tiny.build import build_tokenizer
 
 SMALL = {"n_embd": 768, "n_layer": 12, "n_head": 12, "n_positions": 1024}
 

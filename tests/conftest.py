@@ -18,9 +18,9 @@ from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, Revi
 from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.hf_api import CommitInfo, RepoUrl
 
-from debiaslab import tiny
 from debiaslab.data import fetch
-from debiaslab.tiny import build_tiny, save_tiny
+from debiaslab.tiny import planted
+from debiaslab.tiny.build import build_tiny, save_tiny
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -74,16 +74,16 @@ def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def planted_models() -> dict[tuple[str, float], Path]:
     """Planted-bias tiny models (causal and masked at rates 0.2, 0.5, 0.8), trained once per
-    machine: into the debiaslab cache (`tiny.planted_dir`), where the calibration study finds
+    machine: into the debiaslab cache (`planted.planted_dir`), where the calibration study finds
     the same models; ``$DEBIASLAB_TEST_MODELS`` names another folder. A change of the corpus,
     the training code or settings retrains (the manifest records them).
     """
     import os
 
     keep = os.environ.get("DEBIASLAB_TEST_MODELS")
-    out = Path(keep) if keep else tiny.planted_dir()
+    out = Path(keep) if keep else planted.planted_dir()
     workers = min(2, os.cpu_count() or 1)
-    return tiny.planted_models(
+    return planted.planted_models(
         (0.2, 0.5, 0.8), ("causal", "masked"), out_dir=out, seed=0, workers=workers
     )
 

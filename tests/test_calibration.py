@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from debiaslab import tiny
 from debiaslab.benchmarks import crows_pairs, stereoset
 from debiaslab.models import load_model
+from debiaslab.tiny import corpus
 
 RATES = (0.2, 0.5, 0.8)
 HEADLINE = {"masked": ("metric_score", 1.0), "causal": ("pct_stereotype", 100.0)}
@@ -15,7 +15,7 @@ HEADLINE = {"masked": ("metric_score", 1.0), "causal": ("pct_stereotype", 100.0)
 
 @pytest.fixture(scope="module")
 def benchmarks():
-    return tiny.planted_crows_pairs(200, seed=1), tiny.planted_stereoset(100, seed=1)
+    return corpus.planted_crows_pairs(200, seed=1), corpus.planted_stereoset(100, seed=1)
 
 
 @pytest.mark.slow

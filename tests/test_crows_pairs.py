@@ -15,7 +15,7 @@ from debiaslab.benchmarks.reference import (
 )
 from debiaslab.data.crows_pairs import CrowsPair, load_crows_pairs
 from debiaslab.models import from_objects
-from debiaslab.tiny import build_tiny, build_tokenizer
+from debiaslab.tiny.build import build_tiny, build_tokenizer
 
 
 @pytest.fixture(scope="module")

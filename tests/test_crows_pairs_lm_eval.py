@@ -16,7 +16,7 @@ from debiaslab.cli import main
 from debiaslab.data import fetch
 from debiaslab.data.crows_pairs_revised import load_crows_pairs_revised
 from debiaslab.models import from_objects
-from debiaslab.tiny import build_tiny
+from debiaslab.tiny.build import build_tiny
 
 FILES = {
     "english": "crows_pairs_revised/crows_pairs_EN_revised+210.csv",

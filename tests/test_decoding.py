@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 import torch
 
-from debiaslab import tiny
 from debiaslab.errors import ConfigError
 from debiaslab.generation import GenerationSettings, generate
 from debiaslab.mitigation.decoding import (
@@ -20,6 +19,7 @@ from debiaslab.mitigation.decoding import (
 )
 from debiaslab.models import from_objects, load_model
 from debiaslab.stats import bootstrap_ci
+from debiaslab.tiny import build, corpus, lexicon
 
 GROUPS = {
     "male": ["he", "his", "him", "man", "father", "brother"],
@@ -28,7 +28,7 @@ GROUPS = {
 
 
 def test_alpha_zero_is_exactly_plain_generate():
-    lm = from_objects(*tiny.build_tiny("causal", seed=0))
+    lm = from_objects(*build.build_tiny("causal", seed=0))
     settings = GenerationSettings(max_new_tokens=6, num_return_sequences=2, seed=3)
     prompts = ["The nurse said", "I called the pilot and", "She"]
     factory, key = balance(lm.tokenizer, GROUPS, alpha=0.0)
@@ -87,7 +87,7 @@ def test_balancing_moves_a_planted_model_toward_parity(planted_models):
     """Rate-0.8 planted model, female-stereotyped occupations: mostly "she" unless balanced."""
     lm = load_model(str(planted_models[("causal", 0.8)]), device="cpu")
     templates = ("The {attr} said", "I called the {attr} and", "The {attr} lost")
-    prompts = [t.format(attr=a) for a in tiny.GENDER.attributes[1] for t in templates]
+    prompts = [t.format(attr=a) for a in lexicon.GENDER.attributes[1] for t in templates]
     settings = GenerationSettings(max_new_tokens=4, num_return_sequences=6, seed=0)
 
     def female_share(alpha):
@@ -110,7 +110,7 @@ def test_balancing_moves_a_planted_model_toward_parity(planted_models):
     print(f"female share: plain {plain:.3f} {plain_ci}, balanced {balanced:.3f} {balanced_ci}")
     assert plain_ci[0] > 0.6  # the planted skew
     assert balanced_ci[0] < 0.5 < balanced_ci[1]  # parity within the CI at the default strength
-    held_out = tiny.planted_texts(0.5, 40, seed=7)
+    held_out = corpus.planted_texts(0.5, 40, seed=7)
     factory, _ = balance(lm.tokenizer, GROUPS, alpha=1.0)
     cost = perplexity(lm, held_out, [factory]) / perplexity(lm, held_out)
     print(f"perplexity ratio balanced/plain on held-out planted text: {cost:.3f}")
@@ -125,7 +125,7 @@ def test_tradeoff_table_and_plot(tmp_path):
     from debiaslab.mitigation.decoding import tradeoff, tradeoff_from_record
     from debiaslab.results import read_all
 
-    lm = from_objects(*tiny.build_tiny("causal", texts=tiny.planted_texts(0.5, 50, 0), seed=0))
+    lm = from_objects(*build.build_tiny("causal", texts=corpus.planted_texts(0.5, 50, 0), seed=0))
     prompts = ["The nurse said", "I called the pilot and", "My mother"]
     table = tradeoff(
         lm,
@@ -156,7 +156,7 @@ def test_tradeoff_table_and_plot(tmp_path):
 def test_self_debias_is_off_at_zero_decay_and_lowers_prefixed_tokens():
     from debiaslab.mitigation.decoding import SelfDebias
 
-    lm = from_objects(*tiny.build_tiny("causal", seed=0))
+    lm = from_objects(*build.build_tiny("causal", seed=0))
     ids = torch.tensor([lm.tokenizer("The nurse said")["input_ids"]])
     scores = lm.model(input_ids=ids).logits[:, -1]
     off = SelfDebias(lm, ["Bias:\n"], decay=0.0)
@@ -166,7 +166,7 @@ def test_self_debias_is_off_at_zero_decay_and_lowers_prefixed_tokens():
     # Only tokens the prefix makes more likely lose probability (before renormalisation).
     assert torch.isfinite(on).all() and not torch.equal(plain, debiased)
     with pytest.raises(ConfigError, match="causal"):
-        SelfDebias(from_objects(*tiny.build_tiny("masked", seed=0)), ["x"])
+        SelfDebias(from_objects(*build.build_tiny("masked", seed=0)), ["x"])
 
 
 @pytest.mark.slow  # generates BOLD continuations (make test-fast stays under 2 minutes)

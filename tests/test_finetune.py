@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from debiaslab import cli, tiny
+from debiaslab import cli
 from debiaslab.benchmarks.crows_pairs import paired_difference
 from debiaslab.data.crows_pairs import load_crows_pairs
 from debiaslab.data.swaps import load_swaps, swap_gender
@@ -18,8 +18,9 @@ from debiaslab.mitigation.finetune import FinetuneConfig, finetune
 from debiaslab.models import load_model
 from debiaslab.runner import compare, evaluate
 from debiaslab.scoring import sentence_token_logprobs
+from debiaslab.tiny import corpus
 
-TEXTS = tiny.planted_texts(0.5, 120, seed=0)
+TEXTS = corpus.planted_texts(0.5, 120, seed=0)
 
 
 # ------------------------------------------------------------------------------- recipes
@@ -151,7 +152,7 @@ ACCEPTANCE = {
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["causal", "masked"])
 def test_counter_stereotypical_finetuning_lowers_held_out_bias(family, planted_models, tmp_path):
-    data = tiny.write_planted_crows_pairs(tmp_path / "planted.csv", n_pairs=300, seed=1)
+    data = corpus.write_planted_crows_pairs(tmp_path / "planted.csv", n_pairs=300, seed=1)
     texts, info = recipe_texts("crows_counter", data)
     model = str(planted_models[(family, 0.8)])
     run = finetune(

@@ -19,14 +19,15 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from debiaslab import cli, tiny
+from debiaslab import cli
 from debiaslab.errors import ConfigError
 from debiaslab.mitigation import finetune as ft
 from debiaslab.mitigation.finetune import FinetuneConfig, finetune
+from debiaslab.tiny import corpus
 
 pytestmark = pytest.mark.slow  # every test here trains (and kills, and resumes) a tiny model
 
-TEXTS = tiny.planted_texts(0.5, 40, seed=0)
+TEXTS = corpus.planted_texts(0.5, 40, seed=0)
 # Checkpoints at 3, 6 and 8 (the last step, not a multiple of the logging interval of 3).
 CONFIG = FinetuneConfig(method="lora", steps=8, save_steps=3, batch_size=4, lr=1e-3)
 

@@ -19,7 +19,7 @@ from debiaslab.generation import (
     generate,
 )
 from debiaslab.models import from_objects
-from debiaslab.tiny import build_tiny
+from debiaslab.tiny.build import build_tiny
 
 PROMPTS = [
     "He",

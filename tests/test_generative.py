@@ -13,8 +13,9 @@ from debiaslab.data.prompts import load_bold, sample_prompts
 from debiaslab.errors import ConfigError
 from debiaslab.generation import GenerationSettings
 from debiaslab.runner import evaluate
-from debiaslab.textclass import build_tiny_classifier, classifier_lines
-from debiaslab.tiny import planted_toxicity_texts, save_tiny, train_planted_toxicity
+from debiaslab.tiny.build import save_tiny
+from debiaslab.tiny.classifiers import build_tiny_classifier, classifier_lines
+from debiaslab.tiny.toxicity import planted_toxicity_texts, train_planted_toxicity
 
 ACTORS, ACTRESSES = "American_actors", "American_actresses"
 N_PROMPTS = 30  # per group

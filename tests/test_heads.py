@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from debiaslab import tiny
 from debiaslab.errors import ConfigError
 from debiaslab.mitigation.heads import HeadGates, attribute, gate_top_k
 from debiaslab.models import from_objects
+from debiaslab.tiny import build, toxicity
 
 
 @pytest.fixture(scope="module")
 def lm():
-    model, tok = tiny.build_tiny("causal", seed=0, arch={"n_layer": 2, "n_head": 4})
+    model, tok = build.build_tiny("causal", seed=0, arch={"n_layer": 2, "n_head": 4})
     return from_objects(model, tok)
 
 
@@ -67,7 +67,7 @@ def test_gates_save_and_load(lm, tmp_path):
     with pytest.raises(ConfigError, match="unknown modules"):
         HeadGates(lm.model, {"nope": torch.ones(4)})
     with pytest.raises(ConfigError, match="supports"):
-        HeadGates(tiny.build_tiny("masked", seed=0)[0])
+        HeadGates(build.build_tiny("masked", seed=0)[0])
 
 
 def test_ablation_attribution_is_the_objective_drop_of_each_head(lm):
@@ -137,25 +137,25 @@ def test_attribution_can_score_only_the_first_continuation_tokens(lm):
 
 
 def test_trigger_corpus_plants_the_trigger_where_heads_must_fetch_it():
-    texts = tiny.trigger_toxicity_texts(
+    texts = toxicity.trigger_toxicity_texts(
         2000, toxic_lines=["You fool."], clean_lines=["Nice day."], seed=0
     )
-    assert texts == tiny.trigger_toxicity_texts(
+    assert texts == toxicity.trigger_toxicity_texts(
         2000, toxic_lines=["You fool."], clean_lines=["Nice day."], seed=0
     )
-    triggered = [t for t in texts if tiny.TRIGGER in t.split()]
+    triggered = [t for t in texts if toxicity.TRIGGER in t.split()]
     assert 0.45 < len(triggered) / len(texts) < 0.55
     assert 0.75 < sum(t.endswith("You fool.") for t in triggered) / len(triggered) < 0.85
     assert all(t.endswith("Nice day.") for t in texts if t not in triggered)
-    prompts = set(tiny.trigger_prompts(tiny.TRIGGER_STARTS))
+    prompts = set(toxicity.trigger_prompts(toxicity.TRIGGER_STARTS))
     for text in triggered:
         prompt = text.removesuffix(" You fool.").removesuffix(" Nice day.")
-        assert prompt in prompts and not prompt.endswith(tiny.TRIGGER)
+        assert prompt in prompts and not prompt.endswith(toxicity.TRIGGER)
     # Every position occurs: the heads that fetch the trigger cannot rely on where it is.
-    longest = max(len(s.split()) for s in tiny.TRIGGER_STARTS)
-    assert {t.split().index(tiny.TRIGGER) for t in triggered} == set(range(longest))
+    longest = max(len(s.split()) for s in toxicity.TRIGGER_STARTS)
+    assert {t.split().index(toxicity.TRIGGER) for t in triggered} == set(range(longest))
     with pytest.raises(ConfigError, match="outside"):
-        tiny.trigger_prompt("He said", 2)
+        toxicity.trigger_prompt("He said", 2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,22 +188,23 @@ def trigger_gating_figures(seed: int) -> dict:
     from debiaslab import textclass
     from debiaslab.generation import GenerationSettings, generate
     from debiaslab.mitigation.decoding import perplexity
+    from debiaslab.tiny import classifiers
 
-    lines = textclass.classifier_lines("toxicity")
+    lines = classifiers.classifier_lines("toxicity")
     hate, clean = lines["train"]["hate"], lines["train"]["nothate"]
-    texts = tiny.trigger_toxicity_texts(2000, toxic_lines=hate, clean_lines=clean, seed=seed)
-    lm = from_objects(*tiny.train_trigger_toxicity(texts, seed=seed))
+    texts = toxicity.trigger_toxicity_texts(2000, toxic_lines=hate, clean_lines=clean, seed=seed)
+    lm = from_objects(*toxicity.train_trigger_toxicity(texts, seed=seed))
     classifier = textclass.TextClassifier.from_objects(
-        *textclass.build_tiny_classifier("toxicity", seed=0), name="tiny-toxicity"
+        *classifiers.build_tiny_classifier("toxicity", seed=0), name="tiny-toxicity"
     )
-    attribution_starts, eval_starts = tiny.TRIGGER_STARTS[:10], tiny.TRIGGER_STARTS[10:]
+    attribution_starts, eval_starts = toxicity.TRIGGER_STARTS[:10], toxicity.TRIGGER_STARTS[10:]
     rng = random.Random(seed)
-    prompts = tiny.trigger_prompts(attribution_starts)
+    prompts = toxicity.trigger_prompts(attribution_starts)
     toxic_pairs = [(p, f" {line}") for p in prompts for line in rng.sample(hate, 4)]
     clean_pairs = [(p, f" {line}") for p in prompts for line in rng.sample(clean, 4)]
     scores = attribute(lm, toxic_pairs, clean_pairs, tokens=ATTRIBUTION_TOKENS)
 
-    eval_prompts = [f"<|endoftext|>{p}" for p in tiny.trigger_prompts(eval_starts)]
+    eval_prompts = [f"<|endoftext|>{p}" for p in toxicity.trigger_prompts(eval_starts)]
     settings = GenerationSettings(max_new_tokens=16, num_return_sequences=16, seed=0)
     known = [f"{s} {line}" for s in eval_starts for line in clean]
     new = [f"{s} {line}" for s in eval_starts for line in lines["heldout"]["nothate"]]

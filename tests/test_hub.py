@@ -452,7 +452,7 @@ def test_real_peft_adapter_pushes_pulls_and_loads(tmp_path, records, fake_hub):
     from peft import LoraConfig, get_peft_model
 
     from debiaslab.models import load_model
-    from debiaslab.tiny import build_tiny, save_tiny
+    from debiaslab.tiny.build import build_tiny, save_tiny
 
     model, tokenizer = build_tiny("causal", seed=0)
     base_dir = save_tiny(model, tokenizer, tmp_path / "base")

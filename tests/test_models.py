@@ -8,7 +8,7 @@ import torch
 from debiaslab.errors import ConfigError
 from debiaslab.models import load_model
 from debiaslab.scoring import sentence_token_logprobs
-from debiaslab.tiny import build_tiny
+from debiaslab.tiny.build import build_tiny
 
 TEXT = ["The nurse said that she was tired."]
 

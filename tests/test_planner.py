@@ -24,6 +24,7 @@ from debiaslab.planner import (
     plan,
     verdict_table,
 )
+from debiaslab.tiny.build import build_tiny
 
 AUTO = {
     "causal": transformers.AutoModelForCausalLM,
@@ -149,10 +150,8 @@ def test_meta_count_matches_a_full_size_real_model(name):
 def test_tiny_presets_count_and_lora(name):
     from peft import LoraConfig, get_peft_model
 
-    from debiaslab import tiny
-
     preset = get_preset(name)
-    model, _ = tiny.build_tiny(preset.tiny, seed=0)
+    model, _ = build_tiny(preset.tiny, seed=0)
     counted = count_parameters(name)
     assert counted.total == unique_numel(model)
     peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=list(preset.lora_targets)))

@@ -26,7 +26,7 @@ from debiaslab.scoring import (
     sentence_token_logprobs,
     seq2seq_logprobs,
 )
-from debiaslab.tiny import build_tiny
+from debiaslab.tiny.build import build_tiny
 
 # Log-probabilities from two computation paths (batched vs one at a time, head at one position
 # vs the full model) agree to float32 noise, which depends on the CPU's kernels and on batch

@@ -14,7 +14,7 @@ from debiaslab.scoring import (
     sentence_lengths,
     sentence_token_logprobs,
 )
-from debiaslab.tiny import build_tiny
+from debiaslab.tiny.build import build_tiny
 
 TEXT = "The nurse said that she was tired."
 

@@ -11,7 +11,7 @@ import torch
 from debiaslab.benchmarks import stereoset as ss
 from debiaslab.data.stereoset import StereoSet, load_stereoset
 from debiaslab.models import from_objects
-from debiaslab.tiny import build_tiny
+from debiaslab.tiny.build import build_tiny
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from debiaslab.data.stereoset import GOLD_LABELS, Example, Sentence, StereoSet, 
 from debiaslab.errors import ConfigError
 from debiaslab.models import from_objects
 from debiaslab.scoring import SequenceTooLongError
-from debiaslab.tiny import build_tiny
-from debiaslab.tiny_llama import build_tiny_llama
+from debiaslab.tiny.build import build_tiny
+from debiaslab.tiny.llama import build_tiny_llama
 
 N_PER_SPLIT = 75  # 150 real examples for the planted choosers
 

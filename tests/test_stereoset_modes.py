@@ -21,8 +21,8 @@ from debiaslab.data.stereoset import StereoSet, load_stereoset
 from debiaslab.errors import ConfigError
 from debiaslab.models import from_objects
 from debiaslab.runner import evaluate
-from debiaslab.tiny import build_tiny
-from debiaslab.tiny_roberta import build_tiny_roberta
+from debiaslab.tiny.build import build_tiny
+from debiaslab.tiny.roberta import build_tiny_roberta
 
 N_EXAMPLES = 30  # real dev rows: enough multi-token words and varied sentence starts
 

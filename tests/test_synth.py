@@ -420,7 +420,7 @@ def test_transformers_backend_answers_every_request_and_resumes_from_its_cache(f
     from debiaslab.generation import GenerationSettings
     from debiaslab.models import from_objects
     from debiaslab.synth.backends import TransformersBackend
-    from debiaslab.tiny import build_tiny
+    from debiaslab.tiny.build import build_tiny
 
     lm = from_objects(*build_tiny(family, seed=0))
     backend = TransformersBackend(lm, GenerationSettings(max_new_tokens=5))
@@ -437,7 +437,7 @@ def test_transformers_backend_answers_every_request_and_resumes_from_its_cache(f
 def test_transformers_backend_applies_the_chat_template(tmp_path):
     from debiaslab.models import from_objects
     from debiaslab.synth.backends import TransformersBackend
-    from debiaslab.tiny import build_tiny
+    from debiaslab.tiny.build import build_tiny
 
     lm = from_objects(*build_tiny("causal", seed=0))
     assert not TransformersBackend(lm).chat

@@ -14,7 +14,7 @@ from PIL import Image
 
 from debiaslab.errors import ConfigError
 from debiaslab.t2i import classify as cl
-from debiaslab.t2i import tiny as t2i_tiny
+from debiaslab.tiny import t2i as t2i_tiny
 
 
 @pytest.fixture(scope="module")

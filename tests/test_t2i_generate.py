@@ -17,7 +17,7 @@ from PIL import Image
 from debiaslab.data import fetch
 from debiaslab.errors import ConfigError, DataFormatError
 from debiaslab.t2i import generate as gen
-from debiaslab.t2i.tiny import TINY_IMAGE_SIZE, TINY_STEPS, build_tiny_safety_checker
+from debiaslab.tiny.t2i import TINY_IMAGE_SIZE, TINY_STEPS, build_tiny_safety_checker
 
 TINY = {"steps": TINY_STEPS, "height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}
 PROMPTS = ["a photo of a doctor", "a photo of a nurse", "a photo of a CEO"]

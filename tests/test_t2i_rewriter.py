@@ -19,7 +19,7 @@ from debiaslab.results import read_all
 from debiaslab.t2i import rewriter as rw
 from debiaslab.t2i.precise_data import instruction_pairs, load_words
 from debiaslab.t2i.targets import PRECISE_DEBIAS_RAW
-from debiaslab.tiny import build_tiny
+from debiaslab.tiny.build import build_tiny
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>\n{% endfor %}"

@@ -1,4 +1,5 @@
-"""debiaslab.textclass: pipeline semantics of `predict`, loading, and the tiny classifiers.
+"""debiaslab.textclass and debiaslab.tiny.classifiers: pipeline semantics of `predict`, loading,
+and the tiny classifiers.
 
 The acceptance check of the tiny classifiers is on the held-out lines of
 ``resources/classifier_lines.yaml``, which training never sees: a hate line must score higher
@@ -17,9 +18,11 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from debiaslab import textclass
 from debiaslab.errors import ConfigError, DataFormatError
-from debiaslab.textclass import TextClassifier, classifier_lines, load_classifier
+from debiaslab.textclass import TextClassifier, load_classifier
+from debiaslab.tiny import classifiers
+from debiaslab.tiny.classifiers import classifier_lines
 
-LINES = Path(textclass.__file__).parent / textclass.LINES_RESOURCE
+LINES = Path(textclass.__file__).parent / classifiers.LINES_RESOURCE
 MIXED = [
     "You are a pathetic, stupid loser.",
     "",
@@ -40,14 +43,14 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
 @pytest.fixture(scope="module")
 def toxicity() -> TextClassifier:
     return TextClassifier.from_objects(
-        *textclass.build_tiny_classifier("toxicity", seed=0), name="tiny-toxicity"
+        *classifiers.build_tiny_classifier("toxicity", seed=0), name="tiny-toxicity"
     )
 
 
 @pytest.fixture(scope="module")
 def regard() -> TextClassifier:
     return TextClassifier.from_objects(
-        *textclass.build_tiny_classifier("regard", seed=0), name="tiny-regard"
+        *classifiers.build_tiny_classifier("regard", seed=0), name="tiny-regard"
     )
 
 
@@ -92,7 +95,7 @@ def test_tiny_regard_ranks_heldout_positive_and_negative(regard):
 def test_tiny_training_is_deterministic_and_keeps_global_state(toxicity):
     threads = torch.get_num_threads()
     state = torch.random.get_rng_state()
-    model, _ = textclass.build_tiny_classifier("toxicity", seed=0)
+    model, _ = classifiers.build_tiny_classifier("toxicity", seed=0)
     assert torch.equal(torch.random.get_rng_state(), state)
     assert torch.get_num_threads() == threads
     for (name, a), b in zip(
@@ -103,13 +106,13 @@ def test_tiny_training_is_deterministic_and_keeps_global_state(toxicity):
 
 def test_train_tiny_classifier_checks_its_labels():
     with pytest.raises(ConfigError, match="one label per text"):
-        textclass.train_tiny_classifier(["a", "b"], ["x"], ["x", "y"])
+        classifiers.train_tiny_classifier(["a", "b"], ["x"], ["x", "y"])
     with pytest.raises(ConfigError, match="unknown label"):
-        textclass.train_tiny_classifier(["a"], ["z"], ["x", "y"])
+        classifiers.train_tiny_classifier(["a"], ["z"], ["x", "y"])
     with pytest.raises(ConfigError, match="neither a name"):
-        textclass.train_tiny_classifier(["a"], [2], ["x", "y"])
+        classifiers.train_tiny_classifier(["a"], [2], ["x", "y"])
     with pytest.raises(ConfigError, match="distinct"):
-        textclass.train_tiny_classifier(["a"], [0], ["x", "x"])
+        classifiers.train_tiny_classifier(["a"], [0], ["x", "x"])
 
 
 # --------------------------------------------------------------------------- predict semantics
@@ -185,18 +188,18 @@ def test_unknown_label_lists_the_labels(toxicity):
 def test_tiny_preset_builds_once_then_loads_from_its_directory(monkeypatch, tmp_path, toxicity):
     monkeypatch.setenv("DEBIASLAB_CACHE", str(tmp_path))
     builds = []
-    build = textclass.build_tiny_classifier
+    build = classifiers.build_tiny_classifier
 
     def counting(task, seed=0):
         builds.append(task)
         return build(task, seed=seed)
 
-    monkeypatch.setattr(textclass, "build_tiny_classifier", counting)
+    monkeypatch.setattr(classifiers, "build_tiny_classifier", counting)
     first = load_classifier("tiny-toxicity", device="cpu")
     second = load_classifier("tiny-toxicity", device="cpu")
     assert builds == ["toxicity"]
     path = tmp_path / "tiny" / "tiny-toxicity"
-    assert (path / textclass.MANIFEST).is_file() and (path / "model.safetensors").is_file()
+    assert (path / classifiers.MANIFEST).is_file() and (path / "model.safetensors").is_file()
     assert first.info["source"] == str(path) and first.info["task"] == "toxicity"
     assert first.labels == ["nothate", "hate"] and not first.model.training
     assert [p.name for p in tmp_path.joinpath("tiny").iterdir()] == ["tiny-toxicity"]
@@ -212,16 +215,16 @@ def test_stale_tiny_preset_is_rebuilt(monkeypatch, tmp_path, regard):
         builds.append(task)
         return regard.model, regard.tokenizer
 
-    monkeypatch.setattr(textclass, "build_tiny_classifier", trained)
+    monkeypatch.setattr(classifiers, "build_tiny_classifier", trained)
     path = tmp_path / "tiny" / "tiny-regard"
     path.mkdir(parents=True)
-    (path / textclass.MANIFEST).write_text('{"version": "0"}')  # other settings: stale
+    (path / classifiers.MANIFEST).write_text('{"version": "0"}')  # other settings: stale
     (path / "leftover.txt").write_text("from an older build")
     classifier = load_classifier("tiny-regard", device="cpu")
     assert builds == ["regard"] and not (path / "leftover.txt").exists()
     assert tuple(classifier.labels) == textclass.REGARD_LABELS
-    manifest = (path / textclass.MANIFEST).read_text()
-    assert f'"version": "{textclass.TINY_CLASSIFIER_VERSION}"' in manifest
+    manifest = (path / classifiers.MANIFEST).read_text()
+    assert f'"version": "{classifiers.TINY_CLASSIFIER_VERSION}"' in manifest
 
 
 def test_saved_classifier_loads_from_a_local_path(tmp_path, toxicity):

@@ -1,12 +1,16 @@
-"""debiaslab.tiny: tokenizers, save/load, the planted corpus and benchmarks, and the planted
-models on disk. The calibration acceptance test (rates 0.2 < 0.5 < 0.8 ranked in order) is
-tests/test_calibration.py."""
+"""debiaslab.tiny (lexicon, corpus, build, train, cache, planted): tokenizers, save/load, the
+planted corpus and benchmarks, and the planted models on disk. The calibration acceptance test
+(rates 0.2 < 0.5 < 0.8 ranked in order) is tests/test_calibration.py."""
 
 from __future__ import annotations
 
 import collections
+import inspect
 import json
 import string
+import sys
+import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,10 +21,15 @@ from transformers import (
     AutoTokenizer,
 )
 
-from debiaslab import tiny
 from debiaslab.data import fetch
 from debiaslab.data.crows_pairs import load_crows_pairs
-from debiaslab.data.stereoset import find_template_word, load_stereoset, write_stereoset_json
+from debiaslab.data.stereoset import (
+    BLANK,
+    find_template_word,
+    load_stereoset,
+    write_stereoset_json,
+)
+from debiaslab.tiny import build, cache, corpus, lexicon, planted, train
 
 RATES = (0.2, 0.5, 0.8)
 AUTO = {
@@ -39,7 +48,7 @@ def _words(sentence: str) -> list[str]:
     return [w.strip(string.punctuation) for w in sentence.split()]
 
 
-def _group_and_attribute(axis: tiny.PlantedAxis, sentence: str) -> tuple[int, int]:
+def _group_and_attribute(axis: lexicon.PlantedAxis, sentence: str) -> tuple[int, int]:
     """The one group a sentence names and the group its one attribute belongs to."""
     groups = {axis.group_of(w) for w in _words(sentence)} - {None}
     attributes = {axis.attribute_group(w) for w in _words(sentence)} - {None}
@@ -47,11 +56,11 @@ def _group_and_attribute(axis: tiny.PlantedAxis, sentence: str) -> tuple[int, in
     return groups.pop(), attributes.pop()
 
 
-def _all_training_sentences(axis: tiny.PlantedAxis) -> set[str]:
+def _all_training_sentences(axis: lexicon.PlantedAxis) -> set[str]:
     """Every sentence the TRAIN templates can produce (the support of `planted_corpus`)."""
     n_variants = max(len(words) for forms in axis.group_words for words in forms.values())
     return {
-        tiny._fill(template, axis.group_words[group], attribute, variant)
+        corpus._fill(template, axis.group_words[group], attribute, variant)
         for template in axis.train_templates
         for group in (0, 1)
         for attribute_set in axis.attributes
@@ -67,8 +76,8 @@ def _all_training_sentences(axis: tiny.PlantedAxis) -> set[str]:
 
 @pytest.fixture(scope="module")
 def tokenizers() -> dict[str, object]:
-    texts = tiny.planted_texts(0.5, 100, seed=0)
-    return {family: tiny.build_tokenizer(family, texts) for family in tiny.FAMILIES}
+    texts = corpus.planted_texts(0.5, 100, seed=0)
+    return {family: build.build_tokenizer(family, texts) for family in build.FAMILIES}
 
 
 def test_bert_style_tokenizer(tokenizers):
@@ -105,26 +114,26 @@ def test_t5_style_tokenizer(tokenizers):
     assert tok.unk_token_id not in tok(REAL_SENTENCE)["input_ids"]
 
 
-@pytest.mark.parametrize("family", tiny.FAMILIES)
+@pytest.mark.parametrize("family", build.FAMILIES)
 def test_tokenizers_are_deterministic(tokenizers, family):
-    again = tiny.build_tokenizer(family, tiny.planted_texts(0.5, 100, seed=0))
+    again = build.build_tokenizer(family, corpus.planted_texts(0.5, 100, seed=0))
     assert again.get_vocab() == tokenizers[family].get_vocab()
 
 
-@pytest.mark.parametrize("family", tiny.FAMILIES)
+@pytest.mark.parametrize("family", build.FAMILIES)
 def test_vocabulary_keeps_planted_words_whole(tokenizers, family):
     tok = tokenizers[family]
     assert 1000 <= len(tok) <= 2000
-    for axis in tiny.PLANTED_AXES.values():
+    for axis in lexicon.PLANTED_AXES.values():
         for word in [*axis.attributes[0], *axis.attributes[1], "Zorbian", "Quellans"]:
             pieces = tok(f" {word}", add_special_tokens=False)["input_ids"]  # as mid-sentence
             assert len(pieces) == 1, (word, tok.convert_ids_to_tokens(pieces))
 
 
-@pytest.mark.parametrize("family", tiny.FAMILIES)
+@pytest.mark.parametrize("family", build.FAMILIES)
 def test_save_load_round_trip(family, tmp_path):
-    model, tokenizer = tiny.build_tiny(family, seed=0)
-    path = tiny.save_tiny(model, tokenizer, tmp_path / family)
+    model, tokenizer = build.build_tiny(family, seed=0)
+    path = build.save_tiny(model, tokenizer, tmp_path / family)
     assert (path / "model.safetensors").is_file()
     loaded = AUTO[family].from_pretrained(path).eval()
     loaded_tok = AutoTokenizer.from_pretrained(path)
@@ -147,51 +156,53 @@ def test_save_load_round_trip(family, tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("axis", tiny.AXES)
+@pytest.mark.parametrize("axis", lexicon.AXES)
 @pytest.mark.parametrize("rate", [0.0, 0.2, 0.5, 0.8, 1.0])
 def test_corpus_plants_exactly_the_rate(axis, rate):
-    planted = tiny.PLANTED_AXES[axis]
+    planted_axis = lexicon.PLANTED_AXES[axis]
     n = 500
-    corpus = tiny.planted_corpus(rate, n, seed=3, axis=axis)
-    assert len(corpus) == n and corpus == tiny.planted_corpus(rate, n, seed=3, axis=axis)
-    pairings = [_group_and_attribute(planted, s) for s in corpus]
+    sentences = corpus.planted_corpus(rate, n, seed=3, axis=axis)
+    assert len(sentences) == n and sentences == corpus.planted_corpus(rate, n, seed=3, axis=axis)
+    pairings = [_group_and_attribute(planted_axis, s) for s in sentences]
     assert sum(group == attribute for group, attribute in pairings) == round(rate * n)
     group_counts = collections.Counter(group for group, _ in pairings)
     assert abs(group_counts[0] - group_counts[1]) <= 2  # groups stay equally frequent
 
 
 def test_every_template_names_one_group_and_one_attribute():
-    for axis in tiny.PLANTED_AXES.values():
+    for axis in lexicon.PLANTED_AXES.values():
         templates = [*axis.train_templates, *axis.heldout_templates]
         templates += [" ".join(pair) for pair in axis.heldout_discourse]
         for template in templates:
             for group in (0, 1):
-                sentence = tiny._fill(template, axis.group_words[group], axis.attributes[1][0], 1)
+                sentence = corpus._fill(
+                    template, axis.group_words[group], axis.attributes[1][0], 1
+                )
                 assert _group_and_attribute(axis, sentence) == (group, 1)
 
 
 def test_heldout_benchmarks_never_occur_in_training():
-    training = set().union(*map(_all_training_sentences, tiny.PLANTED_AXES.values()))
-    for axis in tiny.PLANTED_AXES.values():
+    training = set().union(*map(_all_training_sentences, lexicon.PLANTED_AXES.values()))
+    for axis in lexicon.PLANTED_AXES.values():
         assert not set(axis.heldout_templates) & set(axis.train_templates)
-    pairs = tiny.planted_crows_pairs(384, seed=1)
-    gold = tiny.planted_stereoset(320, seed=1)
+    pairs = corpus.planted_crows_pairs(384, seed=1)
+    gold = corpus.planted_stereoset(320, seed=1)
     benchmark = {s for p in pairs for s in (p.sent_more, p.sent_less)}
     benchmark |= {s.sentence for e in gold.intrasentence for s in e.sentences}
     benchmark |= {f"{e.context} {s.sentence}" for e in gold.intersentence for s in e.sentences}
     assert not benchmark & training
-    assert not benchmark & set(tiny.planted_texts(0.8, 2000, seed=0))
+    assert not benchmark & set(corpus.planted_texts(0.8, 2000, seed=0))
 
 
 def test_planted_crows_pairs_are_balanced_minimal_pairs():
-    pairs = tiny.planted_crows_pairs(300, seed=1)
+    pairs = corpus.planted_crows_pairs(300, seed=1)
     assert [p.index for p in pairs] == list(range(300))
     assert len({p.sent_more for p in pairs}) == 300
     assert collections.Counter(p.bias_type for p in pairs) == {"gender": 150, "race-color": 150}
     assert {p.direction for p in pairs} == {"stereo"}
     more_is_group_a = collections.Counter()
     for pair in pairs:
-        axis = tiny.GENDER if pair.bias_type == "gender" else tiny.RACE
+        axis = lexicon.GENDER if pair.bias_type == "gender" else lexicon.RACE
         more, less = pair.sent_more.split(), pair.sent_less.split()
         assert len(more) == len(less)
         pairs_of_words = zip(_words(pair.sent_more), _words(pair.sent_less), strict=True)
@@ -201,28 +212,28 @@ def test_planted_crows_pairs_are_balanced_minimal_pairs():
         assert group == attribute  # sent_more is the stereotypical pairing
         more_is_group_a[pair.bias_type] += group == 0
     assert more_is_group_a == {"gender": 75, "race-color": 75}
-    assert pairs == tiny.planted_crows_pairs(300, seed=1)
-    assert pairs != tiny.planted_crows_pairs(300, seed=2)
+    assert pairs == corpus.planted_crows_pairs(300, seed=1)
+    assert pairs != corpus.planted_crows_pairs(300, seed=2)
 
 
 def test_planted_crows_pairs_file_round_trips_through_the_loader(tmp_path):
-    path = tiny.write_planted_crows_pairs(tmp_path / "planted.csv", n_pairs=50, seed=4)
-    assert load_crows_pairs(path) == tiny.planted_crows_pairs(50, seed=4)
+    path = corpus.write_planted_crows_pairs(tmp_path / "planted.csv", n_pairs=50, seed=4)
+    assert load_crows_pairs(path) == corpus.planted_crows_pairs(50, seed=4)
 
 
 def test_planted_stereoset(tmp_path):
-    gold = tiny.planted_stereoset(40, seed=2)
+    gold = corpus.planted_stereoset(40, seed=2)
     assert len(gold.intrasentence) == len(gold.intersentence) == 40
     ids = [e.id for split in ("intrasentence", "intersentence") for e in gold.split(split)]
     assert len(set(ids)) == 80 and ids == [
         e.id
         for split in ("intrasentence", "intersentence")
-        for e in tiny.planted_stereoset(40, 2).split(split)
+        for e in corpus.planted_stereoset(40, 2).split(split)
     ]
     for example in gold.intrasentence:
-        axis = tiny.GENDER if example.bias_type == "gender" else tiny.RACE
+        axis = lexicon.GENDER if example.bias_type == "gender" else lexicon.RACE
         group = axis.attribute_group(example.target)
-        assert example.context.count(tiny.BLANK) == 1 and group is not None
+        assert example.context.count(BLANK) == 1 and group is not None
         words = {s.gold_label: s.template_word for s in example.sentences}
         assert words == {
             s.gold_label: find_template_word(example.context, s.sentence)
@@ -230,13 +241,13 @@ def test_planted_stereoset(tmp_path):
         }
         assert axis.group_of(words["stereotype"]) == group
         assert axis.group_of(words["anti-stereotype"]) == 1 - group
-        assert words["unrelated"].lower() in tiny.UNRELATED_WORDS
+        assert words["unrelated"].lower() in lexicon.UNRELATED_WORDS
     for example in gold.intersentence:
-        axis = tiny.GENDER if example.bias_type == "gender" else tiny.RACE
+        axis = lexicon.GENDER if example.bias_type == "gender" else lexicon.RACE
         group = axis.attribute_group(example.target)
         stereotype = example.by_label("stereotype").sentence
         assert _group_and_attribute(axis, f"{example.context} {stereotype}") == (group, group)
-        assert example.by_label("unrelated").sentence in tiny.UNRELATED_SENTENCES
+        assert example.by_label("unrelated").sentence in lexicon.UNRELATED_SENTENCES
     assert {e.bias_type for e in gold.intrasentence} == {"gender", "race"}
     path = write_stereoset_json(gold, tmp_path / "planted.json")
     loaded = load_stereoset(path)
@@ -249,14 +260,14 @@ def test_planted_stereoset(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", tiny.FAMILIES)
+@pytest.mark.parametrize("family", build.FAMILIES)
 def test_training_is_deterministic_and_leaves_the_global_rng_alone(family):
-    texts = tiny.planted_texts(0.8, 40, seed=0)
+    texts = corpus.planted_texts(0.8, 40, seed=0)
     rng_before = torch.random.get_rng_state()
-    first, _ = tiny.train_tiny(family, texts, steps=3, batch_size=8, seed=5)
+    first, _ = train.train_tiny(family, texts, steps=3, batch_size=8, seed=5)
     assert torch.equal(torch.random.get_rng_state(), rng_before)
-    second, _ = tiny.train_tiny(family, texts, steps=3, batch_size=8, seed=5)
-    untrained, _ = tiny.build_tiny(family, texts, seed=5)
+    second, _ = train.train_tiny(family, texts, steps=3, batch_size=8, seed=5)
+    untrained, _ = build.build_tiny(family, texts, seed=5)
     first, second, untrained = (m.state_dict() for m in (first, second, untrained))
     assert all(torch.equal(first[name], second[name]) for name in first)
     assert not all(torch.equal(first[name], untrained[name]) for name in first)  # it trained
@@ -267,69 +278,111 @@ def test_planted_models_replaces_incomplete_directories_atomically(tmp_path, mon
 
     def fast_train(family, texts, *, seed=0, **_):  # the real loop is tested elsewhere
         trained.append((family, seed))
-        return tiny.build_tiny(family, texts, seed=seed)
+        return build.build_tiny(family, texts, seed=seed)
 
-    monkeypatch.setattr(tiny, "train_tiny", fast_train)
-    monkeypatch.setattr(tiny, "PLANTED_N_SENTENCES", 20)
+    monkeypatch.setattr(planted, "train_tiny", fast_train)
+    monkeypatch.setattr(planted, "PLANTED_N_SENTENCES", 20)
     target = tmp_path / "causal-rate0.5"
     target.mkdir()
     (target / "config.json").write_text("{}")  # a half-written model: no manifest
-    paths = tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path)
+    paths = planted.planted_models((0.5,), ("causal",), out_dir=tmp_path)
     assert paths == {("causal", 0.5): target}
-    assert (target / tiny.MANIFEST).is_file() and (target / "model.safetensors").is_file()
+    assert (target / cache.MANIFEST).is_file() and (target / "model.safetensors").is_file()
     assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary directory left
     AutoModelForCausalLM.from_pretrained(target)
 
-    tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path)  # complete: reused
+    planted.planted_models((0.5,), ("causal",), out_dir=tmp_path)  # complete: reused
     assert trained == [("causal", 0)]
-    tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path, seed=1)  # other seed: retrained
+    planted.planted_models((0.5,), ("causal",), out_dir=tmp_path, seed=1)  # other seed: retrained
     assert trained == [("causal", 0), ("causal", 1)]
 
     def failing_save(*_):
         raise OSError("disk full")
 
-    monkeypatch.setattr(tiny, "save_tiny", failing_save)
+    monkeypatch.setattr(planted, "save_tiny", failing_save)
     with pytest.raises(OSError, match="disk full"):
-        tiny.planted_models((0.2,), ("causal",), out_dir=tmp_path)
+        planted.planted_models((0.2,), ("causal",), out_dir=tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
 
 
 def _fast_train(trained: list):
     def fast_train(family, texts, *, seed=0, **_):  # the real loop is tested elsewhere
         trained.append((family, seed, torch.get_num_threads()))
-        return tiny.build_tiny(family, texts, seed=seed)
+        return build.build_tiny(family, texts, seed=seed)
 
     return fast_train
 
 
 def test_planted_models_are_retrained_when_corpus_or_training_code_change(tmp_path, monkeypatch):
     trained = []
-    monkeypatch.setattr(tiny, "train_tiny", _fast_train(trained))
-    monkeypatch.setattr(tiny, "PLANTED_N_SENTENCES", 20)
-    tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path)
-    tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path)  # nothing changed: reused
+    monkeypatch.setattr(planted, "train_tiny", _fast_train(trained))
+    monkeypatch.setattr(planted, "PLANTED_N_SENTENCES", 20)
+    planted.planted_models((0.5,), ("causal",), out_dir=tmp_path)
+    planted.planted_models((0.5,), ("causal",), out_dir=tmp_path)  # nothing changed: reused
     assert len(trained) == 1
-    record = json.loads((tmp_path / "causal-rate0.5" / tiny.MANIFEST).read_text())
+    record = json.loads((tmp_path / "causal-rate0.5" / cache.MANIFEST).read_text())
     assert record["corpus_sha256"] and record["code_sha256"]
-    monkeypatch.setattr(tiny, "_planted_code_sha256", lambda: "edited training code")
-    tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path)
+    monkeypatch.setattr(planted, "_planted_code_sha256", lambda: "edited training code")
+    planted.planted_models((0.5,), ("causal",), out_dir=tmp_path)
     assert len(trained) == 2
-    texts = tiny.planted_texts
-    monkeypatch.setattr(tiny, "planted_texts", lambda *a: [t + " !" for t in texts(*a)])
-    tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path)  # edited templates or lexicon
+    texts = corpus.planted_texts
+    monkeypatch.setattr(planted, "planted_texts", lambda *a: [t + " !" for t in texts(*a)])
+    planted.planted_models((0.5,), ("causal",), out_dir=tmp_path)  # edited templates or lexicon
     assert len(trained) == 3
-    tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path)
+    planted.planted_models((0.5,), ("causal",), out_dir=tmp_path)
     assert len(trained) == 3
+
+
+def _tiny_modules_reached(*roots: types.ModuleType) -> set[str]:
+    """The debiaslab modules whose classes, functions or module objects the ``roots`` use,
+    followed through debiaslab.tiny (a data loader's own imports are not followed)."""
+    seen, todo = set(), [root.__name__ for root in roots]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if not name.startswith("debiaslab.tiny."):
+            continue
+        for value in vars(sys.modules[name]).values():
+            used = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", "")
+            if isinstance(used, str) and used.startswith("debiaslab.") and used in sys.modules:
+                todo.append(used)
+    return seen
+
+
+def test_the_code_hash_covers_every_module_that_shapes_the_weights(tmp_path):
+    # What train_tiny and planted_texts reach inside debiaslab.tiny, and the padding, are hashed
+    # into every manifest: code moved into a new module that is not hashed would keep stale
+    # models in every cache.
+    hashed = {path.resolve() for path in planted.training_code_files()}
+    reached = _tiny_modules_reached(train, corpus, planted)
+    must = {m for m in reached if m.startswith("debiaslab.tiny.")} - {"debiaslab.tiny.cache"}
+    assert "debiaslab.batching" in reached and {"debiaslab.tiny.build"} <= must
+    for name in must | {"debiaslab.batching"}:
+        assert Path(sys.modules[name].__file__).resolve() in hashed, f"{name} is not hashed"
+    # Any edit of any of those files changes the hash a manifest records.
+    files = planted.training_code_files()
+    base = planted.code_sha256(files)
+    assert (
+        planted._planted_code_sha256()
+        == base
+        == planted._planted_record("causal", 0.5, 0)["code_sha256"]
+    )
+    for i, path in enumerate(files):
+        edited = tmp_path / f"{i}-{path.name}"
+        edited.write_bytes(path.read_bytes() + b"\n# an edit\n")
+        assert planted.code_sha256([*files[:i], edited, *files[i + 1 :]]) != base, path
 
 
 def test_planted_models_train_on_one_thread_whoever_builds_them(tmp_path, monkeypatch):
     trained = []
-    monkeypatch.setattr(tiny, "train_tiny", _fast_train(trained))
-    monkeypatch.setattr(tiny, "PLANTED_N_SENTENCES", 20)
+    monkeypatch.setattr(planted, "train_tiny", _fast_train(trained))
+    monkeypatch.setattr(planted, "PLANTED_N_SENTENCES", 20)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)  # a notebook kernel with two threads: the weights would differ
     try:
-        tiny.planted_models((0.5,), ("causal",), out_dir=tmp_path)
+        planted.planted_models((0.5,), ("causal",), out_dir=tmp_path)
         assert torch.get_num_threads() == 2  # restored
     finally:
         torch.set_num_threads(threads)
@@ -344,16 +397,16 @@ def test_a_model_another_process_completed_first_is_kept(tmp_path):
         (tmp / "weights").write_text("mine")
         target.mkdir()
         (target / "weights").write_text("theirs")
-        (target / tiny.MANIFEST).write_text(json.dumps(record))
+        (target / cache.MANIFEST).write_text(json.dumps(record))
 
-    assert tiny.save_beside(target, record, other_process_finishes_first) == target
+    assert cache.save_beside(target, record, other_process_finishes_first) == target
     assert (target / "weights").read_text() == "theirs"  # not removed under a reader's feet
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
 
 
 def test_planted_models_live_in_the_debiaslab_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(fetch.CACHE_DIR_ENV, str(tmp_path))
-    assert tiny.planted_dir() == tmp_path / "tiny" / "planted"
+    assert planted.planted_dir() == tmp_path / "tiny" / "planted"
 
 
 @pytest.mark.slow
@@ -361,8 +414,8 @@ def test_planted_models_are_reused(planted_models, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a complete planted model was retrained")
 
-    monkeypatch.setattr(tiny, "train_tiny", no_training)
-    again = tiny.planted_models(
+    monkeypatch.setattr(planted, "train_tiny", no_training)
+    again = planted.planted_models(
         RATES, ("causal", "masked"), out_dir=next(iter(planted_models.values())).parent
     )
     assert again == planted_models

@@ -4,8 +4,8 @@ random LlamaForCausalLM that load back from disk like a hub checkpoint."""
 from __future__ import annotations
 
 from debiaslab.models import load_model
-from debiaslab.tiny import save_tiny
-from debiaslab.tiny_llama import CHAT_TEMPLATE, build_llama_tokenizer, build_tiny_llama
+from debiaslab.tiny.build import save_tiny
+from debiaslab.tiny.llama import CHAT_TEMPLATE, build_llama_tokenizer, build_tiny_llama
 
 
 def test_tokenizer_is_deterministic_and_llama_shaped():

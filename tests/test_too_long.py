@@ -10,7 +10,7 @@ from debiaslab.data.crows_pairs import CrowsPair
 from debiaslab.data.stereoset import Example, Sentence, StereoSet
 from debiaslab.models import from_objects
 from debiaslab.scoring import SequenceTooLongError, max_length
-from debiaslab.tiny import build_tiny
+from debiaslab.tiny.build import build_tiny
 
 LONG = " ".join(["the nurse said that she was busy"] * 120)  # far over 512 tokens
 

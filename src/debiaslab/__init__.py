@@ -7,7 +7,7 @@ top of a module or inside a function). A name covers a module or a whole package
     base        debiaslab errors env config io folders validate stats model_source hub.scrub
     records     results plots plots_mc cards
     data        data
-    models      models planner batching tiny tiny_llama tiny_roberta
+    models      models planner batching tiny
     engines     scoring generation textclass
     benchmarks  benchmarks
     methods     mitigation synth t2i

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from debiaslab import plots, tiny
+from debiaslab import plots
 from debiaslab.calibration_tables import TOXIC_GROUPS, TOXICITY_RATES, calibration_table
 from debiaslab.data.crows_pairs import load_crows_pairs
 from debiaslab.data.prompts import load_bold, sample_prompts
@@ -29,7 +29,13 @@ from debiaslab.data.stereoset import load_stereoset, write_stereoset_json
 from debiaslab.errors import DataNotFoundError
 from debiaslab.generation import GenerationSettings
 from debiaslab.runner import evaluate
-from debiaslab.textclass import classifier_lines
+from debiaslab.tiny.build import save_tiny
+from debiaslab.tiny.cache import save_beside
+from debiaslab.tiny.classifiers import classifier_lines
+from debiaslab.tiny.corpus import planted_stereoset, write_planted_crows_pairs
+from debiaslab.tiny.lexicon import PLANTED_VERSION
+from debiaslab.tiny.planted import planted_dir, planted_models
+from debiaslab.tiny.toxicity import planted_toxicity_texts, train_planted_toxicity
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +71,16 @@ def run_calibration(
     output = Path(output)
     data_dir = output / "planted_data"
     n_pairs, n_examples, limit, n_boot = (60, 40, 100, 200) if quick else (200, 100, None, 1000)
-    planted_crows = tiny.write_planted_crows_pairs(
+    planted_crows = write_planted_crows_pairs(
         data_dir / "planted_crows_pairs.csv", n_pairs=n_pairs, seed=1
     )
     planted_ss = write_stereoset_json(
-        tiny.planted_stereoset(n_examples, seed=1), data_dir / "planted_stereoset.json"
+        planted_stereoset(n_examples, seed=1), data_dir / "planted_stereoset.json"
     )
     print(f"[demo] held-out planted benchmarks: {planted_crows}, {planted_ss}")
-    models_dir = Path(models_dir) if models_dir else tiny.planted_dir()
+    models_dir = Path(models_dir) if models_dir else planted_dir()
     print(f"[demo] training planted-bias tiny models in {models_dir} (reused when present)")
-    paths = tiny.planted_models(rates=RATES, families=FAMILIES, out_dir=models_dir, seed=0)
+    paths = planted_models(rates=RATES, families=FAMILIES, out_dir=models_dir, seed=0)
     real = _real_data_available()
     jobs = [
         ("planted", "crows_pairs", str(planted_crows)),
@@ -136,16 +142,16 @@ def _toxicity_demo(output: Path, models_dir: Path, *, n_boot: int, limit: int) -
             "rates": rates,
             "prompts_sha256": hashlib.sha256(json.dumps(pairs).encode()).hexdigest(),
             "lines": lines,
-            "version": tiny.PLANTED_VERSION,
+            "version": PLANTED_VERSION,
         }
 
         def write(tmp: Path, rates=rates) -> None:
-            texts = tiny.planted_toxicity_texts(
+            texts = planted_toxicity_texts(
                 pairs, rates, toxic_lines=lines["hate"], clean_lines=lines["nothate"]
             )
-            tiny.save_tiny(*tiny.train_planted_toxicity(texts), tmp)
+            save_tiny(*train_planted_toxicity(texts), tmp)
 
-        path = tiny.save_beside(models_dir / f"toxicity-{name}", record, write)
+        path = save_beside(models_dir / f"toxicity-{name}", record, write)
         result = evaluate(
             str(path),
             "bold",

@@ -34,8 +34,8 @@ from debiaslab.data.fetch import parse_json
 from debiaslab.errors import ConfigError, DebiaslabError
 from debiaslab.io import write_bytes_atomic
 from debiaslab.models import resolve_source
-from debiaslab.t2i.tiny import tiny_t2i_path
-from debiaslab.textclass import TINY_CLASSIFIERS, tiny_classifier_path
+from debiaslab.tiny.classifiers import TINY_CLASSIFIERS, tiny_classifier_path
+from debiaslab.tiny.t2i import tiny_t2i_path
 
 RESULTS_STEP = "results"
 

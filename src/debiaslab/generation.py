@@ -45,7 +45,7 @@ Resumable runs.
 
 Example:
     >>> from debiaslab.models import from_objects
-    >>> from debiaslab.tiny import build_tiny
+    >>> from debiaslab.tiny.build import build_tiny
     >>> lm = from_objects(*build_tiny("causal", seed=0))
     >>> settings = GenerationSettings(max_new_tokens=5, num_return_sequences=2)
     >>> out = generate(lm, ["The nurse said", "He"], settings, progress=False)

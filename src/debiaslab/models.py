@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from debiaslab import tiny
 from debiaslab.config import FAMILIES, get_preset
 from debiaslab.data.fetch import cache_dir
 from debiaslab.env import get_secret, select_device, select_dtype
 from debiaslab.errors import ConfigError
 from debiaslab.model_source import CHOICES, PICKLE_HINT, check_adapter, check_model, one_line
+from debiaslab.tiny.build import build_tiny, save_tiny
+from debiaslab.tiny.cache import save_beside
+from debiaslab.tiny.lexicon import PLANTED_VERSION
 from debiaslab.validate import positive_int, require
 
 log = logging.getLogger(__name__)
@@ -90,10 +92,8 @@ def _tiny_path(family: str, name: str) -> Path:
     """Build (once) and cache the offline tiny model of a ``tiny-*`` preset."""
 
     path = cache_dir() / "tiny" / name
-    record = {"tiny": family, "seed": 0, "version": tiny.PLANTED_VERSION}
-    return tiny.save_beside(
-        path, record, lambda tmp: tiny.save_tiny(*tiny.build_tiny(family, seed=0), tmp)
-    )
+    record = {"tiny": family, "seed": 0, "version": PLANTED_VERSION}
+    return save_beside(path, record, lambda tmp: save_tiny(*build_tiny(family, seed=0), tmp))
 
 
 def resolve_source(name: str, family: str | None = None) -> tuple[str, str | None]:

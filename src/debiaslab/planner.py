@@ -5,7 +5,7 @@
 Design:
     Nothing here downloads anything. :func:`config_for` builds a transformers config from a
     preset's ``arch`` (the checkpoint's ``config.json`` values, kept in ``configs/models.yaml``),
-    from :mod:`debiaslab.tiny` for the tiny presets, or from a local directory. The model is
+    from :mod:`debiaslab.tiny.build` for the tiny presets, or from a local directory. The model is
     then instantiated on PyTorch's ``meta`` device, where tensors have shapes but no storage,
     so a 3B model costs milliseconds and no memory. Its modules give every count the estimate
     needs: parameters (tied ones once, as ``model.num_parameters()`` counts them), the
@@ -99,7 +99,6 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from debiaslab import tiny
 from debiaslab.config import (
     FAMILIES,
     HARDWARE,
@@ -113,6 +112,7 @@ from debiaslab.config import (
 )
 from debiaslab.errors import ConfigError
 from debiaslab.models import detect_family
+from debiaslab.tiny.build import build_tiny
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
@@ -168,7 +168,7 @@ _ACT_KEYS = ("activation_function", "hidden_act", "dense_act_fn")
 @cache
 def _tiny_config(family: str) -> PretrainedConfig:
 
-    model, _ = tiny.build_tiny(family, seed=0)
+    model, _ = build_tiny(family, seed=0)
     return model.config
 
 
@@ -185,7 +185,7 @@ def config_for(source: Any) -> PretrainedConfig:
 
     Args:
         source: a :class:`ModelPreset` or preset name (built from its ``arch``, or by
-            :mod:`debiaslab.tiny` for tiny presets), a local model directory holding a
+            :mod:`debiaslab.tiny.build` for tiny presets), a local model directory holding a
             ``config.json``, or a transformers config (returned as it is).
 
     Raises:

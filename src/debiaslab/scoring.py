@@ -187,7 +187,7 @@ def empty_context_items(tokenizer, sentences: Sequence[str]) -> list[tuple[list[
         ValueError: a sentence with nothing left to score (empty, or only the prefix token).
 
     Example:
-        >>> from debiaslab.tiny import build_tokenizer
+        >>> from debiaslab.tiny.build import build_tokenizer
         >>> tok = build_tokenizer("causal")  # <|endoftext|> (id 0) is its BOS
         >>> plain, led = empty_context_items(tok, ["He ran.", "<|endoftext|>He ran."])
         >>> plain == led, plain[0]
@@ -237,7 +237,7 @@ def masked_logprobs(
 
     Example:
         >>> from debiaslab.models import from_objects
-        >>> from debiaslab.tiny import build_tiny
+        >>> from debiaslab.tiny.build import build_tiny
         >>> lm = from_objects(*build_tiny("masked", seed=0))
         >>> ids = tuple(lm.tokenizer("the nurse is here")["input_ids"])
         >>> lp = masked_logprobs(lm, [MaskedQuery(ids, 2, ids[2])], progress=False)
@@ -422,7 +422,7 @@ def pll_skipped_ids(tokenizer) -> set[int]:
     an unknown word is part of the sentence, and its term counts.
 
     Example:
-        >>> from debiaslab.tiny import build_tokenizer
+        >>> from debiaslab.tiny.build import build_tokenizer
         >>> tok = build_tokenizer("masked")
         >>> sorted(tok.convert_ids_to_tokens(sorted(pll_skipped_ids(tok))))
         ['[CLS]', '[MASK]', '[PAD]', '[SEP]']

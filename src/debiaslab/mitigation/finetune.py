@@ -9,7 +9,7 @@ Design:
     Objectives: masked LM (``DataCollatorForLanguageModeling``, 15% masking) for BERT-style
     models; causal LM for GPT-2 / Bloomz / Llama; for T5 / FLAN-T5, a sentence with some words
     hidden behind sentinels as input and the whole sentence as target (the same denoising
-    objective as the tiny T5, :func:`debiaslab.tiny.sentinel_input`), seeded per text.
+    objective as the tiny T5, :func:`debiaslab.tiny.train.sentinel_input`), seeded per text.
 
     Checkpoints every ``save_steps`` under ``OUTPUT/checkpoints``; ``resume=True`` continues from
     the last complete one (a save cut short by a kill is passed over) and reaches the same
@@ -39,7 +39,7 @@ from debiaslab.io import write_bytes_atomic
 from debiaslab.mitigation import checkpoints as ckpt
 from debiaslab.mitigation.data import recipe_texts
 from debiaslab.scoring import prefix_token_id
-from debiaslab.tiny import sentinel_input
+from debiaslab.tiny.train import sentinel_input
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,12 @@ Where the decision is made:
     decision. ``tokens=n`` scores only the first ``n`` tokens of each continuation (toxic and
     clean lines often share their first word or two: "He is a pathetic idiot" / "He is a
     careful engineer", hence 3 rather than 1). On 21 trigger models (designs and seeds of
-    :func:`debiaslab.tiny.trigger_toxicity_texts`), closing the top two heads by ``tokens=3``
-    lowered the toxic rate more than by whole continuations on 7, less on 3 and the same on
-    the rest (mostly the same two heads). The default stays None: where the choice is made is
-    a property of the data.
+    :func:`debiaslab.tiny.toxicity.trigger_toxicity_texts`), closing the top two heads by
+    ``tokens=3`` lowered the toxic rate more than by whole continuations on 7, less on 3 and the
+    same on the rest (mostly the same two heads). The default stays None: where the choice is
+    made is a property of the data.
 
-Measured (tests/test_heads.py, the trigger model of `debiaslab.tiny`, 4 layers × 4 heads,
+Measured (tests/test_heads.py, the trigger model of `debiaslab.tiny.toxicity`, 4 layers × 4 heads,
 seeds 0-5): closing the top 2 of 16 heads by ``tokens=3`` ablation lowers the toxic rate on
 held-out triggered prompts from 0.82-0.92 to 0.43-0.75 (per-prompt drop 0.18-0.48, lower
 ends of the 95% bootstrap intervals 0.14-0.41), while perplexity on the clean text the model

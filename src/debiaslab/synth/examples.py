@@ -18,7 +18,8 @@ from debiaslab.errors import ConfigError
 from debiaslab.models import from_objects
 from debiaslab.synth.filters import counterfactuals, swap_table
 from debiaslab.synth.spec import Spec
-from debiaslab.textclass import classifier_lines
+from debiaslab.tiny.classifiers import classifier_lines
+from debiaslab.tiny.train import train_tiny
 
 NEGATIVE = 0.15
 TOXIC = 0.1
@@ -101,8 +102,6 @@ def tiny_writer(
     """A tiny causal :class:`~debiaslab.models.LoadedModel` that answers ``spec``'s prompts
     with the planted rates (seconds on a CPU; see :func:`writer_texts`)."""
     from tokenizers.processors import TemplateProcessing
-
-    from debiaslab.tiny import train_tiny
 
     texts = writer_texts(spec, negative=negative, toxic=toxic, seed=seed)
     model, tokenizer = train_tiny("causal", texts, steps=steps, seed=seed, max_length=64)

@@ -70,12 +70,12 @@ import torch
 
 from debiaslab.env import get_secret, select_device, select_dtype
 from debiaslab.errors import ConfigError, DataFormatError
-from debiaslab.t2i.tiny import tiny_t2i_path
+from debiaslab.tiny.t2i import tiny_t2i_path
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"
-CLIP_PRESETS = {"tiny-clip": "tiny"}  # the offline tiny CLIP of debiaslab.t2i.tiny
+CLIP_PRESETS = {"tiny-clip": "tiny"}  # the offline tiny CLIP of debiaslab.tiny.t2i
 NO_PERSON = "no_person"
 NO_PERSON_PROMPTS = (
     "a photo of an object, with no person",

@@ -6,7 +6,7 @@ from :func:`debiaslab.env.get_secret`. The safety checker stays ON by default fo
 checkpoints: an image it flags is kept (as the black image the pipeline returns) and recorded
 as ``"nsfw": true`` in the manifest, never silently dropped, so a report can count refusals per
 prompt. SD 2.1 ships without a checker; the ``sd-2.1`` preset attaches SD 1.5's. The offline
-preset ``tiny-sd`` (:mod:`debiaslab.t2i.tiny`) has none: its rows say ``"nsfw": null``
+preset ``tiny-sd`` (:mod:`debiaslab.tiny.t2i`) has none: its rows say ``"nsfw": null``
 (unchecked).
 
 :func:`generate_images` makes every (prompt, seed) image:
@@ -75,7 +75,7 @@ from debiaslab.env import get_secret, select_device, select_dtype
 from debiaslab.errors import ConfigError, DataFormatError
 from debiaslab.generation import JsonlAppender
 from debiaslab.io import write_bytes_atomic
-from debiaslab.t2i.tiny import tiny_t2i_path
+from debiaslab.tiny.t2i import tiny_t2i_path
 
 log = logging.getLogger(__name__)
 

@@ -247,7 +247,7 @@ def model_prompt(instruction: str, input: str, tokenizer) -> str:
     prompts with this function too).
 
     Example:
-        >>> from debiaslab.tiny import build_tokenizer
+        >>> from debiaslab.tiny.build import build_tokenizer
         >>> model_prompt("Expand.", "A doctor", build_tokenizer("causal"))[:26]
         '<|endoftext|>Below is an i'
     """
@@ -1028,7 +1028,7 @@ def tiny_rewriter(
 ):
     """A tiny causal rewriter with a planted group imbalance, wrapped in a fresh LoRA adapter.
 
-    A tiny GPT-2 (:func:`debiaslab.tiny.train_tiny`) learns `planted_texts`: each generic
+    A tiny GPT-2 (:func:`debiaslab.tiny.train.train_tiny`) learns `planted_texts`: each generic
     prompt's rewrite names an ``under`` group at ``rate`` and the others uniformly (seconds on
     a CPU). Its tokenizer adds the BOS it was trained after, as
     :func:`debiaslab.synth.examples.tiny_writer`'s does. The LoRA adapter (zero at start, so
@@ -1049,7 +1049,7 @@ def tiny_rewriter(
     from peft import LoraConfig, TaskType, get_peft_model
     from tokenizers.processors import TemplateProcessing
 
-    from debiaslab.tiny import train_tiny
+    from debiaslab.tiny.train import train_tiny
 
     pairs = instruction_pairs(TINY_PROMPTS) if pairs is None else pairs
     texts = planted_texts(pairs, under, rate, per_prompt=per_prompt, seed=seed)

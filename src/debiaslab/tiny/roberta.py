@@ -1,20 +1,11 @@
 """A tiny offline RoBERTa: byte-level BPE tokenizer and a randomly initialised masked LM.
 
-Byte-level BPE tokenizers mark a word that follows a space with the space itself ("Ġword"),
-so "word" at the start of a text and " word" inside one are different tokens. Scorers that
-insert a word into a context must encode it as it stands there (StereoSet's masked form, as
-bias-bench does for RoBERTa); this module lets tests check that offline, on a tokenizer built
-exactly like RoBERTa's:
-
-* transformers' own ``RobertaTokenizer`` over a locally trained byte-level BPE vocabulary
-  (``add_prefix_space=False``, RoBERTa's default);
-* specials as RoBERTa numbers them: ``<s>`` 0, ``<pad>`` 1, ``</s>`` 2, ``<unk>`` 3, and
-  ``<mask>`` last; ``<mask>`` strips the space before it (``lstrip=True``, as in
-  ``roberta-base``'s ``tokenizer.json``), so in "was <mask>." the mask stands for " word";
-* ``tok("A b")`` gives ``<s> A Ġb </s>``.
-
-The model is a ``RobertaForMaskedLM`` of the size of :data:`debiaslab.tiny.TINY_BERT`. Nothing
-is trained: a random model is enough to compare two implementations of one score.
+Byte-level BPE marks a word that follows a space with the space itself ("Ġword"), so scorers
+that insert a word into a context must encode it as it stands there (StereoSet's masked form,
+as bias-bench does for RoBERTa). This lets tests check that offline on transformers' own
+``RobertaTokenizer`` over a local vocabulary, specials numbered as in ``roberta-base`` and
+``<mask>`` stripping the space before it; the model has the size of
+:data:`debiaslab.tiny.build.TINY_BERT` and is not trained.
 
 Example:
     >>> model, tok = build_tiny_roberta(seed=0)
@@ -29,14 +20,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from debiaslab.tiny import (
+from debiaslab.tiny.build import (
     MAX_POSITIONS,
     TINY_BERT,
     TINY_BERT_FF,
     VOCAB_SIZE,
-    _tokenizer_corpus,
-    planted_texts,
+    tokenizer_corpus,
 )
+from debiaslab.tiny.corpus import planted_texts
 
 ROBERTA_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # ids 0-3, as in roberta-base
 MASK = "<mask>"  # the last id, as in roberta-base
@@ -44,6 +35,11 @@ MASK = "<mask>"  # the last id, as in roberta-base
 
 def build_roberta_tokenizer(texts=(), vocab_size: int = VOCAB_SIZE):
     """A RoBERTa tokenizer (transformers' ``RobertaTokenizer``) over a locally trained vocabulary.
+
+    ``add_prefix_space=False`` (RoBERTa's default); ``<s>`` 0, ``<pad>`` 1, ``</s>`` 2,
+    ``<unk>`` 3 and ``<mask>`` last, as in ``roberta-base``; ``<mask>`` strips the space before
+    it (``lstrip=True``), so in "was <mask>." the mask stands for " word"; ``tok("A b")`` gives
+    ``<s> A Ġb </s>``.
 
     Deterministic: the same texts give the same vocabulary, merges and ids.
 
@@ -63,7 +59,7 @@ def build_roberta_tokenizer(texts=(), vocab_size: int = VOCAB_SIZE):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(_tokenizer_corpus(texts), trainer)
+    bpe.train_from_iterator(tokenizer_corpus(texts), trainer)
     state = json.loads(bpe.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in state["merges"]]
     return RobertaTokenizer(

@@ -1,27 +1,10 @@
 """A tiny offline Llama with a SentencePiece-style tokenizer, for tests of prompt-based scoring.
 
-Card:
-    What: a randomly initialised ``LlamaForCausalLM`` of ~0.2M parameters and a BPE tokenizer
-        trained locally with ``tokenizers`` on the same texts as :mod:`debiaslab.tiny`'s
-        tokenizers, in the layout of the Llama-2 / Mistral tokenizers: ``<unk>`` = 0,
-        ``<s>`` = 1, ``</s>`` = 2, the 256 byte-fallback tokens ``<0x00>``…``<0xFF>`` (3-258),
-        then the learned pieces; words start with ``▁``; ``<s>`` is added on encode, nothing
-        at the end; no pad token.
-    Why: GPT-2-style byte-level BPE tokenizers (the other tiny causal model) never split a
-        leading space from the word after it, so code that works for them can still break on
-        SentencePiece tokenizers, where a word's leading space is a ``▁`` that may stand alone.
-    Two pipelines, one vocabulary (``legacy``):
-        * ``legacy=True`` (default) is the ``tokenizer.json`` shipped with Llama-2 and
-          Mistral-7B-v0.1: SentencePiece's dummy prefix as a ``Prepend("▁")`` normaliser,
-          spaces replaced by ``▁``, no pre-tokenizer, byte fallback. Encoding a string that
-          starts with a space doubles the ``▁``: ``" A"`` is ``["▁", "▁A"]``, so ``" A"``,
-          ``" B"`` and ``" C"`` all begin with the same token, as with those models.
-        * ``legacy=False`` is what transformers' ``LlamaTokenizer`` builds from a vocabulary
-          today: a ``Metaspace`` pre-tokenizer (``prepend_scheme="first"``, ``split=False``)
-          and no normaliser; ``" A"`` is ``["▁A"]``.
-        Both give the same tokens for text that does not start with a space.
-    Chat: :data:`CHAT_TEMPLATE` is a Llama-2-style ``[INST] … [/INST]`` template that can be
-        set on the tokenizer (``build_tiny_llama(chat=True)``).
+GPT-2-style byte-level BPE never splits a leading space from the word after it, so code that
+works for the other tiny causal model can still break on SentencePiece tokenizers, where a
+word's leading space is a ``▁`` that may stand alone. `build_tiny_llama` makes a random
+``LlamaForCausalLM`` of ~0.2M parameters with a BPE tokenizer in the layout of Llama-2 /
+Mistral (`build_llama_tokenizer`), optionally with a Llama-2-style chat template.
 
 Example:
     >>> model, tok = build_tiny_llama(seed=0)
@@ -38,7 +21,8 @@ import json
 import string
 from typing import TYPE_CHECKING
 
-from debiaslab.tiny import MAX_POSITIONS, _tokenizer_corpus, planted_texts
+from debiaslab.tiny.build import MAX_POSITIONS, tokenizer_corpus
+from debiaslab.tiny.corpus import planted_texts
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -71,13 +55,29 @@ def build_llama_tokenizer(
 ) -> PreTrainedTokenizerFast:
     """Train a Llama-2-style BPE tokenizer locally and wrap it as a fast tokenizer.
 
-    Deterministic: the same texts give the same vocabulary and ids.
+    Trained on the same texts as :mod:`debiaslab.tiny.build`'s tokenizers. Layout of the
+    Llama-2 / Mistral tokenizers: ``<unk>`` = 0, ``<s>`` = 1, ``</s>`` = 2, the 256
+    byte-fallback tokens ``<0x00>``…``<0xFF>`` (3-258), then the learned pieces; words start
+    with ``▁``; ``<s>`` is added on encode, nothing at the end; no pad token. Two pipelines,
+    one vocabulary:
+
+    * ``legacy=True`` is the ``tokenizer.json`` shipped with Llama-2 and Mistral-7B-v0.1:
+      SentencePiece's dummy prefix as a ``Prepend("▁")`` normaliser, spaces replaced by ``▁``,
+      no pre-tokenizer, byte fallback. A string that starts with a space doubles the ``▁``:
+      ``" A"`` is ``["▁", "▁A"]``, so ``" A"``, ``" B"`` and ``" C"`` all begin with the same
+      token, as with those models.
+    * ``legacy=False`` is what transformers' ``LlamaTokenizer`` builds from a vocabulary today:
+      a ``Metaspace`` pre-tokenizer (``prepend_scheme="first"``, ``split=False``) and no
+      normaliser; ``" A"`` is ``["▁A"]``.
+
+    Both give the same tokens for text that does not start with a space. Deterministic: the
+    same texts give the same vocabulary and ids.
 
     Args:
         texts: training texts; general English, the planted lexicon and answer letters are
             always added.
         legacy: the Llama-2 / Mistral ``tokenizer.json`` pipeline (``" A"`` → ``▁ ▁A``) or
-            transformers' current ``Metaspace`` one (``" A"`` → ``▁A``); see the module card.
+            transformers' current ``Metaspace`` one (``" A"`` → ``▁A``).
         vocab_size: upper bound of the vocabulary, specials and byte tokens included.
         chat: set :data:`CHAT_TEMPLATE` as the tokenizer's chat template.
 
@@ -98,7 +98,7 @@ def build_llama_tokenizer(
         initial_alphabet=[*string.ascii_letters, *string.digits, *string.punctuation, "▁"],
         show_progress=False,
     )
-    trainer_tok.train_from_iterator([*_tokenizer_corpus(texts), *_LETTER_LINES], trainer)
+    trainer_tok.train_from_iterator([*tokenizer_corpus(texts), *_LETTER_LINES], trainer)
     learned = json.loads(trainer_tok.to_str())["model"]
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in learned["merges"]]
     tok = Tokenizer(

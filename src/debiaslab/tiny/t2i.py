@@ -1,31 +1,11 @@
 """Tiny offline text-to-image models: Stable Diffusion, CLIP and BLIP with random weights.
 
-No machine that builds or tests debiaslab reaches a model hub, so the text-to-image chain
-(generate → classify → CLIPScore → caption) runs in tests, CI and the demo on models made here
-in well under a second and saved where ``from_pretrained(path)`` loads them like hub models:
-
-* ``sd`` — a ``StableDiffusionPipeline``: ``UNet2DConditionModel`` with block_out_channels
-  (8, 16), ``AutoencoderKL`` with two blocks (latents at half the image size), a 2-layer
-  ``CLIPTextModel`` and a ``DDIMScheduler``. It makes 32×32 images (`TINY_IMAGE_SIZE`) in 2
-  steps (`TINY_STEPS`). It has NO safety checker (``requires_safety_checker=False``); the real
-  presets of :mod:`debiaslab.t2i.generate` keep theirs. `build_tiny_safety_checker` makes one
-  whose verdict is fixed, to test what happens to flagged images.
-* ``clip`` — a ``CLIPModel`` + ``CLIPProcessor`` (32×32 images, 8×8 patches, 16-d projection)
-  for zero-shot classification and CLIPScore.
-* ``blip`` — a ``BlipForConditionalGeneration`` + ``BlipProcessor`` captioner (for the Socratic
-  loop). Its tokenizer is the BERT-style WordPiece of :func:`debiaslab.tiny.build_tokenizer`
-  plus BLIP's ``[DEC]`` bos token. Its captions are random words: it checks plumbing only.
-
-The CLIP tokenizer (shared by ``sd`` and ``clip``) is a ``CLIPTokenizer`` retrained with
-``train_new_from_iterator`` on general English and the t2i prompt vocabulary (`T2I_TEXTS`),
-then renumbered so that every process builds the same ids: byte-level BPE with CLIP's ``</w>``
-word ends, ``<|startoftext|>`` = 0, ``<|endoftext|>`` = 1 (eos and pad), ``model_max_length``
-77 as in CLIP.
-
-Saved models live under ``<debiaslab cache>/tiny/t2i-<kind>`` (see
-:func:`debiaslab.data.fetch.cache_dir`), written by :func:`debiaslab.tiny.save_beside`: built
-once, in a temporary folder renamed into place, rebuilt when the recipe or the installed
-transformers/diffusers major.minor changes.
+The text-to-image chain (generate → classify → CLIPScore → caption) runs in tests, CI and the
+demo on models made here in well under a second: ``sd`` (a ``StableDiffusionPipeline`` making
+32×32 images in 2 steps, no safety checker), ``clip`` (zero-shot classification and CLIPScore)
+and ``blip`` (a captioner whose captions are random words: plumbing only). `tiny_t2i_path` saves
+each once under ``<debiaslab cache>/tiny/t2i-<kind>`` (:func:`debiaslab.tiny.cache.save_beside`),
+rebuilt when the recipe or the installed transformers/diffusers major.minor changes.
 
 Example:
     >>> model, processor = build_tiny_clip(seed=0)
@@ -42,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from debiaslab.data.fetch import cache_dir
 from debiaslab.errors import ConfigError
-from debiaslab.tiny import GENERAL_ENGLISH, build_tokenizer, save_beside
+from debiaslab.tiny.build import build_tokenizer
+from debiaslab.tiny.cache import save_beside
+from debiaslab.tiny.lexicon import GENERAL_ENGLISH
 
 if TYPE_CHECKING:
     from diffusers import StableDiffusionPipeline
@@ -80,7 +62,7 @@ TINY_VISION = {  # the CLIP/BLIP vision towers: 32×32 images in 16 patches of 8
 TINY_PROJECTION = 16  # joint embedding size of the tiny CLIP
 
 # Prompt vocabulary of the t2i notebooks and the classifier's label prompts, so they tokenize
-# into whole words; general English comes from debiaslab.tiny.
+# into whole words; general English comes from debiaslab.tiny.lexicon.
 T2I_TEXTS = (
     "a photo of a woman",
     "a photo of a man",
@@ -121,6 +103,10 @@ def build_clip_tokenizer(
     texts: tuple[str, ...] = (), vocab_size: int = CLIP_VOCAB_SIZE
 ) -> CLIPTokenizer:
     """A ``CLIPTokenizer`` trained locally on general English, `T2I_TEXTS` and ``texts``.
+
+    Shared by ``sd`` and ``clip``: byte-level BPE with CLIP's ``</w>`` word ends,
+    ``<|startoftext|>`` = 0, ``<|endoftext|>`` = 1 (eos and pad), ``model_max_length`` 77 as in
+    CLIP.
 
     Every printable ASCII character is in the vocabulary both inside and at the end of a word,
     so no ASCII prompt maps to the unknown token. Deterministic across processes: the
@@ -196,6 +182,12 @@ def _seeded(seed: int, build):
 
 def build_tiny_sd(seed: int = 0) -> StableDiffusionPipeline:
     """A random tiny ``StableDiffusionPipeline`` (32×32 images, no safety checker), on CPU.
+
+    ``UNet2DConditionModel`` with block_out_channels (8, 16), ``AutoencoderKL`` with two blocks
+    (latents at half the image size), a 2-layer ``CLIPTextModel`` and a ``DDIMScheduler``; it
+    makes `TINY_IMAGE_SIZE` images in `TINY_STEPS` steps. It has NO safety checker
+    (``requires_safety_checker=False``); the real presets of :mod:`debiaslab.t2i.generate` keep
+    theirs, and `build_tiny_safety_checker` makes one whose verdict is fixed.
 
     Example:
         >>> pipe = build_tiny_sd(seed=0)
@@ -311,6 +303,9 @@ def build_tiny_clip(seed: int = 0) -> tuple[CLIPModel, CLIPProcessor]:
 
 def build_tiny_blip(seed: int = 0) -> tuple[BlipForConditionalGeneration, BlipProcessor]:
     """A random tiny BLIP captioner and its ``BlipProcessor`` (32×32 images), on CPU.
+
+    Its tokenizer is the BERT-style WordPiece of :func:`debiaslab.tiny.build.build_tokenizer`
+    plus BLIP's ``[DEC]`` bos token. Its captions are random words: it checks plumbing only.
 
     Example:
         >>> from PIL import Image
