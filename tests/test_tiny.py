@@ -20,7 +20,8 @@ from transformers import (
 from debiaslab import tiny
 from debiaslab.data import fetch
 from debiaslab.data.crows_pairs import load_crows_pairs
-from debiaslab.data.stereoset import find_template_word, load_stereoset, write_stereoset_json
+from debiaslab.data.stereoset import find_template_word, load_stereoset
+from debiaslab.data.stereoset_write import write_stereoset_json
 
 RATES = (0.2, 0.5, 0.8)
 AUTO = {
