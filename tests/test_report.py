@@ -9,6 +9,7 @@ import pytest
 
 from debiaslab import report
 from debiaslab.errors import ConfigError
+from debiaslab.report import paper, tables
 from debiaslab.results import BenchmarkOutput, make_record, write_result
 
 
@@ -58,14 +59,14 @@ def test_changing_a_result_file_changes_the_number_in_the_rebuilt_report(tmp_pat
 
 
 def test_tiny_offline_results_are_told_apart_from_real_checkpoints():
-    assert report.is_tiny({"model": {"name": "tiny-gpt2", "source": "/c/tiny/tiny-gpt2"}})
-    assert report.is_tiny({"model": {"name": "tiny-causal-planted0.2"}})
-    assert report.is_tiny({"model": {"name": "m", "source": "/root/.cache/debiaslab/tiny/x"}})
-    assert report.is_tiny({"model": {"name": "tiny-sd"}, "config": {"pipeline": "tiny-sd"}})
-    assert report.is_tiny({"model": {"name": "bert-mini-random"}})  # a speed benchmark's
-    assert not report.is_tiny({"model": {"name": "gpt2", "source": "openai-community/gpt2"}})
-    assert not report.is_tiny({"model": {"name": "TinyLlama/TinyLlama-1.1B-Chat-v1.0"}})
-    assert not report.is_tiny({"model": {"name": "bert-base-uncased", "adapter": "u/destiny"}})
+    assert tables.is_tiny({"model": {"name": "tiny-gpt2", "source": "/c/tiny/tiny-gpt2"}})
+    assert tables.is_tiny({"model": {"name": "tiny-causal-planted0.2"}})
+    assert tables.is_tiny({"model": {"name": "m", "source": "/root/.cache/debiaslab/tiny/x"}})
+    assert tables.is_tiny({"model": {"name": "tiny-sd"}, "config": {"pipeline": "tiny-sd"}})
+    assert tables.is_tiny({"model": {"name": "bert-mini-random"}})  # a speed benchmark's
+    assert not tables.is_tiny({"model": {"name": "gpt2", "source": "openai-community/gpt2"}})
+    assert not tables.is_tiny({"model": {"name": "TinyLlama/TinyLlama-1.1B-Chat-v1.0"}})
+    assert not tables.is_tiny({"model": {"name": "bert-base-uncased", "adapter": "u/destiny"}})
 
 
 def test_pre_and_post_pair_within_an_experiment_and_provenance(tmp_path):
@@ -74,11 +75,11 @@ def test_pre_and_post_pair_within_an_experiment_and_provenance(tmp_path):
     _write(results, "post", 0.55)
     _write(results, "pre", 0.70, model="tiny-gpt2", source="/c/tiny/tiny-gpt2")
     loaded = report.load(results)
-    table = report.prepost(loaded)
+    table = tables.prepost(loaded)
     assert set(table["experiment"]) == {"gpt2 (gpt2)"}  # the tiny pre has no post to pair with
     pre, post = (table[table["stage"] == s].iloc[0] for s in ("pre", "post"))
     assert (pre["value"], post["value"], pre["ideal"]) == pytest.approx((62.0, 55.0, 50.0))
-    effect = report.size_effect(table)
+    effect = tables.size_effect(table)
     assert effect.iloc[0]["reduction"] == pytest.approx(7.0)
     assert effect.iloc[0]["n_parameters"] == 124_000_000
     kinds = report.provenance(loaded).set_index("model")["kind"]
@@ -91,10 +92,34 @@ def test_no_results_is_a_clear_error(tmp_path):
 
 
 def test_text_from_results_cannot_break_the_typst_source(tmp_path):
-    typst = pytest.importorskip("typst")
+    pytest.importorskip("typst")
     name = 'org/we*ird_#model "x" $y$ <z> @w // [a]'
-    source = tmp_path / "t.typ"
-    source.write_text(f"#{report.typ_str(name)}\n\n{report._markup(name)}\n")
-    pdf = tmp_path / "t.pdf"
-    typst.compile(str(source), output=str(pdf))
-    assert _pdf_text(pdf).count(name) == 2
+    results = tmp_path / "results"
+    _write(results, "pre", 0.62, model=name)
+    _write(results, "post", 0.55, model=name)
+    pdf = report.build(results, tmp_path / "figures", tmp_path / "report", log=lambda _: None)
+    text = _pdf_text(pdf)
+    assert text.count(name) == 2  # in the provenance table and in the pre/post table
+    assert "62.0 [57.0, 67.0]" in text
+
+
+def test_every_number_the_prose_cites_is_in_numbers_json(tmp_path):
+    """The sections read their numbers from ``generated/numbers.json``; a section without
+    results is ``None`` there, and the shipped sections come with it."""
+    results = tmp_path / "results"
+    _write(results, "pre", 0.6234)
+    _write(results, "post", 0.5512)
+    loaded = report.load(results)
+    out = tmp_path / "generated"
+    written = paper.write_generated(loaded, {}, out)
+    assert {p.name for p in written} == {"numbers.json", *paper.SECTIONS}
+    data = json.loads((out / "numbers.json").read_text())
+    assert data["abstract"] == {"files": 2, "tiny": 0, "real": 1, "calibration": None}
+    prepost = data["results"]["prepost"]
+    assert (prepost["improved"], prepost["comparisons"], prepost["kinds"]) == (1, 1, "real")
+    assert prepost["table"]["rows"] == [
+        ["gpt2 (gpt2)", "CrowS-Pairs % stereotype preferred", "62.3 [57.3, 67.3]",
+         "55.1 [50.1, 60.1]", "50.0", "7.22"],
+    ]  # fmt: skip
+    assert data["results"]["calibration"] is None and data["results"]["speed"] is None
+    assert "#r.files result files" in (out / "results.typ").read_text()

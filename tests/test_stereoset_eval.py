@@ -31,8 +31,8 @@ from debiaslab.data.stereoset import (
     Sentence,
     StereoSet,
     load_stereoset,
-    write_stereoset_json,
 )
+from debiaslab.data.stereoset_write import write_stereoset_json
 from debiaslab.errors import ConfigError, DataFormatError
 from debiaslab.stats import bootstrap_indices
 

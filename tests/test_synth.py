@@ -178,10 +178,10 @@ class CountingBackend:
         return {"kind": "table"}
 
     def answer(self, requests, raw, *, progress=True):
-        from debiaslab.generation import _CacheWriter, _read_cache
+        from debiaslab.generation_cache import CacheWriter, read_cache
 
-        done = _read_cache(Path(raw))
-        writer = _CacheWriter(Path(raw), self.name, {})
+        done = read_cache(Path(raw))
+        writer = CacheWriter(Path(raw), self.name, {})
         try:
             for r in requests:
                 if r.id in done:

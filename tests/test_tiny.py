@@ -23,12 +23,8 @@ from transformers import (
 
 from debiaslab.data import fetch
 from debiaslab.data.crows_pairs import load_crows_pairs
-from debiaslab.data.stereoset import (
-    BLANK,
-    find_template_word,
-    load_stereoset,
-    write_stereoset_json,
-)
+from debiaslab.data.stereoset import BLANK, find_template_word, load_stereoset
+from debiaslab.data.stereoset_write import write_stereoset_json
 from debiaslab.tiny import build, cache, corpus, lexicon, planted, train
 
 RATES = (0.2, 0.5, 0.8)

@@ -8,7 +8,7 @@ top of a module or inside a function). A name covers a module or a whole package
     records     results plots plots_mc cards
     data        data
     models      models planner batching tiny
-    engines     scoring generation textclass
+    engines     scoring generation generation_cache textclass
     benchmarks  benchmarks
     methods     mitigation synth t2i
     evaluate    runner

@@ -25,7 +25,8 @@ from debiaslab import plots
 from debiaslab.calibration_tables import TOXIC_GROUPS, TOXICITY_RATES, calibration_table
 from debiaslab.data.crows_pairs import load_crows_pairs
 from debiaslab.data.prompts import load_bold, sample_prompts
-from debiaslab.data.stereoset import load_stereoset, write_stereoset_json
+from debiaslab.data.stereoset import load_stereoset
+from debiaslab.data.stereoset_write import write_stereoset_json
 from debiaslab.errors import DataNotFoundError
 from debiaslab.generation import GenerationSettings
 from debiaslab.runner import evaluate

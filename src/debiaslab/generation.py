@@ -1,47 +1,9 @@
-# long by design: the generation engine, its seeded batching and its resumable cache are one job;
-# split planned in issue 14 point 3.
 """The generation engine of the generation-based bias metrics (BOLD continuations, HONEST).
 
-Two primitives:
-
-* :func:`generate` — continuations of prompts by a causal or a seq2seq LM, ``k`` per prompt.
-* :func:`fill_mask` — the ``top_k`` tokens a masked LM predicts at its mask token (what the
-  transformers ``fill-mask`` pipeline returns as ``token_str``), for HONEST on masked LMs.
-
-Design of :func:`generate`:
-
-Batching.
-    Prompts are tokenized one by one, sorted by length and batched (``batch_size`` sequences,
-    else ``lm.batch_size``, else :data:`GENERATION_BATCH_SIZE`), through the scoring engine's
-    ``run_batches``: a tqdm bar, and a batch halved on CUDA out-of-memory. A causal model reads
-    LEFT-padded prompts (padding is built here with an attention mask, so the tokenizer's
-    ``padding_side`` is never touched) and its output is only the new tokens; a seq2seq model
-    reads right-padded encoder inputs and its output is the decoder's. Texts are decoded with
-    ``skip_special_tokens=True``.
-
-Reproducibility.
-    Sampled text must not depend on which other prompts share a batch, on their order, on an
-    out-of-memory split or on the device. So every output row — (prompt, return index ``k``) —
-    gets its own seed, from sha256 of ``(settings.seed, prompt, k)`` (:func:`row_seed`), and its
-    own CPU ``torch.Generator``. :class:`RowSeededSampling`, a transformers ``LogitsProcessor``,
-    applies the library's own warpers (``TemperatureLogitsWarper``, ``TopKLogitsWarper``,
-    ``TopPLogitsWarper``, in transformers' order) and draws each row's token by inverse CDF
-    with one uniform from that row's generator per step; it returns scores that are ``-inf``
-    except at the drawn token, so ``generate`` runs greedy (``do_sample=False``) and picks it.
-    ``num_return_sequences`` is implemented by repeating prompts here, each repeat with its own
-    ``k``. With ``do_sample=False`` in the settings, decoding is plain greedy. ``generate`` is
-    called with explicit ``do_sample=False, num_beams=1, num_return_sequences=1``, so no
-    sampling default of the model's ``generation_config`` (e.g. ``temperature=0.6``) warps the
-    scores again; its other entries (EOS, decoder start token) still apply.
-
-Resumable runs.
-    With ``cache=path``, each finished output is appended to a JSON-lines file, one line
-    ``{"key", "model", "prompt", "index", "settings", "text"}``, flushed and fsync'ed after
-    every batch. The key is sha256 of ``[model_key, prompt, settings, index]``: a rerun of a
-    killed run generates only the missing rows, and lines of other models or settings in the
-    same file are kept and ignored. A torn last line (a kill mid-write) is dropped with a
-    warning and the file rewritten without it; a bad line elsewhere is corruption and raises
-    :class:`~debiaslab.errors.DataFormatError` naming the file and line.
+:func:`generate` writes ``k`` continuations per prompt with a causal or seq2seq LM, batched by
+length, each output row seeded on its own (the same text whatever the batch, order or device)
+and resumable from a cache file (:mod:`debiaslab.generation_cache`); :func:`fill_mask` returns
+the ``top_k`` tokens a masked LM predicts at its mask token (for HONEST on masked LMs).
 
 Example:
     >>> from debiaslab.models import from_objects
@@ -61,7 +23,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -79,7 +40,7 @@ from transformers import (
 
 from debiaslab.batching import device_of, length_batches, pad_rows, run_batches, unwrap_model
 from debiaslab.errors import ConfigError, DataFormatError
-from debiaslab.io import write_bytes_atomic
+from debiaslab.generation_cache import CacheWriter, read_cache
 from debiaslab.results import slug
 from debiaslab.scoring import MASKED_BATCH_TOKENS, _mlm_head, prefix_token_id
 
@@ -87,9 +48,6 @@ log = logging.getLogger(__name__)
 
 GENERATION_BATCH_SIZE = 16  # sequences per generate() call unless the caller or lm says otherwise
 _NO_TOKEN_BUDGET = sys.maxsize  # generation batches are capped by sequence count only
-
-
-# --------------------------------------------------------------------------- settings
 
 
 def _is_int(value: Any) -> bool:
@@ -228,9 +186,6 @@ def cache_key(model_key: str, prompt: str, settings: GenerationSettings, index: 
     return _sha256_json([model_key, prompt, settings.as_dict(), index])
 
 
-# --------------------------------------------------------------------------- sampling
-
-
 class RowSeededSampling(LogitsProcessor):
     """Sample each batch row's next token from that row's own random stream.
 
@@ -289,113 +244,6 @@ class RowSeededSampling(LogitsProcessor):
         return out.scatter_(1, drawn, 0.0)
 
 
-# --------------------------------------------------------------------------- cache file
-
-
-def _read_cache(path: Path) -> dict[str, str]:
-    """Key → text of every line of a cache file (all models and settings).
-
-    A torn last line is dropped with a warning and the file rewritten without it (and with a
-    final newline), so appends start on a clean line.
-
-    Raises:
-        DataFormatError: a line other than the last is not a JSON object with string ``key``
-            and ``text``.
-    """
-    if not path.exists():
-        return {}
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-    done: dict[str, str] = {}
-    offset, good_end = 0, 0
-    for i, raw in enumerate(lines):
-        end = offset + len(raw)
-        if raw.strip():
-            try:
-                record = json.loads(raw.decode("utf-8"))
-            except ValueError:  # UnicodeDecodeError and JSONDecodeError alike
-                if i == last:
-                    log.warning(
-                        "%s: line %d is incomplete (an interrupted write?); ignoring it and "
-                        "generating that output again",
-                        path,
-                        i + 1,
-                    )
-                    break
-                raise DataFormatError(
-                    f"line {i + 1} is not valid JSON: the generation cache is corrupt (delete "
-                    "that line, or the file to start over)",
-                    file=path,
-                    row=i + 1,
-                ) from None
-            if not isinstance(record, dict):
-                raise DataFormatError(
-                    f"line {i + 1}: expected a JSON object", file=path, row=i + 1
-                )
-            for field in ("key", "text"):
-                if not isinstance(record.get(field), str):
-                    raise DataFormatError(
-                        f"line {i + 1}: missing or not a string", file=path, row=i + 1, field=field
-                    )
-            done[record["key"]] = record["text"]
-            good_end = end
-        offset = end + 1
-    clean = data[:good_end]
-    if clean:
-        clean += b"\n"
-    if clean != data:
-        write_bytes_atomic(path, clean)
-    return done
-
-
-class JsonlAppender:
-    """Appends JSON records to a file, one per line, durably (flush + fsync) after each call:
-    a crash loses at most the batch being written, and a torn last line is what readers
-    (`_read_cache`, the image manifest) repair."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
-
-    def append(self, records: Sequence[dict[str, Any]]) -> None:
-        for record in records:
-            self.file.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self.file.flush()
-        os.fsync(self.file.fileno())
-
-    def close(self) -> None:
-        self.file.close()
-
-
-class _CacheWriter(JsonlAppender):
-    """Appends finished outputs to a cache file, durably after every batch."""
-
-    def __init__(self, path: Path, model_key: str, settings: dict[str, Any]) -> None:
-        super().__init__(path)
-        self.model_key = model_key
-        self.settings = settings
-
-    def write(self, rows: Sequence[tuple[str, str, int]], texts: Sequence[str]) -> None:
-        """Append ``(key, prompt, index)`` rows with their texts; flush and fsync."""
-        self.append(
-            [
-                {
-                    "key": key,
-                    "model": self.model_key,
-                    "prompt": prompt,
-                    "index": index,
-                    "settings": self.settings,
-                    "text": text,
-                }
-                for (key, prompt, index), text in zip(rows, texts, strict=True)
-            ]
-        )
-
-
-# --------------------------------------------------------------------------- generation
-
-
 def _pad_id(tokenizer) -> int:
     if tokenizer.pad_token_id is not None:
         return tokenizer.pad_token_id
@@ -418,11 +266,34 @@ def generate(
 ) -> list[list[str]]:
     """Generate ``settings.num_return_sequences`` continuations of every prompt.
 
+    Batching: prompts are tokenized one by one, sorted by length and batched (``batch_size``
+    sequences, else ``lm.batch_size``, else :data:`GENERATION_BATCH_SIZE`) through
+    ``batching.run_batches`` (a tqdm bar; a batch halved on CUDA out-of-memory). A causal model
+    reads LEFT-padded prompts (padding built here with an attention mask, so the tokenizer's
+    ``padding_side`` is never touched) and returns only the new tokens; a seq2seq model reads
+    right-padded encoder inputs and returns the decoder's output. Texts are decoded with
+    ``skip_special_tokens=True``.
+
+    Reproducibility: sampled text must not depend on which prompts share a batch, their order,
+    an out-of-memory split or the device. So every output row (prompt, return index ``k``) gets
+    its own seed, sha256 of ``(settings.seed, prompt, k)`` (:func:`row_seed`), and is sampled
+    by :class:`RowSeededSampling`; ``num_return_sequences`` is implemented by repeating prompts
+    here, each repeat with its own ``k``. With ``do_sample=False`` decoding is plain greedy.
+    The model's ``generate`` is called with explicit ``do_sample=False, num_beams=1,
+    num_return_sequences=1``, so no sampling default of its ``generation_config`` (e.g.
+    ``temperature=0.6``) warps the scores again; its other entries (EOS, decoder start token)
+    still apply.
+
+    Resumable runs: with ``cache=path``, each finished output is appended to a JSON-lines file
+    (:mod:`debiaslab.generation_cache`), durably after every batch. The key is sha256 of
+    ``[model_key, prompt, settings, index]``: a rerun of a killed run generates only the
+    missing rows, and lines of other models or settings in the same file are kept and ignored.
+
     Args:
         lm: a causal or seq2seq :class:`~debiaslab.models.LoadedModel`.
         prompts: the prompts (duplicates are generated once).
         settings: decoding settings.
-        cache: a JSON-lines file to resume from and append to (see the module docstring);
+        cache: a JSON-lines file to resume from and append to (see *Resumable runs* above);
             :func:`cache_path` gives the conventional one.
         model_key: identifies the model in cache keys (default: :func:`default_model_key`).
         progress: show a tqdm bar.
@@ -468,13 +339,13 @@ def generate(
     path = Path(cache) if cache is not None else None
     texts: dict[str, str] = {}
     if path is not None:
-        known = _read_cache(path)
+        known = read_cache(path)
         texts = {key: known[key] for key in keys.values() if key in known}
         if texts:
             log.info("%s: %d of %d outputs already generated", path, len(texts), len(keys))
     todo = [(key, p, k) for (p, k), key in keys.items() if key not in texts]
     if todo:
-        writer = _CacheWriter(path, model_key, settings.as_dict()) if path is not None else None
+        writer = CacheWriter(path, model_key, settings.as_dict()) if path is not None else None
         try:
             new = _generate_rows(lm, todo, settings, writer, progress, batch_size, processors)
         finally:
@@ -488,7 +359,7 @@ def _generate_rows(
     lm,
     rows: list[tuple[str, str, int]],
     settings: GenerationSettings,
-    writer: _CacheWriter | None,
+    writer: CacheWriter | None,
     progress: bool,
     batch_size: int | None,
     processors: Sequence[Callable[[int], LogitsProcessor]] = (),
@@ -537,9 +408,6 @@ def _generate_rows(
         return texts
 
     return run_batches(batches, run, n_items=len(rows), progress=progress, desc="generate")
-
-
-# --------------------------------------------------------------------------- fill-mask
 
 
 def fill_mask(

@@ -23,7 +23,7 @@ def position_frame(records: Iterable[tuple[str, Mapping[str, Any]]]) -> pd.DataF
     """One row per (result, letter) of ``stereoset_mc`` records with ``mc/position/*``.
 
     Args:
-        records: ``(experiment, record)`` pairs (``report.Results.of("stereoset_mc")``).
+        records: ``(experiment, record)`` pairs (``report.tables.Results.of("stereoset_mc")``).
 
     Returns:
         Columns ``result`` (experiment, model and stage), ``letter``, ``share``, ``ci_low``,

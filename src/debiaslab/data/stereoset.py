@@ -1,6 +1,4 @@
-# long by design: two StereoSet formats (official and flattened) with located validation of each
-# field.
-"""StereoSet (Nadeem et al., ACL 2021): schema, loader and writer.
+"""StereoSet (Nadeem et al., ACL 2021): schema and loader (:mod:`.stereoset_write` writes it).
 
 What it is:
     Context / candidate-sentence triples over 4 domains (gender, profession, race, religion).
@@ -40,8 +38,6 @@ Licence and caveats:
     nurse." has gold label ``stereotype``). The upstream repository is unmaintained.
 
 Example:
-    >>> import tempfile
-    >>> from pathlib import Path
     >>> example = make_example(
     ...     example_id="ex-0", split="intrasentence", target="nurse", bias_type="profession",
     ...     context="The nurse said BLANK was busy.",
@@ -51,15 +47,10 @@ Example:
     ... )
     >>> example.by_label("anti-stereotype").template_word
     'he'
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     path = write_stereoset_json(StereoSet([example]), Path(tmp) / "dev.json")
-    ...     load_stereoset(path).intrasentence == [example]
-    True
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -70,7 +61,6 @@ from typing import Any
 
 from debiaslab.data import fetch
 from debiaslab.errors import DataFormatError, DataNotFoundError
-from debiaslab.io import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -230,45 +220,7 @@ def load_stereoset(path: str | os.PathLike | None = None) -> StereoSet:
             docstring) and field.
     """
     file = fetch.resolve("stereoset_dev", path) if path is not None else _default_path()
-    return _parse(file.read_bytes(), file)
-
-
-def write_stereoset_json(stereoset: StereoSet, path: str | os.PathLike) -> Path:
-    """Write ``stereoset`` in the official ``dev.json`` schema, atomically.
-
-    Sentences get ``"labels": []`` when their labels are unknown. The text is parsed back
-    before anything is written: :func:`load_stereoset` returns the same examples (template
-    words recomputed) and version.
-
-    Returns:
-        The path written.
-
-    Raises:
-        DataFormatError: the data would be rejected by the loader (duplicate ids, unknown bias
-            type, ...); the file named is the destination, marked "(not written)".
-        ValueError: an example would not read back identically (e.g. it sits in the wrong
-            split list, or a field is not a string).
-    """
-    dest = Path(path)
-    document = {
-        "version": stereoset.version,
-        "data": {
-            split: [_example_to_json(example) for example in stereoset.split(split)]
-            for split in ("intersentence", "intrasentence")  # upstream's key order
-        },
-    }
-    data = (json.dumps(document, ensure_ascii=False) + "\n").encode("utf-8")
-    read_back = _parse(data, f"{dest} (not written)")
-    for split in SPLITS:
-        for position, (wrote, got) in enumerate(
-            zip(stereoset.split(split), read_back.split(split), strict=True)
-        ):
-            if _without_template_words(wrote) != _without_template_words(got):
-                raise ValueError(
-                    f"{dest}: {split}[{position}] would not read back identically: "
-                    f"{wrote!r} would load as {got!r}; nothing was written"
-                )
-    return write_bytes_atomic(dest, data)
+    return parse_stereoset(file.read_bytes(), file)
 
 
 def _default_path() -> Path:
@@ -298,7 +250,13 @@ class _Invalid(Exception):
         self.record = record
 
 
-def _parse(data: bytes, file: str | Path) -> StereoSet:
+def parse_stereoset(data: bytes, file: str | Path) -> StereoSet:
+    """A :class:`StereoSet` from a file's bytes, in either format (told apart by content);
+    ``file`` names it in errors and becomes ``source``.
+
+    Raises:
+        DataFormatError: the data is malformed (file, record and field named).
+    """
     text, bad_byte = fetch.decode_utf8(data)
     if not text.strip():
         raise DataFormatError(
@@ -521,31 +479,3 @@ def _official_sentence(obj: Any, split: str, context: str, record: str) -> Sente
         template_word=_template_word(split, context, text, record),
         labels=tuple(parsed_labels),
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing
-# ---------------------------------------------------------------------------------------------
-
-
-def _example_to_json(example: Example) -> dict[str, Any]:
-    return {
-        "id": example.id,
-        "target": example.target,
-        "bias_type": example.bias_type,
-        "context": example.context,
-        "sentences": [
-            {
-                "sentence": sentence.sentence,
-                "id": sentence.id,
-                "labels": [dataclasses.asdict(label) for label in sentence.labels],
-                "gold_label": sentence.gold_label,
-            }
-            for sentence in example.sentences
-        ],
-    }
-
-
-def _without_template_words(example: Example) -> Example:
-    sentences = tuple(dataclasses.replace(s, template_word=None) for s in example.sentences)
-    return dataclasses.replace(example, sentences=sentences)

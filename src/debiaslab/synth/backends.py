@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 
 from debiaslab.env import get_secret
 from debiaslab.errors import ConfigError
-from debiaslab.generation import GenerationSettings, _CacheWriter, _read_cache, generate
+from debiaslab.generation import GenerationSettings, generate
+from debiaslab.generation_cache import CacheWriter, read_cache
 from debiaslab.synth.examples import tiny_writer
 from debiaslab.synth.spec import Request
 
@@ -315,13 +316,13 @@ def run_prompts(
     """
 
     path = Path(output)
-    done = _read_cache(path)
+    done = read_cache(path)
     todo = [(pid, prompt) for pid, prompt in prompts if pid not in done]
     if len(todo) < len(prompts):
         log.info(
             "%s: %d of %d answers already there", path, len(prompts) - len(todo), len(prompts)
         )
-    writer = _CacheWriter(path, backend.name, {"backend": backend.name})
+    writer = CacheWriter(path, backend.name, {"backend": backend.name})
     try:
         for pid, prompt in tqdm(todo, desc="synth", disable=not progress):
             text = backend.complete(prompt)

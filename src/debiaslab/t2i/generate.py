@@ -73,7 +73,7 @@ import torch
 from debiaslab.batching import run_batches
 from debiaslab.env import get_secret, select_device, select_dtype
 from debiaslab.errors import ConfigError, DataFormatError
-from debiaslab.generation import JsonlAppender
+from debiaslab.generation_cache import JsonlAppender
 from debiaslab.io import write_bytes_atomic
 from debiaslab.tiny.t2i import tiny_t2i_path
 
@@ -282,7 +282,7 @@ def _read_shard(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
 
     With ``repair`` the file is rewritten without that line (and with a final newline), so
     appends start on a clean line; only the process that appends to a shard repairs it.
-    (:func:`debiaslab.generation._read_cache` does the same for text caches, but keeps only
+    (:func:`debiaslab.generation_cache.read_cache` does the same for text caches, but keeps only
     ``key → text``; a manifest row has more fields.)
     """
     data = path.read_bytes()

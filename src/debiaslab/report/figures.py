@@ -1,0 +1,82 @@
+"""The report's figures: every plot the results allow, drawn from :mod:`debiaslab.report.tables`.
+
+:func:`figures` returns ``{name: [png, pdf]}``; the name is the paper's figure label
+(``calibration`` → ``@fig-calibration``). :func:`show` displays one in a notebook.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from debiaslab import plots, plots_mc
+from debiaslab.report.tables import (
+    Results,
+    align_curves,
+    calibration,
+    demographics,
+    group_gaps,
+    prepost,
+    size_effect,
+    socratic_runs,
+    tradeoffs,
+)
+
+# Axis labels and the target line of each trade-off sweep's plot (keys: tables.TRADEOFFS).
+TRADEOFF_PLOTS = {
+    "decoding_tradeoff": {
+        "target": 0.5,
+        "ylabel": "share of one group among mentions (95% CI)",
+        "xlabel": "perplexity relative to plain decoding",
+    },
+    "gating_tradeoff": {
+        "target": None,
+        "ylabel": "toxic continuations (95% CI)",
+        "xlabel": "perplexity relative to no gates",
+    },
+}
+
+
+def figures(results: Results, figures_dir: str | Path) -> dict[str, list[Path]]:
+    """Draw every figure the results allow into ``figures_dir``; return ``{name: paths}``."""
+
+    out_dir = Path(figures_dir)
+    drawn: dict[str, list[Path]] = {}
+    table = calibration(results)
+    if not table.empty:
+        panels = [
+            (f"{dataset} {benchmark.replace('_', '-')}", rows)
+            for (dataset, benchmark), rows in table.groupby(["dataset", "benchmark"], sort=False)
+        ]
+        drawn["calibration"] = plots.calibration(panels, out_dir / "calibration")
+    forest = prepost(results)
+    if not forest.empty:
+        drawn["prepost_forest"] = plots.forest(forest, out_dir / "prepost_forest")
+        sizes = size_effect(forest)
+        if not sizes.empty:
+            drawn["size_effect"] = plots.size_effect(sizes, out_dir / "size_effect")
+    gaps = group_gaps(results)
+    if not gaps.empty:
+        drawn["group_gaps"] = plots.group_gaps(gaps, out_dir / "group_gaps")
+    for kind, frame in tradeoffs(results).items():
+        drawn[kind] = plots.tradeoff(frame, out_dir / kind, **TRADEOFF_PLOTS[kind])
+    shares = demographics(results)
+    if not shares.empty:
+        drawn["demographics"] = plots.demographics(shares, out_dir / "demographics")
+    for curve in align_curves(results):
+        drawn["align_curve"] = plots.align_curve(
+            curve["curve"], out_dir / "align_curve", target=curve["target"],
+            threshold=curve["threshold"],
+        )  # fmt: skip
+    for record in socratic_runs(results):
+        drawn["socratic_clipscore"] = plots.socratic_curve(record, out_dir / "socratic_clipscore")
+    positions = plots_mc.position_frame(results.of("stereoset_mc"))
+    if not positions.empty:
+        drawn["mc_position"] = plots_mc.position_shares(positions, out_dir / "mc_position")
+    return drawn
+
+
+def show(paths: list[Path]):
+    """Display a figure's PNG in a notebook (the results notebook's one-liner)."""
+    from IPython.display import Image
+
+    return Image(filename=str(next(p for p in paths if p.suffix == ".png")))
