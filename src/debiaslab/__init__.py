@@ -9,9 +9,9 @@ top of a module or inside a function). A name covers a module or a whole package
     data        data
     models      models planner batching tiny tiny_llama tiny_roberta
     engines     scoring generation textclass
-    benchmarks  benchmarks
+    benchmarks  benchmarks evalconfig
     methods     mitigation synth t2i
-    evaluate    runner
+    evaluate    runner suites
     outputs     gather hub report calibration_tables
     studies     calibration notebooks collection
     cli         cli
