@@ -10,6 +10,8 @@ import torch
 
 from debiaslab import cli, tiny
 from debiaslab.benchmarks.crows_pairs import paired_difference
+from debiaslab.cli import build_parser
+from debiaslab.cli.training import finetune_config
 from debiaslab.data.crows_pairs import load_crows_pairs
 from debiaslab.data.swaps import load_swaps, swap_gender
 from debiaslab.errors import ConfigError, DataFormatError
@@ -272,8 +274,8 @@ def test_two_gpus_launch_the_cli_under_accelerate_with_the_same_settings(monkeyp
     )
     (command,) = launched
     assert command[1:6] == ["-m", "accelerate.commands.launch", "--num_processes", "2", "-m"]
-    args = cli.build_parser().parse_args(command[command.index("debiaslab.cli") + 1 :])
-    assert cli.finetune_config(args) == config
+    args = build_parser().parse_args(command[command.index("debiaslab.cli") + 1 :])
+    assert finetune_config(args) == config
     assert (args.model, args.recipe, args.data, args.resume) == (
         "flan-t5-base",
         "cda",

@@ -125,7 +125,7 @@ def test_result_records_the_loaded_dtype_and_half_precision_gets_its_own_run(tmp
     "benchmark, dtype, fp32_check, message",
     [
         ("crows_pairs", "auto", 5, "already float32"),
-        ("crows_pairs", "bfloat16", 0, "positive number"),
+        ("crows_pairs", "bfloat16", 0, "fp32_check must be an integer >= 1"),
         ("bold", "bfloat16", 5, "likelihood benchmarks"),
     ],
 )

@@ -14,7 +14,9 @@ from debiaslab.runner import evaluate, score_stereoset_predictions
 
 def _print_metrics(record: dict, keys: list[str] | None = None) -> None:
     metrics, ci = record["metrics"], record.get("ci", {})
-    keys = keys or headline_metrics(list(metrics), with_p_values=True)[:24]
+    keys = keys or headline_metrics(list(metrics), with_p_values=True)[:24] or list(metrics)[:24]
+    if not keys:
+        return
     width = max(len(k) for k in keys)
     for key in keys:
         value = metrics.get(key)
