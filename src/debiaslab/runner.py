@@ -24,7 +24,7 @@ from debiaslab.benchmarks.precision import fp32_check as recheck
 from debiaslab.benchmarks.stereoset_eval import score_predictions_file
 from debiaslab.data.fetch import sha256_of
 from debiaslab.errors import ConfigError
-from debiaslab.evalconfig import DECODING, EvalConfig
+from debiaslab.evalconfig import EvalConfig
 from debiaslab.mitigation import decoding as methods
 from debiaslab.mitigation import decoding_families
 from debiaslab.mitigation.data import check_crows_evaluation, split_pairs
@@ -93,8 +93,6 @@ def _check_decoding(entry: registry.Benchmark, config: EvalConfig, known: str | 
     if not entry.generative:
         generative = tuple(name for name, e in registry.REGISTRY.items() if e.generative)
         raise ConfigError(f"--decoding applies to generation benchmarks {generative}")
-    if decoding not in DECODING:
-        raise ConfigError(f"unknown decoding {decoding!r}; expected one of {DECODING}")
     if known is not None:  # refused before loading when the family is known
         decoding_families.check_decoding(decoding, known, config.name or config.model)
 
