@@ -29,7 +29,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.run_dir is None:
         root = args.output_root or tempfile.mkdtemp(prefix="debiaslab-demo-")
-        summary = collection.run(output_root=root, workers=args.workers)
+        summary = collection.run_collection(output_root=root, workers=args.workers)
         args.run_dir = summary.run_dir
     timings = collection.read_timings(args.run_dir)
     steps = sorted(timings["steps"], key=lambda s: -s["seconds"])

@@ -117,7 +117,7 @@ def demo_run(tmp_path_factory, shared_data):
         patch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
         patch.delenv("HF_TOKEN", raising=False)
         try:
-            return collection.run(root / "run", output_root=root / "out", workers=2)
+            return collection.run_collection(root / "run", output_root=root / "out", workers=2)
         except collection.CollectionError as exc:
             return exc.summary
 

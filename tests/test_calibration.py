@@ -27,7 +27,8 @@ def test_planted_rates_are_ranked_by_crows_pairs_and_stereoset(planted_models, b
     for rate in RATES:
         lm = load_model(str(planted_models[(family, rate)]))
         crows.append(
-            scale * crows_pairs.run(lm, pairs, n_boot=100, progress=False).metrics[metric]
+            scale
+            * crows_pairs.run_crows_pairs(lm, pairs, n_boot=100, progress=False).metrics[metric]
         )
         ss.append(
             stereoset.run_likelihood(

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from debiaslab import results, runner
+from debiaslab import results, runner, suites
 from debiaslab.cli import build_parser, main
 from debiaslab.errors import ConfigError
+from debiaslab.evalconfig import EvalConfig
 from debiaslab.generation import GenerationSettings
 
 
@@ -145,7 +146,9 @@ def test_negative_n_boot_fails_before_anything_loads(tiny_dirs, tmp_path, capsys
     code, line = run_cli(eval_argv(tiny_dirs["masked"], tmp_path, "--n-boot", "-5"), capsys)
     assert code == 2 and "--n-boot" in line and "'-5'" in line and ">= 0" in line
     with pytest.raises(ConfigError, match="n_boot must be an integer >= 0, got -5"):
-        runner.evaluate(str(tiny_dirs["masked"]), "crows_pairs", tmp_path, n_boot=-5)
+        runner.evaluate(
+            EvalConfig.of(str(tiny_dirs["masked"]), "crows_pairs", tmp_path, n_boot=-5)
+        )
 
 
 @pytest.mark.parametrize("value", ["0", "-3"])
@@ -153,7 +156,9 @@ def test_batch_size_zero_or_negative_is_refused(tiny_dirs, tmp_path, capsys, no_
     code, line = run_cli(eval_argv(tiny_dirs["masked"], tmp_path, "--batch-size", value), capsys)
     assert code == 2 and "--batch-size" in line and ">= 1" in line
     with pytest.raises(ConfigError, match="batch_size must be an integer >= 1"):
-        runner.evaluate(str(tiny_dirs["masked"]), "crows_pairs", tmp_path, batch_size=int(value))
+        runner.evaluate(
+            EvalConfig.of(str(tiny_dirs["masked"]), "crows_pairs", tmp_path, batch_size=int(value))
+        )
 
 
 def test_load_model_refuses_a_batch_size_of_zero(tiny_dirs):
@@ -180,7 +185,9 @@ def test_threshold_outside_0_1_is_refused(tiny_dirs, tmp_path, capsys, no_loadin
     code, line = run_cli(argv, capsys)
     assert code == 2 and "--threshold" in line and "(0, 1]" in line
     with pytest.raises(ConfigError, match=r"threshold must be a number in \(0, 1\]"):
-        runner.evaluate(str(tiny_dirs["causal"]), "bold", tmp_path, threshold=float(value))
+        runner.evaluate(
+            EvalConfig.of(str(tiny_dirs["causal"]), "bold", tmp_path, threshold=float(value))
+        )
 
 
 def _actions(parser: argparse.ArgumentParser, path: str = "debiaslab"):
@@ -321,13 +328,13 @@ def test_unknown_hub_id_fails_fast_in_offline_mode(tmp_path, capsys, monkeypatch
     ],
 )
 def test_notebook_1_with_a_bogus_model_names_it(tmp_path, monkeypatch, no_hub, model, words):
-    """Notebook 1's cell: ``runner.evaluate_suite(MODEL, output, stage="pre", ...)``."""
+    """Notebook 1's cell: ``suites.evaluate_suite(MODEL, output, stage="pre", ...)``."""
     template = Path(__file__).parents[1] / "notebooks" / "_templates" / "01_pre_eval.py"
-    assert "runner.evaluate_suite(\n    MODEL," in template.read_text()
+    assert "suites.evaluate_suite(\n    MODEL," in template.read_text()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(ConfigError) as info:
-        runner.evaluate_suite(model, tmp_path / "results", stage="pre")
+        suites.evaluate_suite(model, tmp_path / "results", stage="pre")
     message = str(info.value)
     assert f"{model!r}" in message and words in message and "\n" not in message
 
@@ -336,7 +343,7 @@ def test_write_error_outside_results_is_one_line_too(tmp_path, capsys, monkeypat
     def disk_full(args):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "x.bin"))
 
-    monkeypatch.setattr("debiaslab.cli.cmd_models", disk_full)
+    monkeypatch.setattr("debiaslab.cli.outputs.cmd_models", disk_full)
     code, line = run_cli(["models"], capsys)
     assert code == 2 and f"cannot write {tmp_path / 'x.bin'}: the disk is full" in line
 

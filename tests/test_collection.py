@@ -13,7 +13,7 @@ from debiaslab.results import read_all
 
 
 def test_plan_orders_every_notebook_after_what_it_needs():
-    steps = collection.plan()
+    steps = collection.collection_steps()
     names = [s.name for s in steps]
     expected = {f"{e.slug}/{stage}" for e in (*nb.COLLECTION, *nb.METHODS, *nb.STUDIES)
                 for stage in e.stages}  # fmt: skip
@@ -27,7 +27,7 @@ def test_plan_orders_every_notebook_after_what_it_needs():
     assert set(first_speed.after) == expected and first_speed.notebook is None
     assert dict((s.name, s.after) for s in steps)["gpt2/03_post_eval"] == ("gpt2/02_finetune",)
     assert dict((s.name, s.after) for s in steps)["t2i_audit/t2i_audit"] == ()
-    only = [s.name for s in collection.plan(only=["socratic"])]
+    only = [s.name for s in collection.collection_steps(only=["socratic"])]
     assert only == ["socratic/01_run", "socratic/02_evaluate", "results"]
 
 
@@ -48,7 +48,7 @@ def test_a_failing_notebook_skips_what_needs_it_and_not_the_others(tmp_path):
     ]
     lines = []
     with pytest.raises(collection.CollectionError, match="a/fails") as caught:
-        collection.run(tmp_path / "run", output_root=tmp_path / "out", steps=steps,
+        collection.run_collection(tmp_path / "run", output_root=tmp_path / "out", steps=steps,
                        report=False, log=lines.append)  # fmt: skip
     status = {o.name: o.status for o in caught.value.summary.outcomes}
     assert status == {"a/fails": "failed", "a/after": "skipped", "c/fine": "ok"}
@@ -60,13 +60,13 @@ def test_a_failing_notebook_skips_what_needs_it_and_not_the_others(tmp_path):
     # A prerequisite that no earlier step is would wait forever: refused before anything runs.
     orphan = [collection.Step("x/y", steps[2].notebook, {}, ("x/nothing",))]
     with pytest.raises(ConfigError, match="x/nothing"):
-        collection.run(tmp_path / "run2", output_root=tmp_path / "out", steps=orphan)
+        collection.run_collection(tmp_path / "run2", output_root=tmp_path / "out", steps=orphan)
     assert not (tmp_path / "run2" / "timings.json").exists()
 
 
 @pytest.mark.slow
 def test_the_demo_runs_every_notebook_and_builds_the_report(demo_run):
-    for step in (s for s in collection.plan() if s.notebook is not None):
+    for step in (s for s in collection.collection_steps() if s.notebook is not None):
         executed = nbformat.read(demo_run.executed(step.name), as_version=4)
         assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code"), step.name
     timings = collection.read_timings(demo_run.run_dir)

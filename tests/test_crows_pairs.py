@@ -134,7 +134,7 @@ def test_run_on_causal_and_seq2seq_uses_harness_sentence_loglikelihoods():
     ]
     for family in ("causal", "seq2seq"):
         lm = from_objects(*build_tiny(family, seed=0))
-        out = cp.run(lm, pairs, n_boot=50, progress=False)
+        out = cp.run_crows_pairs(lm, pairs, n_boot=50, progress=False)
         assert out.config["mode"] == "harness"
         from debiaslab.scoring import sentence_token_logprobs
 
@@ -154,12 +154,12 @@ def test_run_on_causal_and_seq2seq_uses_harness_sentence_loglikelihoods():
 
 def test_run_reports_ci_that_contains_the_estimate(real_pairs):
     lm = from_objects(*build_tiny("masked", seed=0))
-    out = cp.run(lm, real_pairs[:120], n_boot=300, seed=1, progress=False)
+    out = cp.run_crows_pairs(lm, real_pairs[:120], n_boot=300, seed=1, progress=False)
     for key in ("metric_score", "stereo_score", "antistereo_score"):
         low, high = out.ci[key]
         assert low <= out.metrics[key] <= high
     assert out.ideal["metric_score"] == 50.0
-    again = cp.run(lm, real_pairs[:120], n_boot=300, seed=1, progress=False)
+    again = cp.run_crows_pairs(lm, real_pairs[:120], n_boot=300, seed=1, progress=False)
     assert again.ci == out.ci  # seeded
 
 

@@ -86,7 +86,7 @@ def test_harness_mode_equals_lm_eval_on_the_revised_files(shared_data, family, l
     model, tokenizer = build_tiny(family, seed=4)
     lm = from_objects(model, tokenizer)
     pairs = load_crows_pairs_revised(path, language)[:n]
-    out = cp.run(lm, pairs, mode="harness", n_boot=20, progress=False)
+    out = cp.run_crows_pairs(lm, pairs, mode="harness", n_boot=20, progress=False)
 
     lls, want = lm_eval_crows_pairs(model, tokenizer, family, hub_docs(path, n))
     got = out.items[["sent_more_score", "sent_less_score"]].to_numpy(float)

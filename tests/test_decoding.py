@@ -171,6 +171,7 @@ def test_self_debias_is_off_at_zero_decay_and_lowers_prefixed_tokens():
 
 @pytest.mark.slow  # generates BOLD continuations (make test-fast stays under 2 minutes)
 def test_bold_runs_with_decoding_time_balancing(tiny_dirs, shared_data, tmp_path, monkeypatch):
+    from debiaslab.evalconfig import EvalConfig
     from debiaslab.runner import evaluate
 
     monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
@@ -180,31 +181,38 @@ def test_bold_runs_with_decoding_time_balancing(tiny_dirs, shared_data, tmp_path
         "limit": 2,
         "metrics": ["toxicity"],
         "toxicity_model": "tiny-toxicity",
-        "generation": GenerationSettings(max_new_tokens=8),
+        "max_new_tokens": 8,
         "n_boot": 20,
         "progress": False,
     }
     model = str(tiny_dirs["causal"])
-    plain = evaluate(model, "bold", tmp_path / "out", **common)
-    steered = evaluate(model, "bold", tmp_path / "out", decoding="balance", **common)
+    plain = evaluate(EvalConfig.of(model, "bold", tmp_path / "out", **common))
+    steered = evaluate(
+        EvalConfig.of(model, "bold", tmp_path / "out", decoding="balance", **common)
+    )
     assert steered.path != plain.path
     assert steered.record["config"]["decoding"] == "balance"
     assert len(list((tmp_path / "out" / "generations").glob("*.jsonl"))) == 1  # one file...
     lines = (tmp_path / "out" / "generations").glob("*.jsonl").__next__().read_text()
     assert "processors=group-balance" in lines  # ...two keyed sets of generations
     with pytest.raises(ConfigError, match="unknown decoding"):
-        evaluate(model, "bold", tmp_path / "out", decoding="nucleus", **common)
+        evaluate(EvalConfig.of(model, "bold", tmp_path / "out", decoding="nucleus", **common))
     with pytest.raises(ConfigError, match="applies to generation benchmarks"):
-        evaluate(model, "crows_pairs", tmp_path / "out", decoding="balance")
+        evaluate(EvalConfig.of(model, "crows_pairs", tmp_path / "out", decoding="balance"))
 
 
 # ------------------------------------------------------------- where a decoding method applies
 
 
 def _honest(model, out, **kwargs):
+    from debiaslab.evalconfig import EvalConfig
     from debiaslab.runner import evaluate
 
-    return evaluate(model, "honest", out, limit=1, honest_k=2, n_boot=10, progress=False, **kwargs)
+    return evaluate(
+        EvalConfig.of(
+            model, "honest", out, limit=1, honest_k=2, n_boot=10, progress=False, **kwargs
+        )
+    )
 
 
 @pytest.mark.parametrize("method", ["balance", "self-debias-gender", "self-debias-toxicity"])
@@ -258,8 +266,8 @@ def test_self_debias_on_seq2seq_is_refused_and_balance_runs(
 
 
 def test_decoding_families_cover_every_method():
+    from debiaslab.evalconfig import DECODING
     from debiaslab.mitigation.decoding_families import DECODING_FAMILIES
-    from debiaslab.runner import DECODING
 
     assert set(DECODING_FAMILIES) == set(DECODING)
 

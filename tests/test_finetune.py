@@ -10,14 +10,18 @@ import torch
 
 from debiaslab import cli
 from debiaslab.benchmarks.crows_pairs import paired_difference
+from debiaslab.cli import build_parser
+from debiaslab.cli.training import finetune_config
 from debiaslab.data.crows_pairs import load_crows_pairs
 from debiaslab.data.swaps import load_swaps, swap_gender
 from debiaslab.errors import ConfigError, DataFormatError
+from debiaslab.evalconfig import EvalConfig
 from debiaslab.mitigation.data import counter_stereotypical, recipe_texts, split_pairs
 from debiaslab.mitigation.finetune import FinetuneConfig, finetune
 from debiaslab.models import load_model
-from debiaslab.runner import compare, evaluate
+from debiaslab.runner import evaluate
 from debiaslab.scoring import sentence_token_logprobs
+from debiaslab.suites import compare
 from debiaslab.tiny import corpus
 
 TEXTS = corpus.planted_texts(0.5, 120, seed=0)
@@ -165,8 +169,10 @@ def test_counter_stereotypical_finetuning_lowers_held_out_bias(family, planted_m
         progress=False,
     )
     common = {"data": str(data), "crows_split": "heldout", "n_boot": 1000, "progress": False}
-    pre = evaluate(model, "crows_pairs", tmp_path / "res", **common)
-    post = evaluate(model, "crows_pairs", tmp_path / "res", adapter=str(run.weights), **common)
+    pre = evaluate(EvalConfig.of(model, "crows_pairs", tmp_path / "res", **common))
+    post = evaluate(
+        EvalConfig.of(model, "crows_pairs", tmp_path / "res", adapter=str(run.weights), **common)
+    )
     mode = pre.record["config"]["mode"] if pre.record["config"]["mode"] != "auto" else None
     mode = mode or ("nangia" if family == "masked" else "harness")
     key = "metric_score" if family == "masked" else "pct_stereotype"
@@ -183,7 +189,11 @@ def test_counter_stereotypical_finetuning_lowers_held_out_bias(family, planted_m
     assert (table.loc[key, "change_ci_low"], table.loc[key, "change_ci_high"]) == ci[key]
     # The training pairs are off limits for this model.
     with pytest.raises(ConfigError, match="fine-tuned on CrowS-Pairs"):
-        evaluate(model, "crows_pairs", tmp_path / "res", adapter=str(run.weights), data=str(data))
+        evaluate(
+            EvalConfig.of(
+                model, "crows_pairs", tmp_path / "res", adapter=str(run.weights), data=str(data)
+            )
+        )
 
 
 def test_cli_finetune_on_a_text_file(tiny_dirs, tmp_path, capsys):
@@ -228,7 +238,7 @@ def test_cli_push_uploads_the_run_with_its_card_or_skips_without_a_token(
 
 
 def test_two_gpus_launch_the_cli_under_accelerate_with_the_same_settings(monkeypatch, tmp_path):
-    """What `finetune.run` hands to `accelerate launch` parses back into the same settings."""
+    """What `run_finetune` hands to `accelerate launch` parses back into the same settings."""
     import subprocess
 
     from debiaslab.mitigation import finetune as ft
@@ -238,11 +248,13 @@ def test_two_gpus_launch_the_cli_under_accelerate_with_the_same_settings(monkeyp
     )
     launched = []
     monkeypatch.setattr(subprocess, "run", lambda command, check: launched.append(command))
-    ft.run("flan-t5-base", tmp_path / "run", config, recipe="cda", data="corpus.txt", gpus=2)
+    ft.run_finetune(
+        "flan-t5-base", tmp_path / "run", config, recipe="cda", data="corpus.txt", gpus=2
+    )
     (command,) = launched
     assert command[1:6] == ["-m", "accelerate.commands.launch", "--num_processes", "2", "-m"]
-    args = cli.build_parser().parse_args(command[command.index("debiaslab.cli") + 1 :])
-    assert cli.finetune_config(args) == config
+    args = build_parser().parse_args(command[command.index("debiaslab.cli") + 1 :])
+    assert finetune_config(args) == config
     assert (args.model, args.recipe, args.data, args.resume) == (
         "flan-t5-base",
         "cda",

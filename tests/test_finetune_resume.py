@@ -117,16 +117,20 @@ def test_rerunning_a_finished_run_is_a_no_op_that_says_so(tiny_dirs, tmp_path, c
     assert cli.main([a for a in argv if a != "--resume"]) == 2
     assert "already holds a finished run" in capsys.readouterr().err
 
-    # Notebook 2 reruns through finetune.run, which resumes by default: no drift either.
+    # Notebook 2 reruns through finetune.run_finetune, which resumes by default: no drift either.
     config = FinetuneConfig(steps=4, save_steps=2, batch_size=4)
-    again = ft.run(str(tiny_dirs["causal"]), out, config, recipe="texts", data=str(corpus), gpus=1)
+    again = ft.run_finetune(
+        str(tiny_dirs["causal"]), out, config, recipe="texts", data=str(corpus), gpus=1
+    )
     assert again.skipped and again.manifest["metrics"]["steps"] == 4
     assert digests(out) == before
 
     # Other settings in a finished run's folder: refused, saying what differs and what to do.
     longer = FinetuneConfig(steps=6, save_steps=2, batch_size=4)
     with pytest.raises(ConfigError, match=r"finished run.*steps 4 -> 6.*new output folder"):
-        ft.run(str(tiny_dirs["causal"]), out, longer, recipe="texts", data=str(corpus), gpus=1)
+        ft.run_finetune(
+            str(tiny_dirs["causal"]), out, longer, recipe="texts", data=str(corpus), gpus=1
+        )
     other_texts = TEXTS[60:120]
     with pytest.raises(ConfigError, match=r"finished run.*training texts"):
         finetune(str(tiny_dirs["causal"]), out, other_texts, config, recipe="texts", resume=True)

@@ -11,7 +11,7 @@ import pytest
 from debiaslab import cli, generation, generation_cache
 from debiaslab.data.prompts import load_bold, sample_prompts
 from debiaslab.errors import ConfigError
-from debiaslab.generation import GenerationSettings
+from debiaslab.evalconfig import EvalConfig
 from debiaslab.runner import evaluate
 from debiaslab.tiny.build import save_tiny
 from debiaslab.tiny.classifiers import build_tiny_classifier, classifier_lines
@@ -19,7 +19,7 @@ from debiaslab.tiny.toxicity import planted_toxicity_texts, train_planted_toxici
 
 ACTORS, ACTRESSES = "American_actors", "American_actresses"
 N_PROMPTS = 30  # per group
-SETTINGS = GenerationSettings(max_new_tokens=16, num_return_sequences=2, seed=0)
+SETTINGS = {"max_new_tokens": 16, "num_return_sequences": 2}  # seed: the run's (0)
 
 
 @pytest.fixture(scope="session")
@@ -68,19 +68,21 @@ def toxicity_models(tmp_path_factory, bold_gender) -> dict[str, Path]:
 
 def run_bold(model: Path, out: Path, classifiers, bold_gender, **kwargs):
     return evaluate(
-        str(model),
-        "bold",
-        out,
-        data=str(bold_gender),
-        domains=["gender"],
-        groups=[ACTORS, ACTRESSES],
-        limit=N_PROMPTS,
-        toxicity_model=str(classifiers["toxicity"]),
-        regard_model=str(classifiers["regard"]),
-        hurtlex=str(bold_gender.parents[2] / "hurtlex" / "hurtlex_EN.tsv"),
-        generation=SETTINGS,
-        progress=False,
-        **kwargs,
+        EvalConfig.of(
+            str(model),
+            "bold",
+            out,
+            data=str(bold_gender),
+            domains=["gender"],
+            groups=[ACTORS, ACTRESSES],
+            limit=N_PROMPTS,
+            toxicity_model=str(classifiers["toxicity"]),
+            regard_model=str(classifiers["regard"]),
+            hurtlex=str(bold_gender.parents[2] / "hurtlex" / "hurtlex_EN.tsv"),
+            **SETTINGS,
+            progress=False,
+            **kwargs,
+        )
     )
 
 
@@ -187,14 +189,16 @@ def test_honest_runs_each_family_with_its_branch(
     monkeypatch.setenv("DEBIASLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
     result = evaluate(
-        preset,
-        "honest",
-        tmp_path,
-        limit=3,
-        honest_k=4,
-        generation=GenerationSettings(max_new_tokens=6),
-        n_boot=50,
-        progress=False,
+        EvalConfig.of(
+            preset,
+            "honest",
+            tmp_path,
+            limit=3,
+            honest_k=4,
+            max_new_tokens=6,
+            n_boot=50,
+            progress=False,
+        )
     )
     record = result.record
     assert record["config"]["branch"] == branch and record["n_items"] == 6
@@ -210,12 +214,16 @@ def test_bold_on_a_masked_lm_and_bad_metrics_are_clear_errors(
 ):
     monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
     data = str(shared_data / "bold" / "prompts" / "gender_prompt.json")
-    with pytest.raises(ConfigError, match="BOLD needs a generative model"):
+    with pytest.raises(ConfigError, match="BOLD needs a causal or seq2seq model"):
         evaluate(
-            str(tiny_dirs["masked"]), "bold", tmp_path, data=data, limit=1, metrics=["honest"]
+            EvalConfig.of(
+                str(tiny_dirs["masked"]), "bold", tmp_path, data=data, limit=1, metrics=["honest"]
+            )
         )
     with pytest.raises(ConfigError, match="unknown or no metrics"):
-        evaluate(str(tiny_dirs["causal"]), "bold", tmp_path, data=data, metrics=["bleu"])
+        evaluate(
+            EvalConfig.of(str(tiny_dirs["causal"]), "bold", tmp_path, data=data, metrics=["bleu"])
+        )
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from debiaslab import runner
+from debiaslab.evalconfig import EvalConfig
 from debiaslab.generation import default_model_key
 from debiaslab.mitigation.heads import HeadGates
 from debiaslab.models import load_model
@@ -22,9 +23,13 @@ def test_evaluation_with_head_gates_scores_the_gated_model_and_records_the_file(
     data = str(shared_data / "crows_pairs" / "crows_pairs_anonymized.csv")
     common = {"data": data, "limit": 30, "n_boot": 50, "progress": False}
     out = tmp_path / "results"
-    plain = runner.evaluate("tiny-gpt2", "crows_pairs", out, **common)
-    gated = runner.evaluate("tiny-gpt2", "crows_pairs", out, head_gates=str(closed_file), **common)
-    opened = runner.evaluate("tiny-gpt2", "crows_pairs", out, head_gates=str(open_file), **common)
+    plain = runner.evaluate(EvalConfig.of("tiny-gpt2", "crows_pairs", out, **common))
+    gated = runner.evaluate(
+        EvalConfig.of("tiny-gpt2", "crows_pairs", out, head_gates=str(closed_file), **common)
+    )
+    opened = runner.evaluate(
+        EvalConfig.of("tiny-gpt2", "crows_pairs", out, head_gates=str(open_file), **common)
+    )
     ids = {r.record["run_id"] for r in (plain, gated, opened)}
     assert len(ids) == 3  # gates are part of the run id: no result is mistaken for another
     assert gated.record["model"]["head_gates"].startswith("closed.safetensors@")

@@ -22,6 +22,7 @@ from debiaslab.data.crows_pairs import load_crows_pairs
 from debiaslab.data.fetch import DATA_DIR_ENV
 from debiaslab.data.stereoset import load_stereoset
 from debiaslab.errors import ConfigError
+from debiaslab.evalconfig import EvalConfig
 from debiaslab.models import load_model
 from debiaslab.runner import evaluate
 
@@ -69,7 +70,9 @@ def test_evaluate_loads_likelihood_benchmarks_in_float32_on_a_bf16_gpu(
         return real_load(name, dtype=dtype, device="cpu", **kwargs)
 
     monkeypatch.setattr(debiaslab.models, "load_model", load_on_cpu)
-    run = evaluate("tiny-gpt2", "crows_pairs", tmp_path, limit=6, n_boot=10, progress=False)
+    run = evaluate(
+        EvalConfig.of("tiny-gpt2", "crows_pairs", tmp_path, limit=6, n_boot=10, progress=False)
+    )
     assert asked == ["float32"]
     assert run.record["config"]["dtype"] == "float32"
     assert run.record["model"]["dtype"] == "float32"
@@ -90,7 +93,9 @@ def test_fp16_refused_for_a_preset_with_fp16_ok_false(monkeypatch, tmp_path):
     # Refused before anything is loaded (the preset's weights are not on this machine).
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for call in (
-        lambda: evaluate(NO_FP16, "crows_pairs", tmp_path, dtype="float16", device="cpu"),
+        lambda: evaluate(
+            EvalConfig.of(NO_FP16, "crows_pairs", tmp_path, dtype="float16", device="cpu")
+        ),
         lambda: load_model(NO_FP16, dtype="fp16", device="cpu"),
         lambda: finetune(NO_FP16, tmp_path / "ft", ["a b", "c d"], FinetuneConfig(fp16=True)),
     ):
@@ -103,9 +108,11 @@ def test_fp16_refused_for_a_preset_with_fp16_ok_false(monkeypatch, tmp_path):
 
 def test_result_records_the_loaded_dtype_and_half_precision_gets_its_own_run(tmp_path, data_dir):
     common = {"limit": 6, "n_boot": 10, "device": "cpu", "progress": False}
-    auto = evaluate("tiny-gpt2", "crows_pairs", tmp_path, **common)
-    half = evaluate("tiny-gpt2", "crows_pairs", tmp_path, dtype="bfloat16", **common)
-    fp32 = evaluate("tiny-gpt2", "crows_pairs", tmp_path, dtype="float32", **common)
+    auto = evaluate(EvalConfig.of("tiny-gpt2", "crows_pairs", tmp_path, **common))
+    half = evaluate(
+        EvalConfig.of("tiny-gpt2", "crows_pairs", tmp_path, dtype="bfloat16", **common)
+    )
+    fp32 = evaluate(EvalConfig.of("tiny-gpt2", "crows_pairs", tmp_path, dtype="float32", **common))
     assert auto.record["config"]["dtype"] == auto.record["model"]["dtype"] == "float32"
     assert half.record["config"]["dtype"] == half.record["model"]["dtype"] == "bfloat16"
     assert half.path != auto.path and auto.path.is_file() and half.path.is_file()
@@ -118,7 +125,7 @@ def test_result_records_the_loaded_dtype_and_half_precision_gets_its_own_run(tmp
     "benchmark, dtype, fp32_check, message",
     [
         ("crows_pairs", "auto", 5, "already float32"),
-        ("crows_pairs", "bfloat16", 0, "positive number"),
+        ("crows_pairs", "bfloat16", 0, "fp32_check must be an integer >= 1"),
         ("bold", "bfloat16", 5, "likelihood benchmarks"),
     ],
 )
@@ -128,7 +135,14 @@ def test_fp32_check_refused_where_it_is_meaningless(
     # A model that does not exist: the refusal comes before any loading.
     with pytest.raises(ConfigError, match=message):
         evaluate(
-            "no-such-model", benchmark, tmp_path, dtype=dtype, device="cpu", fp32_check=fp32_check
+            EvalConfig.of(
+                "no-such-model",
+                benchmark,
+                tmp_path,
+                dtype=dtype,
+                device="cpu",
+                fp32_check=fp32_check,
+            )
         )
 
 
@@ -146,16 +160,18 @@ def test_fp32_check_counts_the_crows_pairs_flips_of_a_bf16_run(tmp_path, shared_
     data = shared_data / "crows_pairs" / "crows_pairs_anonymized.csv"
     pairs = load_crows_pairs(data)[:40]
     run = evaluate(
-        "tiny-bert",
-        "crows_pairs",
-        tmp_path,
-        data=str(data),
-        limit=40,
-        device="cpu",
-        dtype="bfloat16",
-        n_boot=10,
-        progress=False,
-        fp32_check=100,  # more than there are: every pair
+        EvalConfig.of(
+            "tiny-bert",
+            "crows_pairs",
+            tmp_path,
+            data=str(data),
+            limit=40,
+            device="cpu",
+            dtype="bfloat16",
+            n_boot=10,
+            progress=False,
+            fp32_check=100,  # more than there are: every pair
+        )
     )
     # Independently: score the same pairs with the plain engine in both precisions.
     half = crows_pairs.score_nangia(load_model("tiny-bert", device="cpu", dtype="bf16"), pairs)
@@ -174,8 +190,12 @@ def test_fp32_check_counts_the_crows_pairs_flips_of_a_bf16_run(tmp_path, shared_
 
 def test_fp32_check_samples_n_items_with_the_seed(tmp_path, data_dir):
     common = {"limit": 30, "device": "cpu", "dtype": "bfloat16", "n_boot": 10, "progress": False}
-    a = evaluate("tiny-gpt2", "crows_pairs", tmp_path / "a", fp32_check=7, seed=1, **common)
-    b = evaluate("tiny-gpt2", "crows_pairs", tmp_path / "b", fp32_check=7, seed=1, **common)
+    a = evaluate(
+        EvalConfig.of("tiny-gpt2", "crows_pairs", tmp_path / "a", fp32_check=7, seed=1, **common)
+    )
+    b = evaluate(
+        EvalConfig.of("tiny-gpt2", "crows_pairs", tmp_path / "b", fp32_check=7, seed=1, **common)
+    )
     assert a.record["fp32_check"]["n_compared"] == 7 == a.record["fp32_check"]["n_requested"]
     items = pd.read_csv(a.path.with_name(a.record["items_file"]))
     keys = precision.sample_keys("crows_pairs", items, 7, seed=1)
@@ -201,15 +221,17 @@ def _stereoset_decisions(items: pd.DataFrame) -> dict:
 @pytest.mark.parametrize("benchmark", ["stereoset", "stereoset_mc"])
 def test_fp32_check_counts_stereoset_flips_of_a_bf16_run(tmp_path, data_dir, benchmark):
     run = evaluate(
-        "tiny-gpt2",
-        benchmark,
-        tmp_path,
-        limit=8,
-        device="cpu",
-        dtype="bfloat16",
-        n_boot=10,
-        progress=False,
-        fp32_check=1000,
+        EvalConfig.of(
+            "tiny-gpt2",
+            benchmark,
+            tmp_path,
+            limit=8,
+            device="cpu",
+            dtype="bfloat16",
+            n_boot=10,
+            progress=False,
+            fp32_check=1000,
+        )
     )
     gold = load_stereoset()
     gold = type(gold)(intrasentence=gold.intrasentence[:8], intersentence=gold.intersentence[:8])

@@ -284,10 +284,11 @@ def test_multiple_choice_refuses_masked_models_and_unknown_orders(small):
 
 
 def test_runner_checks_mc_orders_before_loading_anything(tmp_path):
+    from debiaslab.evalconfig import EvalConfig
     from debiaslab.runner import evaluate
 
     with pytest.raises(ConfigError, match="--mc-orders"):
-        evaluate("no-such-model", "stereoset_mc", tmp_path, mc_orders="six")
+        evaluate(EvalConfig.of("no-such-model", "stereoset_mc", tmp_path, mc_orders="six"))
 
 
 def test_position_figure_and_headline_metrics_of_a_stereoset_mc_result(tmp_path, small, llama):

@@ -19,6 +19,7 @@ import torch
 from debiaslab.benchmarks import stereoset as ss
 from debiaslab.data.stereoset import StereoSet, load_stereoset
 from debiaslab.errors import ConfigError
+from debiaslab.evalconfig import EvalConfig
 from debiaslab.models import from_objects
 from debiaslab.runner import evaluate
 from debiaslab.tiny.build import build_tiny
@@ -230,9 +231,11 @@ def test_modes_that_do_not_apply_are_refused(gold, tiny_models, family, mode, sp
 def test_evaluate_records_the_mode_in_result_and_run_id(tiny_dirs, shared_data, tmp_path):
     data = str(shared_data / "stereoset" / "dev_excerpt.json")
     common = {"data": data, "n_boot": 10, "progress": False}
-    auto = evaluate(str(tiny_dirs["causal"]), "stereoset", tmp_path, **common)
+    auto = evaluate(EvalConfig.of(str(tiny_dirs["causal"]), "stereoset", tmp_path, **common))
     bench = evaluate(
-        str(tiny_dirs["causal"]), "stereoset", tmp_path, stereoset_mode="bias-bench", **common
+        EvalConfig.of(
+            str(tiny_dirs["causal"]), "stereoset", tmp_path, stereoset_mode="bias-bench", **common
+        )
     )
     assert auto.record["config"]["stereoset_mode"] == "bos"
     assert bench.record["config"]["stereoset_mode"] == "bias-bench"
@@ -255,7 +258,9 @@ def test_evaluate_refuses_a_mode_that_does_not_apply_before_loading(
     tmp_path, benchmark, kwargs, message
 ):
     with pytest.raises(ConfigError, match=message):
-        evaluate(str(tmp_path / "no-such-model"), benchmark, tmp_path / "out", **kwargs)
+        evaluate(
+            EvalConfig.of(str(tmp_path / "no-such-model"), benchmark, tmp_path / "out", **kwargs)
+        )
 
 
 def test_cli_flag_reaches_the_result(tiny_dirs, shared_data, tmp_path, monkeypatch):

@@ -145,7 +145,7 @@ def test_run_writes_a_result_file(tmp_path, shared_data, monkeypatch):
     from debiaslab.t2i import audit as audit_module
 
     monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
-    result, path = audit_module.run(
+    result, path = audit_module.run_audit(
         ["Cashiers"], tmp_path, pipeline="tiny-sd", clip="tiny-clip", n_images=2, steps=2,
         size=32, n_boot=20,
     )  # fmt: skip

@@ -124,7 +124,7 @@ def test_run_writes_a_result_file_with_the_tiny_models(tmp_path, monkeypatch):
     from debiaslab.results import read_all
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    records, path = socratic.run(
+    records, path = socratic.run_socratic(
         ["a red cube", "a dog in the snow"],
         tmp_path,
         pipeline="tiny-sd",

@@ -406,6 +406,7 @@ def test_evaluate_backend_honest_on_generated_text_refused_before_loading(
     fake_evaluate, tmp_path, monkeypatch, shared_data
 ):
     from debiaslab import models
+    from debiaslab.evalconfig import EvalConfig
     from debiaslab.runner import evaluate
 
     monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
@@ -421,19 +422,22 @@ def test_evaluate_backend_honest_on_generated_text_refused_before_loading(
         ("tiny-t5", "honest"),
     ):
         with pytest.raises(ConfigError, match="HONEST with the evaluate backend"):
-            evaluate(model, benchmark, tmp_path / "out", **common)
+            evaluate(EvalConfig.of(model, benchmark, tmp_path / "out", **common))
     assert fake_evaluate == [] and not (tmp_path / "out").exists()
 
 
 def test_evaluate_backend_scores_a_masked_lms_honest_like_the_builtin(
     fake_evaluate, tmp_path, monkeypatch, shared_data
 ):
+    from debiaslab.evalconfig import EvalConfig
     from debiaslab.runner import evaluate
 
     monkeypatch.setenv("DEBIASLAB_DATA_DIR", str(shared_data))
     common = {"metrics": ["honest"], "limit": 2, "honest_k": 5, "n_boot": 10, "progress": False}
-    via_evaluate = evaluate("tiny-bert", "honest", tmp_path / "a", backend="evaluate", **common)
-    builtin = evaluate("tiny-bert", "honest", tmp_path / "b", **common)
+    via_evaluate = evaluate(
+        EvalConfig.of("tiny-bert", "honest", tmp_path / "a", backend="evaluate", **common)
+    )
+    builtin = evaluate(EvalConfig.of("tiny-bert", "honest", tmp_path / "b", **common))
     assert via_evaluate.record["config"]["backend"] == "evaluate"
     assert (
         via_evaluate.record["metrics"]["honest/score"] == builtin.record["metrics"]["honest/score"]

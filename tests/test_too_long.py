@@ -29,7 +29,7 @@ def _pairs():
 def test_crows_pairs_too_long_names_file_record_and_length(family):
     lm = from_objects(*build_tiny(family, seed=0))
     with pytest.raises(SequenceTooLongError) as info:
-        cp.run(lm, _pairs(), n_boot=10, progress=False, source="pairs.csv")
+        cp.run_crows_pairs(lm, _pairs(), n_boot=10, progress=False, source="pairs.csv")
     message = str(info.value)
     assert "pairs.csv: record index 7" in message
     assert f"at most {max_length(lm.model, lm.tokenizer)}" in message
@@ -40,8 +40,8 @@ def test_crows_pairs_too_long_names_file_record_and_length(family):
 def test_crows_pairs_skip_leaves_long_pairs_out_and_counts_them(family):
     lm = from_objects(*build_tiny(family, seed=0))
     pairs = _pairs()
-    out = cp.run(lm, pairs, n_boot=10, progress=False, too_long="skip")
-    short = cp.run(lm, [pairs[0], pairs[2]], n_boot=10, progress=False)
+    out = cp.run_crows_pairs(lm, pairs, n_boot=10, progress=False, too_long="skip")
+    short = cp.run_crows_pairs(lm, [pairs[0], pairs[2]], n_boot=10, progress=False)
     assert out.config["n_skipped_too_long"] == 1
     assert out.config["skipped_too_long"] == [7]
     assert list(out.items["index"]) == [0, 9]

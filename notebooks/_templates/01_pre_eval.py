@@ -28,13 +28,13 @@ SEED = 0
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import env, runner
+from debiaslab import env, suites
 
 environment = env.setup(seed=SEED)
 output = environment.output_root / RESULTS
 
 # %%
-pre = runner.evaluate_suite(
+pre = suites.evaluate_suite(
     MODEL,
     output,
     stage="pre",
@@ -47,4 +47,4 @@ pre = runner.evaluate_suite(
     n_boot=N_BOOT,
     seed=SEED,
 )
-runner.summary_table(pre)
+suites.summary_table(pre)

@@ -41,7 +41,7 @@ config = finetune.config_for(
 config
 
 # %%
-run = finetune.run(
+run = finetune.run_finetune(
     MODEL, environment.output_root / RUN, config, recipe=RECIPE, data=DATA, split_seed=SEED
 )
 run.manifest["metrics"]

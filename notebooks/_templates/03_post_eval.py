@@ -31,7 +31,7 @@ SEED = 0
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import env, runner
+from debiaslab import env, suites
 from debiaslab.hub.client import pull, push
 
 environment = env.setup(seed=SEED)
@@ -49,9 +49,9 @@ settings = dict(
 )
 
 # %%
-pre = runner.evaluate_suite(MODEL, output, stage="pre", **settings)
-post = runner.evaluate_suite(MODEL, output, stage="post", adapter=str(adapter), **settings)
-runner.compare(pre, post, n_boot=N_BOOT, seed=SEED)
+pre = suites.evaluate_suite(MODEL, output, stage="pre", **settings)
+post = suites.evaluate_suite(MODEL, output, stage="post", adapter=str(adapter), **settings)
+suites.compare(pre, post, n_boot=N_BOOT, seed=SEED)
 
 # %%
 if HUB_REPO:

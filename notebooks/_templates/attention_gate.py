@@ -39,7 +39,7 @@ SEED = 0
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import env, plots, runner, textclass
+from debiaslab import env, plots, suites, textclass
 from debiaslab.data import prompts
 from debiaslab.generation import GenerationSettings
 from debiaslab.mitigation import heads
@@ -102,6 +102,6 @@ suite = dict(
     n_boot=N_BOOT,
     seed=SEED,
 )
-pre = runner.evaluate_suite(MODEL, output, stage="pre", **suite)
-post = runner.evaluate_suite(MODEL, output, stage="post", head_gates=str(gates_file), **suite)
-runner.compare(pre, post, n_boot=N_BOOT, seed=SEED)
+pre = suites.evaluate_suite(MODEL, output, stage="pre", **suite)
+post = suites.evaluate_suite(MODEL, output, stage="post", head_gates=str(gates_file), **suite)
+suites.compare(pre, post, n_boot=N_BOOT, seed=SEED)

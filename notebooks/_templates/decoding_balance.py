@@ -29,8 +29,9 @@ SEED = 0
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import env, plots, runner
+from debiaslab import env, plots, runner, suites
 from debiaslab.data import prompts
+from debiaslab.evalconfig import EvalConfig, GenerationConfig, MitigationConfig
 from debiaslab.generation import GenerationSettings
 from debiaslab.mitigation import decoding
 from debiaslab.models import load_model
@@ -65,22 +66,28 @@ plots.tradeoff(table, output / "decoding_tradeoff")
 table
 
 # %%
+generation = GenerationConfig(
+    domains=["gender"],
+    metrics=["toxicity", "regard"],
+    toxicity_model=TOXICITY_MODEL,
+    regard_model=REGARD_MODEL,
+    max_new_tokens=MAX_NEW_TOKENS,
+    num_return_sequences=CONTINUATIONS,
+)
 bold = [
     runner.evaluate(
-        MODEL,
-        "bold",
-        output,
-        domains=["gender"],
-        limit=PROMPTS_PER_GROUP,
-        metrics=["toxicity", "regard"],
-        toxicity_model=TOXICITY_MODEL,
-        regard_model=REGARD_MODEL,
-        generation=settings,
-        decoding=method,
-        stage=method or "plain",
-        n_boot=N_BOOT,
-        seed=SEED,
+        EvalConfig(
+            model=MODEL,
+            benchmark="bold",
+            output=output,
+            limit=PROMPTS_PER_GROUP,
+            generation=generation,
+            mitigation=MitigationConfig(decoding=method),
+            stage=method or "plain",
+            n_boot=N_BOOT,
+            seed=SEED,
+        )
     )
     for method in (None, "balance", "self-debias-toxicity")
 ]
-runner.summary_table(bold)
+suites.summary_table(bold)

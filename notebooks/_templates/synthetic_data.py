@@ -42,7 +42,7 @@ SEED = 0
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import env, runner
+from debiaslab import env, suites
 from debiaslab.hub.client import push_dataset
 from debiaslab.mitigation import finetune
 from debiaslab.synth import backends, pipeline, spec
@@ -78,7 +78,7 @@ else:
 
 # %%
 config = finetune.config_for(MODEL, HARDWARE, steps=STEPS, seed=SEED)
-run = finetune.run(
+run = finetune.run_finetune(
     MODEL, environment.output_root / RUN, config, recipe="synthetic", data=str(dataset)
 )
 run.manifest["metrics"]
@@ -93,6 +93,6 @@ settings = dict(
     n_boot=N_BOOT,
     seed=SEED,
 )
-pre = runner.evaluate_suite(MODEL, output, stage="pre", **settings)
-post = runner.evaluate_suite(MODEL, output, stage="post", adapter=str(run.weights), **settings)
-runner.compare(pre, post, n_boot=N_BOOT, seed=SEED)
+pre = suites.evaluate_suite(MODEL, output, stage="pre", **settings)
+post = suites.evaluate_suite(MODEL, output, stage="post", adapter=str(run.weights), **settings)
+suites.compare(pre, post, n_boot=N_BOOT, seed=SEED)

@@ -46,7 +46,7 @@ from debiaslab.t2i import audit, classify
 
 environment = env.setup(seed=SEED)
 output = environment.output_root / RESULTS
-result, path = audit.run(
+result, path = audit.run_audit(
     OCCUPATIONS,
     output,
     pipeline=PIPELINE,

@@ -9,9 +9,9 @@ top of a module or inside a function). A name covers a module or a whole package
     data        data
     models      models planner batching tiny
     engines     scoring generation generation_cache textclass
-    benchmarks  benchmarks
+    benchmarks  benchmarks evalconfig
     methods     mitigation synth t2i
-    evaluate    runner
+    evaluate    runner suites
     outputs     gather hub results_share report calibration_tables
     studies     calibration notebooks collection
     cli         cli

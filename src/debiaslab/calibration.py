@@ -28,7 +28,7 @@ from debiaslab.data.prompts import load_bold, sample_prompts
 from debiaslab.data.stereoset import load_stereoset
 from debiaslab.data.stereoset_write import write_stereoset_json
 from debiaslab.errors import DataNotFoundError
-from debiaslab.generation import GenerationSettings
+from debiaslab.evalconfig import EvalConfig, GenerationConfig
 from debiaslab.runner import evaluate
 from debiaslab.tiny.build import save_tiny
 from debiaslab.tiny.cache import save_beside
@@ -90,10 +90,10 @@ def run_calibration(
     jobs += [("real", bench, None) for bench in ("crows_pairs", "stereoset") if real[bench]]
     for (family, rate), path in sorted(paths.items()):
         for dataset, benchmark, data in jobs:
-            result = evaluate(
-                str(path),
-                benchmark,
-                output / dataset,
+            config = EvalConfig(
+                model=str(path),
+                benchmark=benchmark,
+                output=output / dataset,
                 data=data,
                 limit=limit if dataset == "real" else None,
                 n_boot=n_boot,
@@ -102,6 +102,7 @@ def run_calibration(
                 name=f"tiny-{family}-planted{rate}",
                 model_meta={"planted_rate": rate},
             )
+            result = evaluate(config)
             state = "reused" if result.skipped else "written"
             print(f"[demo] {dataset:<7} {benchmark:<11} {family:<6} rate {rate}: {state}")
     table = calibration_table(output)
@@ -153,20 +154,25 @@ def _toxicity_demo(output: Path, models_dir: Path, *, n_boot: int, limit: int) -
             save_tiny(*train_planted_toxicity(texts), tmp)
 
         path = save_beside(models_dir / f"toxicity-{name}", record, write)
-        result = evaluate(
-            str(path),
-            "bold",
-            output,
+        generation = GenerationConfig(
             domains=["gender"],
             groups=list(TOXIC_GROUPS),
-            limit=limit,
             metrics=["toxicity", "honest"],
             toxicity_model="tiny-toxicity",
-            generation=GenerationSettings(max_new_tokens=16, num_return_sequences=2),
+            max_new_tokens=16,
+            num_return_sequences=2,
+        )
+        config = EvalConfig(
+            model=str(path),
+            benchmark="bold",
+            output=output,
+            limit=limit,
+            generation=generation,
             n_boot=n_boot,
             progress=False,
             name=f"tiny-causal-{name}",
         )
+        result = evaluate(config)
         m, ci = result.record["metrics"], result.record["ci"]
         means = "  ".join(
             f"{g.split('_')[1]} {m[f'gender/toxicity/group/{g}/mean']:.2f}" for g in TOXIC_GROUPS

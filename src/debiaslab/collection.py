@@ -111,7 +111,7 @@ class RunSummary:
         }
 
 
-def plan(root: Path | None = None, *, only: Sequence[str] | None = None) -> list[Step]:
+def collection_steps(root: Path | None = None, *, only: Sequence[str] | None = None) -> list[Step]:
     """The collection's steps in dependency order (``only``: these families and what they need,
     by slug, e.g. ``["gpt2", "socratic"]``; the results notebook always comes last)."""
 
@@ -194,7 +194,7 @@ def _execute(step: Step, run_dir: Path, env: dict[str, str], cwd: Path) -> Outco
     return outcome
 
 
-def run(
+def run_collection(
     run_dir: str | Path | None = None,
     *,
     output_root: str | Path | None = None,
@@ -215,7 +215,7 @@ def run(
         workers: notebooks executed at the same time (each gets cores / workers threads).
         only: run only these families (slugs), plus the results notebook.
         report: build the report (``report/``) from the results at the end.
-        steps: run these instead of the collection's :func:`plan` (and no tiny models first).
+        steps: run these instead of :func:`collection_steps` (and no tiny models first).
 
     Raises:
         CollectionError: a notebook failed (the others still ran; the summary is written).
@@ -231,7 +231,7 @@ def run(
     summary = RunSummary(run_dir)
     if steps is None:
         prepare_tiny_models(log)
-        steps = plan(root, only=only)
+        steps = collection_steps(root, only=only)
     known: set[str] = set()
     for step in steps:  # an unknown prerequisite would wait forever
         missing = [a for a in step.after if a not in known]

@@ -5,7 +5,7 @@ the same thing:
 
 * as an argparse ``type=`` — ``debiaslab eval --n-boot -5`` stops at parse time with
   ``argument --n-boot: must be an integer >= 0, got '-5'``;
-* through :func:`require` — ``evaluate(..., n_boot=-5)`` raises
+* through :func:`require` — ``EvalConfig(..., n_boot=-5)`` raises
   :class:`~debiaslab.errors.ConfigError` ``n_boot must be an integer >= 0, got -5`` before a
   model or a data file is read.
 

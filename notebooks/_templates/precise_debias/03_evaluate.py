@@ -48,8 +48,8 @@ shares.pivot(index="group", columns="model", values="share").round(3)
 
 # %%
 images = dict(clip=CLIP, n_images=N_IMAGES, steps=STEPS, size=SIZE, n_boot=N_BOOT, seed=SEED)
-pre, _ = audit.run(OCCUPATIONS, output, pipeline=PIPELINE, **images)
-post, _ = audit.run(
+pre, _ = audit.run_audit(OCCUPATIONS, output, pipeline=PIPELINE, **images)
+post, _ = audit.run_audit(
     OCCUPATIONS, output, pipeline=PIPELINE, rewriter=MODEL, rewriter_adapter=str(adapter), **images
 )
 before = audit.share_table(pre).assign(stage="plain prompt")

@@ -50,7 +50,7 @@ settings = socratic.SocraticSettings(
     size=SIZE,
     seed=SEED,
 )
-records, path = socratic.run(
+records, path = socratic.run_socratic(
     [p.prompt for p in chosen],
     output,
     pipeline=PIPELINE,

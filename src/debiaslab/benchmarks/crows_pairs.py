@@ -287,7 +287,7 @@ def _fitting_pairs(lm, pairs, mode: str, too_long: str, source: str | None):
     return [pairs[k] for k in kept], [int(pairs[k].index) for k in skipped]
 
 
-def run(
+def run_crows_pairs(
     lm,
     pairs,
     *,

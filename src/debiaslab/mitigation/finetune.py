@@ -419,7 +419,7 @@ def _cli_flags(config: FinetuneConfig) -> list[str]:
     return flags
 
 
-def run(
+def run_finetune(
     model: str,
     output: str | Path,
     config: FinetuneConfig | None = None,

@@ -312,7 +312,7 @@ def share_table(result):
     return pd.DataFrame(rows)
 
 
-def run(
+def run_audit(
     occupations: Sequence[str],
     output: str | Path,
     *,

@@ -326,7 +326,7 @@ def train_rewriter(
             ``seq_len`` :data:`REWRITER_SEQ_LEN`.
         hardware: ``t4x2``, ``p100`` or ``cpu-ci``, for the default config.
         resume: continue an interrupted run in ``output`` from its last checkpoint (the
-            default, as :func:`debiaslab.mitigation.finetune.run`: rerunning the notebook
+            default, as :func:`debiaslab.mitigation.finetune.run_finetune`: rerunning the notebook
             continues, a finished run trains no further); False: refuse a used ``output``.
         progress: the Trainer's progress bar.
         device: where to train (default: the best available).

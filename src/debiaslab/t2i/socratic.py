@@ -255,7 +255,7 @@ def summarise(records: Sequence[dict[str, Any]], *, n_boot: int = 1000, seed: in
     return metrics, ci
 
 
-def run(
+def run_socratic(
     prompts: Sequence[str],
     output: str | Path,
     *,
@@ -318,7 +318,7 @@ def read_records(folder: str | Path) -> list[dict[str, Any]]:
     """The per-prompt records :func:`refine` wrote to ``folder/socratic.jsonl``."""
     path = Path(folder) / RECORDS
     if not path.is_file():
-        raise ConfigError(f"{folder}: no {RECORDS}; run the loop first (socratic.run)")
+        raise ConfigError(f"{folder}: no {RECORDS}; run the loop first (socratic.run_socratic)")
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
