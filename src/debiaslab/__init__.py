@@ -22,7 +22,7 @@ Where the code taught us better than the first design (DESIGN.md's order):
   benchmarks, generation, the methods and the t2i audit all build result records. Reading
   results back into tables (``gather``, ``report``, ``calibration_tables``) stays high.
 * ``plots`` is low too: it draws from plain records and imports nothing but ``io``, and the
-  PreciseDebias loop (``t2i.rewriter``) draws its own alignment curve with it.
+  PreciseDebias loop (``t2i.precise_debias.align``) draws its own alignment curve with it.
 * the methods sit below ``runner``: an evaluation applies decoding balance and head gates and
   reads a fine-tuning manifest's held-out split, while no method calls ``evaluate``.
 * ``calibration`` (the planted-bias study) trains and evaluates models, so it sits with the

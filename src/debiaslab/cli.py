@@ -35,7 +35,7 @@ from debiaslab.synth.pipeline import synthesize
 from debiaslab.synth.spec import load_spec
 from debiaslab.t2i import audit, socratic
 from debiaslab.t2i.generate import generate_images, load_pipeline
-from debiaslab.t2i.rewriter import rewrite
+from debiaslab.t2i.precise_debias.rewriter import rewrite
 from debiaslab.textclass import REGARD_MODEL, TOXIC_LABEL, TOXICITY_MODEL
 
 

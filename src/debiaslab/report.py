@@ -44,7 +44,7 @@ from debiaslab.results import (
     value_with_ci,
 )
 from debiaslab.t2i.audit import share_table
-from debiaslab.t2i.rewriter import ALIGN_BENCHMARK, curve_from_record
+from debiaslab.t2i.precise_debias.align import ALIGN_BENCHMARK, curve_from_record
 
 log = logging.getLogger(__name__)
 
