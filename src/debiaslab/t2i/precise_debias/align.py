@@ -208,7 +208,7 @@ def align(
         prompts: generic prompts to measure on (keep them out of the training pairs to
             measure generalisation).
         target: shares per group key (default PreciseDebias's raw BLS vector).
-        pairs_by_group: the training pairs of each group (`pairs_by_group`).
+        pairs_by_group: the training pairs of each group (:func:`.groups.pairs_by_group`).
         output: directory for ``align_curve.json``, ``rewrites/`` and ``adapter/``.
         figures: directory for ``align_curve.png``/``.pdf`` (None: no figure).
         results: results directory for the curve as a result file (:func:`align_record`;

@@ -182,7 +182,7 @@ def group_shares(
     """Each group's share among the rewrites that name one of ``groups``; undetected apart.
 
     Args:
-        rewrites: texts, or per-prompt lists of texts (`rewrite`'s output).
+        rewrites: texts, or per-prompt lists of texts (:func:`.rewriter.rewrite`'s output).
         groups: :data:`GROUPS` keys.
 
     Returns:

@@ -292,8 +292,9 @@ def synthesize_prompts(
     ``backend`` is a :mod:`debiaslab.synth.backends` backend (a local transformers model, or an
     OpenAI-compatible API); answers are appended to ``raw`` as they come, so a rerun resumes.
     Answers are cleaned to their first paragraph; empty and duplicate ones are dropped. The
-    prompts still go through :func:`replace_demographics` / :func:`instruction_pairs`, which
-    remove any descriptor the model added despite the instruction.
+    prompts still go through :func:`.replace.replace_demographics` /
+    :func:`instruction_pairs`, which remove any descriptor the model added despite the
+    instruction.
     """
 
     if n < 1:

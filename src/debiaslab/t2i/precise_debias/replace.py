@@ -1,9 +1,9 @@
 """PreciseDebias placeholder replacement: demographic words -> ``[ETHNICITY]``/``[GENDER]``.
 
 Step 2 of PreciseDebias (Clemmer et al., WACV 2024): GPT-3 occupation prompts lose their
-demographic words to placeholders, later filled with each group (`fill`). Unlike the seed
-project this keeps object uses ("a white coat"), finds nationalities beyond a 45-word list and
-neutralises gendered pronouns; the rules are in `replace_demographics`.
+demographic words to placeholders, later filled with each group (:func:`.fill.fill`). Unlike
+the seed project this keeps object uses ("a white coat"), finds nationalities beyond a 45-word
+list and neutralises gendered pronouns; the rules are in `replace_demographics`.
 
 Example:
     >>> replace_demographics("An Indian woman eating Chinese food; she smiles.")
@@ -77,7 +77,7 @@ def replace_demographics(prompt: str, *, words: Words | None = None) -> str:
         * Placeholder runs are put in one canonical order, "[ETHNICITY] [GENDER]" (also across
           "and"/"or"/"/"), and an article before a slot is written "a": the template does not
           depend on the removed word ("an Indian doctor" and "a Black doctor" give the same
-          template); `fill` chooses a/an for the word it inserts.
+          template); :func:`.fill.fill` chooses a/an for the word it inserts.
         * Replacement is idempotent: a template passes through unchanged.
 
     Known failures (kept deliberately simple; tests pin them): predicate uses stay ("a doctor who

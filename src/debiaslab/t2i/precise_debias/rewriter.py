@@ -4,7 +4,7 @@ An instruction-tuned LM that adds a demographic descriptor to a generic text-to-
 ("A doctor" -> "A Black male doctor"), as PreciseDebias (Clemmer et al., WACV 2024) fine-tunes
 it. `format_example` is the one prompt format of training and inference; `train_rewriter`
 fine-tunes through :func:`debiaslab.mitigation.finetune.finetune`; `rewrite` samples seeded,
-cached rewrites. The loop that tunes group shares is in `align`.
+cached rewrites. The loop that tunes group shares is :func:`.align.align`.
 
 Example:
     >>> clean_rewrite("  A Black male doctor.\\n###\\n### Input: ...")
@@ -165,12 +165,13 @@ def train_rewriter(
 
     Args:
         model: a preset (``qwen2.5-1.5b-instruct``, ``qwen2.5-7b-instruct``), hub id or path.
-        pairs: ``{instruction?, input, output}`` records (`instruction_pairs`); training split
-            only (`split_by_prompt`).
+        pairs: ``{instruction?, input, output}`` records (:func:`.pairs.instruction_pairs`);
+            training split only (:func:`.pairs.split_by_prompt`).
         output: run directory; the adapter lands in ``output/adapter``.
         config: a :class:`~debiaslab.mitigation.finetune.FinetuneConfig`; default: the
-            preset's settings for ``hardware`` (`config_for`) if given, else the defaults with
-            ``seq_len`` :data:`REWRITER_SEQ_LEN`.
+            preset's settings for ``hardware``
+            (:func:`~debiaslab.mitigation.finetune.config_for`) if given, else the defaults
+            with ``seq_len`` :data:`REWRITER_SEQ_LEN`.
         hardware: ``t4x2``, ``p100`` or ``cpu-ci``, for the default config.
         resume: continue an interrupted run in ``output`` from its last checkpoint (the
             default, as :func:`debiaslab.mitigation.finetune.run`: rerunning the notebook

@@ -1,5 +1,5 @@
 """A planted tiny PreciseDebias rewriter for offline tests: a tiny GPT-2 that names some groups
-rarely, wrapped in a fresh LoRA adapter for `align` to train.
+rarely, wrapped in a fresh LoRA adapter for :func:`.align.align` to train.
 
 Kept apart from the rewriter so it can move with the other tiny-model builders.
 """
@@ -90,7 +90,7 @@ def tiny_rewriter(
     generic prompt's rewrite names an ``under`` group at ``rate`` and the others uniformly
     (seconds on a CPU). Its tokenizer adds the BOS it was trained after, as
     :func:`debiaslab.synth.examples.tiny_writer`'s does. The LoRA adapter (zero at start, so
-    the planted rates hold) is what `align` trains.
+    the planted rates hold) is what :func:`.align.align` trains.
 
     Args:
         pairs: instruction pairs (default: :data:`TINY_PROMPTS` x the 8 groups).

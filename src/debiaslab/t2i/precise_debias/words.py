@@ -1,9 +1,9 @@
 """PreciseDebias word lists and tokens: what counts as an ethnicity, gender or person word.
 
-The demographic word lists (``resources/t2i_words.yaml``, read by `load_words`) and a tokenised
-text with the matching helpers that `replace`, `fill` and the group detection share. Part of the
-PreciseDebias data pipeline (Clemmer et al., WACV 2024); the rules are in
-:func:`debiaslab.t2i.precise_debias.replace.replace_demographics`.
+The demographic word lists (``resources/t2i_words.yaml``, read by `load_words`) and a
+tokenised text with the matching helpers that :mod:`.replace`, :mod:`.fill` and
+:mod:`.groups` share. Part of the PreciseDebias data pipeline (Clemmer et al., WACV 2024); the
+rules are in :func:`.replace.replace_demographics`.
 
 Example:
     >>> words = load_words()
@@ -26,10 +26,10 @@ from debiaslab.errors import DataFormatError
 
 ETHNICITY = "[ETHNICITY]"
 GENDER = "[GENDER]"
-SLOT = f"{ETHNICITY} {GENDER}"  # the subject slot of `subject_template`
+SLOT = f"{ETHNICITY} {GENDER}"  # the subject slot of fill.subject_template
 WORDS_RESOURCE = "resources/t2i_words.yaml"
 GENDER_INDEX = {"female": 0, "male": 1}  # column of gendered_forms
-SUBJECT_MARK = "\x01"  # marks the subject slot inside `subject_template`
+SUBJECT_MARK = "\x01"  # marks the subject slot inside fill.subject_template
 
 PLACEHOLDER = r"\[(?:ETHNICITY|GENDER)\]"
 ARTICLE_BEFORE_SLOT_RE = re.compile(rf"\b([Aa])n([ \t]+)(?={PLACEHOLDER}|\x01)")
