@@ -93,7 +93,8 @@ def test_audit_compares_each_occupation_with_its_bls_shares(tmp_path, shared_dat
 
 @pytest.mark.slow  # generates images (make test-fast stays under 2 minutes)
 def test_audit_runs_with_the_tiny_zero_shot_classifier(tmp_path, shared_data):
-    from debiaslab.t2i.classify import ZeroShotClassifier, load_clip
+    from debiaslab.t2i.classify import ZeroShotClassifier
+    from debiaslab.t2i.clip import load_clip
     from debiaslab.t2i.generate import load_pipeline
 
     classifier = ZeroShotClassifier(load_clip("tiny-clip"))

@@ -14,12 +14,13 @@ from PIL import Image
 
 from debiaslab.errors import ConfigError
 from debiaslab.t2i import classify as cl
+from debiaslab.t2i.clip import as_pil, clip_score, embed_images, embed_texts, load_clip
 from debiaslab.tiny import t2i as t2i_tiny
 
 
 @pytest.fixture(scope="module")
 def clip(t2i_cache):
-    return cl.load_clip("tiny-clip", device="cpu")
+    return load_clip("tiny-clip", device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -159,11 +160,11 @@ def test_embeddings_are_normalised_and_inputs_interchangeable(clip, images, tmp_
     images[0].save(path)
     array = np.array(images[0])
     tensor = torch.from_numpy(array).permute(2, 0, 1)
-    embeds = cl.embed_images(clip, [images[0], path, array, tensor])
+    embeds = embed_images(clip, [images[0], path, array, tensor])
     assert embeds.shape == (4, t2i_tiny.TINY_PROJECTION) and embeds.dtype == torch.float32
     torch.testing.assert_close(embeds.norm(dim=-1), torch.ones(4))
     torch.testing.assert_close(embeds, embeds[:1].expand(4, -1))
-    texts = cl.embed_texts(clip, ["a photo of a woman", "a man", "a" * 300])  # truncated
+    texts = embed_texts(clip, ["a photo of a woman", "a man", "a" * 300])  # truncated
     torch.testing.assert_close(texts.norm(dim=-1), torch.ones(3))
 
 
@@ -199,18 +200,18 @@ def test_clip_score_equals_torchmetrics(clip):
     ]
     # Pairs with a positive cosine: there torchmetrics (which clamps the mean) and the paper's
     # per-pair clamp agree (see the module docstring of debiaslab.t2i.classify).
-    cosines = cl.embed_images(clip, pool) @ cl.embed_texts(clip, captions).T
+    cosines = embed_images(clip, pool) @ embed_texts(clip, captions).T
     pairs = [(i, j) for i in range(len(pool)) for j in range(len(captions)) if cosines[i, j] > 0]
     assert len(pairs) >= 3
     images, texts = [pool[i] for i, _ in pairs], [captions[j] for _, j in pairs]
 
-    ours = cl.clip_score(clip, images, texts, scale="torchmetrics")
+    ours = clip_score(clip, images, texts, scale="torchmetrics")
     metric = clip_score_mod.CLIPScore(
         model_name_or_path=lambda: (_as_tensor_features(clip.model), clip.processor)
     )
     metric.update(images, texts)
     assert float(metric.compute()) == pytest.approx(float(ours.mean()), abs=1e-4)
-    hessel = cl.clip_score(clip, images, texts, scale="hessel")
+    hessel = clip_score(clip, images, texts, scale="hessel")
     np.testing.assert_allclose(hessel, ours * 2.5 / 100, rtol=1e-6)
 
     # Negative cosines (text projection negated: every cosine flips sign) score 0, not below.
@@ -218,16 +219,50 @@ def test_clip_score_equals_torchmetrics(clip):
     with torch.no_grad():
         flipped.text_projection.weight.neg_()
     flipped_clip = dataclasses.replace(clip, model=flipped)
-    assert cl.clip_score(flipped_clip, images, texts).tolist() == [0.0] * len(images)
+    assert clip_score(flipped_clip, images, texts).tolist() == [0.0] * len(images)
     metric = clip_score_mod.CLIPScore(
         model_name_or_path=lambda: (_as_tensor_features(flipped), clip.processor)
     )
     metric.update(images, texts)
     assert float(metric.compute()) == 0.0
     with pytest.raises(ConfigError, match="scale"):
-        cl.clip_score(clip, images, texts, scale="percent")
+        clip_score(clip, images, texts, scale="percent")
     with pytest.raises(ConfigError, match="one text per image"):
-        cl.clip_score(clip, images, texts[:-1])
+        clip_score(clip, images, texts[:-1])
+
+
+def test_clip_score_is_the_per_pair_definition_by_hand(clip):
+    """``w · max(cos, 0)`` per pair (Hessel et al.), by hand from the model's projected features:
+    both scales, negative cosines clamped to 0 pair by pair."""
+    generator = torch.Generator().manual_seed(1)
+    pool = [
+        torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=generator)
+        for _ in range(8)
+    ]
+    captions = ["a photo of a doctor", "a nurse", "a red cube", "a CEO at a desk", "a dog", "blue"]
+    pairs = [(image, text) for image in pool for text in captions]  # every image x caption
+    images, texts = [image for image, _ in pairs], [text for _, text in pairs]
+    features = _as_tensor_features(clip.model)
+    with torch.no_grad():
+        pixels = clip.processor(images=[as_pil(i) for i in images], return_tensors="pt")
+        image_features = features.get_image_features(pixel_values=pixels["pixel_values"])
+        tokens = clip.processor(text=texts, return_tensors="pt", padding=True)
+        text_features = features.get_text_features(
+            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+        )
+
+    def cosine(a, b):
+        dot = sum(x * y for x, y in zip(a, b, strict=True))
+        return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+    cosines = [
+        cosine(a.tolist(), b.tolist()) for a, b in zip(image_features, text_features, strict=True)
+    ]
+    assert min(cosines) < 0 < max(cosines)  # both sides of the clamp are exercised
+    for scale, weight in (("torchmetrics", 100.0), ("hessel", 2.5)):
+        expected = [weight * max(c, 0.0) for c in cosines]
+        ours = clip_score(clip, images, texts, scale=scale)
+        assert ours.tolist() == pytest.approx(expected, rel=1e-4, abs=1e-5)
 
 
 def test_tiny_models_load_like_hub_models(t2i_cache):

@@ -1,4 +1,5 @@
-"""Perceived-group distributions, distances, success rates and CLIPScore on hand-computed cases."""
+"""Perceived-group distributions, distances, success rates and CLIP similarities on hand-computed
+cases (CLIPScore: tests/test_t2i_classify.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from debiaslab.t2i.metrics import (
     EPS,
     NO_PERSON,
     caption_similarity,
-    clip_score,
     cosine_similarity,
     distribution_metrics,
     encode_predictions,
@@ -279,25 +279,14 @@ def test_directions():
 # ------------------------------------------------------------------------------ CLIP
 
 
-def test_clip_score_scales_by_hand():
-    img, txt = [3.0, 4.0], [4.0, 3.0]  # cos = 24 / 25
-    assert clip_score(img, txt) == pytest.approx(100 * 0.96)
-    assert clip_score(img, txt, scale="hessel") == pytest.approx(2.5 * 0.96)
-    assert clip_score([1.0, 0.0], [-1.0, 0.1]) == 0.0  # negative cosines clip to 0
-    with pytest.raises(ValueError, match="unknown scale"):
-        clip_score(img, txt, scale="openai")
-
-
-def test_clip_score_batches_and_torch_tensors():
+def test_cosine_similarity_batches_and_torch_tensors():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
     img, txt = rng.normal(size=(4, 8)), rng.normal(size=(4, 8))
-    by_hand = [
-        100 * max(float(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b)), 0.0)
-        for a, b in zip(img, txt, strict=True)
-    ]
-    assert clip_score(img, txt) == pytest.approx(by_hand)
-    as_tensors = clip_score(torch.tensor(img, dtype=torch.float32), torch.tensor(txt))
+    pairs = zip(img, txt, strict=True)
+    by_hand = [float(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b)) for a, b in pairs]
+    assert cosine_similarity(img, txt) == pytest.approx(by_hand)
+    as_tensors = cosine_similarity(torch.tensor(img, dtype=torch.float32), torch.tensor(txt))
     assert as_tensors == pytest.approx(by_hand, rel=1e-5)
     # the same definition as torch's cosine similarity
     reference = torch.nn.functional.cosine_similarity(torch.tensor(img), torch.tensor(txt))

@@ -14,21 +14,19 @@ from pathlib import Path
 import pytest
 
 from debiaslab.errors import ConfigError, DataFormatError
-from debiaslab.t2i import precise_data as pdata
-from debiaslab.t2i.precise_data import (
+from debiaslab.t2i.precise_debias.fill import fill, subject_template
+from debiaslab.t2i.precise_debias.pairs import (
     DEFAULT_GROUPS,
-    fill,
-    find_demographic_words,
+    SEED_INSTRUCTION,
     instruction_pairs,
     leaked_prompts,
     load_seed_pairs,
     load_seed_prompts,
-    load_words,
     parse_group,
-    replace_demographics,
     split_by_prompt,
-    subject_template,
 )
+from debiaslab.t2i.precise_debias.replace import find_demographic_words, replace_demographics
+from debiaslab.t2i.precise_debias.words import WORDS_RESOURCE, load_words
 
 E, G = "[ETHNICITY]", "[GENDER]"
 
@@ -372,7 +370,7 @@ def test_load_seed_readers_on_small_files(tmp_path):
 def test_word_list_rejects_unquoted_yaml_booleans(tmp_path):
     from importlib import resources
 
-    text = resources.files("debiaslab").joinpath(pdata.WORDS_RESOURCE).read_text("utf-8")
+    text = resources.files("debiaslab").joinpath(WORDS_RESOURCE).read_text("utf-8")
     assert 'with, without, in, into, "on", onto' in text
     path = tmp_path / "words.yaml"
     path.write_text(text.replace('with, without, in, into, "on", onto', "with, on"), "utf-8")
@@ -417,7 +415,7 @@ def test_seed_files_load(seed_dir, synthetic):
     assert len(load_seed_prompts(seed_dir / "evaluation_data.json")) == 112
     assert len(load_seed_pairs(seed_dir / "fine_tune_data.json")) == 448 * 8
     instruction = (seed_dir / "instruction.txt").read_text("utf-8").strip()
-    assert instruction == pdata.SEED_INSTRUCTION
+    assert instruction == SEED_INSTRUCTION
 
 
 def test_default_groups_are_the_seed_bls_stats_groups(seed_dir):
@@ -514,7 +512,7 @@ def test_seed_pairs_flaws_and_ours(seed_dir, synthetic):
 
 
 def test_prompt_synthesis_asks_per_occupation_cleans_and_resumes(tmp_path):
-    from debiaslab.t2i.precise_data import load_seed_pairs, save_pairs, synthesize_prompts
+    from debiaslab.t2i.precise_debias.pairs import save_pairs, synthesize_prompts
 
     class Backend:
         name = "table"

@@ -27,7 +27,7 @@ class ScriptedLLM:
 
 @pytest.fixture(scope="module")
 def models():
-    from debiaslab.t2i.classify import load_clip
+    from debiaslab.t2i.clip import load_clip
     from debiaslab.t2i.generate import load_pipeline
 
     return (
@@ -43,7 +43,7 @@ SETTINGS = socratic.SocraticSettings(max_cycles=3, steps=2, guidance=1.0, size=3
 def test_loop_records_every_cycle_scores_against_the_users_prompt_and_picks_the_best(
     models, tmp_path
 ):
-    from debiaslab.t2i.classify import clip_score
+    from debiaslab.t2i.clip import clip_score
 
     pipe, captioner, clip = models
     llm = ScriptedLLM(rewrites=["a red cube, studio photo", "a red cube, close-up"])

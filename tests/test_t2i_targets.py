@@ -10,15 +10,13 @@ import pytest
 
 from debiaslab.data import fetch
 from debiaslab.errors import ConfigError, DataFormatError
-from debiaslab.t2i import targets
+from debiaslab.t2i import occupations
+from debiaslab.t2i.occupations import Occupation, find_occupation, load_occupations
 from debiaslab.t2i.targets import (
     PRECISE_DEBIAS_GLOBAL,
     PRECISE_DEBIAS_RAW,
     UNIFORM,
-    Occupation,
-    find_occupation,
     get_target,
-    load_occupations,
     occupation_targets,
 )
 
@@ -34,12 +32,12 @@ def occ_dir(shared_data: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def table_2022(occ_dir: Path) -> targets.OccupationTable:
+def table_2022(occ_dir: Path) -> occupations.OccupationTable:
     return load_occupations(occ_dir / "bls_cpsaat11_2022.csv", year=2022)
 
 
 @pytest.fixture(scope="module")
-def table_2020(occ_dir: Path) -> targets.OccupationTable:
+def table_2020(occ_dir: Path) -> occupations.OccupationTable:
     return load_occupations(occ_dir / "bls_cpsaat11_2020.csv")
 
 
@@ -89,7 +87,7 @@ def test_2022_total_row(table_2022):
     assert shares(total) == (158291, 0.468, 0.770, 0.126, 0.067, 0.185)
     assert total.is_aggregate and total.year == 2022 and total.tree_level is None
     assert table_2022.source == {
-        "table": targets.TABLE_NAME,
+        "table": occupations.TABLE_NAME,
         "year": 2022,
         "year_stated_in_file": False,
         "file": table_2022.source["file"],
@@ -136,7 +134,7 @@ def test_row_counts_and_aggregates(table_2022, table_2020):
 
 def test_name_rule_reproduces_the_2020_tree(table_2020):
     by_tree = {occ.name for occ in table_2020 if occ.is_aggregate}
-    by_name = {occ.name for occ in table_2020 if targets._is_aggregate_by_name(occ.name)}
+    by_name = {occ.name for occ in table_2020 if occupations._is_aggregate_by_name(occ.name)}
     assert by_tree == by_name
 
 

@@ -42,7 +42,7 @@ SEED = 0
 
 # %%
 from debiaslab import env
-from debiaslab.t2i import audit, classify
+from debiaslab.t2i import audit, classify, clip
 
 environment = env.setup(seed=SEED)
 output = environment.output_root / RESULTS
@@ -64,7 +64,7 @@ audit.share_table(result).round(3)
 
 # %%
 if LABELLED_IMAGES:
-    classifier = classify.ZeroShotClassifier(classify.load_clip(CLIP))
+    classifier = classify.ZeroShotClassifier(clip.load_clip(CLIP))
     labelled = classify.read_labelled_folder(environment.output_root / LABELLED_IMAGES)
     report = classify.evaluate_classifier(classifier, labelled)
     print(report)

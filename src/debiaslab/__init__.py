@@ -22,7 +22,7 @@ Where the code taught us better than the first design (DESIGN.md's order):
   benchmarks, generation, the methods and the t2i audit all build result records. Reading
   results back into tables (``gather``, ``report``, ``calibration_tables``) stays high.
 * ``plots`` is low too: it draws from plain records and imports nothing but ``io``, and the
-  PreciseDebias loop (``t2i.rewriter``) draws its own alignment curve with it.
+  PreciseDebias loop (``t2i.precise_debias.align``) draws its own alignment curve with it.
 * ``cards`` (model, dataset and results cards) is low with the records it renders: the
   synthetic-data pipeline writes its dataset card, the report pairs pre/post records with
   ``cards.model.pair_results``. ``hub.scrub`` (token and local paths out of text, secret-looking

@@ -126,8 +126,9 @@ def align_curve(
     (a dotted line of the same colour).
 
     Args:
-        curve: ``align_curve.json``'s ``curve`` (:func:`debiaslab.t2i.rewriter.align`): dicts
-            with ``iteration``, ``shares``, ``max_abs_delta`` and ``tv``.
+        curve: ``align_curve.json``'s ``curve``
+            (:func:`debiaslab.t2i.precise_debias.align.align`): dicts with ``iteration``,
+            ``shares``, ``max_abs_delta`` and ``tv``.
         path_stem: output path without suffix.
         target: the (renormalised) target shares per group, or None.
         threshold: the stopping threshold on max |Δ|, or None.

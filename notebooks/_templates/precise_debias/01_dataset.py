@@ -31,21 +31,21 @@ SEED = 0
 # %%
 from debiaslab import env
 from debiaslab.synth import backends
-from debiaslab.t2i import precise_data
+from debiaslab.t2i.precise_debias import pairs as precise_pairs
 
 environment = env.setup(seed=SEED)
 data = environment.output_root / DATA
 if SOURCE == "synthesize":
     writer = backends.make_backend(WRITER_BACKEND, WRITER, max_new_tokens=80, seed=SEED)
-    generic = precise_data.synthesize_prompts(
+    generic = precise_pairs.synthesize_prompts(
         writer, OCCUPATIONS, PROMPTS_PER_OCCUPATION, data / "raw.jsonl"
     )
 else:
-    generic = precise_data.load_seed_prompts(environment.output_root / SOURCE)
-pairs = precise_data.instruction_pairs(generic)
-train, test = precise_data.split_by_prompt(pairs, TEST_FRACTION, seed=SEED)
-precise_data.save_pairs(train, data / "train.json")
-precise_data.save_pairs(test, data / "test.json")
+    generic = precise_pairs.load_seed_prompts(environment.output_root / SOURCE)
+pairs = precise_pairs.instruction_pairs(generic)
+train, test = precise_pairs.split_by_prompt(pairs, TEST_FRACTION, seed=SEED)
+precise_pairs.save_pairs(train, data / "train.json")
+precise_pairs.save_pairs(test, data / "test.json")
 print(f"{len(generic)} prompts → {len(train)} train and {len(test)} test pairs")
-print("prompts in both splits:", len(precise_data.leaked_prompts(train, test)))
+print("prompts in both splits:", len(precise_pairs.leaked_prompts(train, test)))
 train[:3]

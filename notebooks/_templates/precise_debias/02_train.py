@@ -39,11 +39,11 @@ import pandas as pd
 from debiaslab import env
 from debiaslab.mitigation import finetune
 from debiaslab.models import load_model
-from debiaslab.t2i import precise_data, rewriter
+from debiaslab.t2i.precise_debias import align, groups, pairs, rewriter
 
 environment = env.setup(seed=SEED)
 run_dir = environment.output_root / RUN
-train = precise_data.load_seed_pairs(environment.output_root / DATA / "train.json")
+train = pairs.load_seed_pairs(environment.output_root / DATA / "train.json")
 config = finetune.config_for(
     MODEL, HARDWARE, method=METHOD, steps=STEPS, seq_len=SEQ_LEN, seed=SEED
 )
@@ -53,10 +53,10 @@ run.manifest["metrics"]
 # %%
 lm = load_model(MODEL, adapter=str(run.weights))
 prompts = sorted({pair["input"] for pair in train})[:ALIGN_PROMPTS]
-aligned = rewriter.align(
+aligned = align.align(
     lm,
     prompts,
-    pairs_by_group=rewriter.pairs_by_group(train),
+    pairs_by_group=groups.pairs_by_group(train),
     output=run_dir / "align",
     figures=environment.output_root / FIGURES,
     results=environment.output_root / RESULTS,

@@ -35,15 +35,16 @@ import pandas as pd
 from debiaslab import env
 from debiaslab.hub.client import pull
 from debiaslab.models import load_model
-from debiaslab.t2i import audit, precise_data, rewriter
+from debiaslab.t2i import audit
+from debiaslab.t2i.precise_debias import align, pairs
 
 environment = env.setup(seed=SEED)
 output = environment.output_root / RESULTS
 adapter = pull(ADAPTER, local_root=environment.output_root)
-test = precise_data.load_seed_pairs(environment.output_root / DATA / "test.json")
+test = pairs.load_seed_pairs(environment.output_root / DATA / "test.json")
 prompts = sorted({pair["input"] for pair in test})[:EVAL_PROMPTS]
 models = {"base": load_model(MODEL), "rewriter": load_model(MODEL, adapter=str(adapter))}
-shares = rewriter.compare_shares(models, prompts, n=N_REWRITES)
+shares = align.compare_shares(models, prompts, n=N_REWRITES)
 shares.pivot(index="group", columns="model", values="share").round(3)
 
 # %%

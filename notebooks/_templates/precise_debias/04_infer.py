@@ -26,7 +26,7 @@ SEED = 0
 from debiaslab import env
 from debiaslab.hub.client import pull
 from debiaslab.models import load_model
-from debiaslab.t2i import rewriter
+from debiaslab.t2i.precise_debias import rewriter
 
 environment = env.setup(seed=SEED)
 adapter = pull(ADAPTER, local_root=environment.output_root)

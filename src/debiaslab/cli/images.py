@@ -12,7 +12,7 @@ from debiaslab.mitigation.data import read_lines
 from debiaslab.models import load_model
 from debiaslab.t2i import audit, socratic
 from debiaslab.t2i.generate import generate_images, load_pipeline
-from debiaslab.t2i.rewriter import rewrite
+from debiaslab.t2i.precise_debias.rewriter import rewrite
 
 
 def _read_prompts(path: str) -> list[str]:

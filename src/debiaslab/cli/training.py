@@ -102,7 +102,7 @@ def add_commands(sub) -> None:
     finetune_parser.add_argument(
         "--recipe",
         default="crows_counter",
-        # precise_debias is trained by debiaslab.t2i.rewriter.train_rewriter (chat template).
+        # precise_debias is trained by t2i.precise_debias.rewriter.train_rewriter (chat template).
         choices=[r for r in RECIPES if r != "precise_debias"],
         help="crows_counter: counter-stereotypical CrowS-Pairs sentences (train split); "
         "cda: a text file augmented with gender swaps; texts: a text file as it is; "

@@ -26,7 +26,7 @@ from debiaslab.errors import ConfigError
 from debiaslab.mitigation.decoding import tradeoff_from_record
 from debiaslab.results import load_all, read_all, recency
 from debiaslab.t2i.audit import share_table
-from debiaslab.t2i.rewriter import ALIGN_BENCHMARK, curve_from_record
+from debiaslab.t2i.precise_debias.align import ALIGN_BENCHMARK, curve_from_record
 
 # Metrics the pre/post forest shows: (benchmark, metric) → (label, scale to the shown unit).
 FOREST = {

@@ -26,18 +26,14 @@ import numpy as np
 from debiaslab.errors import ConfigError
 from debiaslab.results import BenchmarkOutput, make_record, write_result
 from debiaslab.stats import bootstrap_ci
-from debiaslab.t2i import rewriter as rw
-from debiaslab.t2i.classify import DEFAULT_CLIP, NO_PERSON, ZeroShotClassifier, load_clip
+from debiaslab.t2i.classify import NO_PERSON, ZeroShotClassifier
+from debiaslab.t2i.clip import DEFAULT_CLIP, load_clip
 from debiaslab.t2i.generate import generate_images, load_pipeline
 from debiaslab.t2i.metrics import distribution_metrics, higher_is_better
-from debiaslab.t2i.rewriter import detect_group
-from debiaslab.t2i.targets import (
-    GENDER_GROUPS,
-    HISPANIC_GROUPS,
-    RACE_GROUPS,
-    load_occupations,
-    occupation_targets,
-)
+from debiaslab.t2i.occupations import load_occupations
+from debiaslab.t2i.precise_debias.groups import detect_group
+from debiaslab.t2i.precise_debias.rewriter import rewrite as rewrite_prompts
+from debiaslab.t2i.targets import GENDER_GROUPS, HISPANIC_GROUPS, RACE_GROUPS, occupation_targets
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +195,7 @@ def audit(
 
     Args:
         occupations: BLS occupation names (exact, e.g. "Registered nurses"; see
-            :func:`debiaslab.t2i.targets.find_occupation`).
+            :func:`debiaslab.t2i.occupations.find_occupation`).
         pipe: a diffusers pipeline (:func:`debiaslab.t2i.generate.load_pipeline`).
         classifier: a :class:`~debiaslab.t2i.classify.ZeroShotClassifier` (gender and race).
         out_dir: images, manifest and the per-image CSV go here.
@@ -331,7 +327,7 @@ def run_audit(
         occupations: BLS occupation names.
         output: results directory (images under ``output/images``).
         pipeline: preset, hub id or path of the text-to-image model.
-        clip: the zero-shot classifier's CLIP (default `debiaslab.t2i.classify.DEFAULT_CLIP`).
+        clip: the zero-shot classifier's CLIP (default `debiaslab.t2i.clip.DEFAULT_CLIP`).
         rewriter, rewriter_adapter: a PreciseDebias rewriter (a causal LM preset / path and its
             LoRA adapter) to rewrite every prompt first; None: plain prompts.
         stage: recorded stage (default ``pre`` without a rewriter, ``post`` with one).
@@ -349,7 +345,7 @@ def run_audit(
 
         lm = load_model(rewriter, adapter=rewriter_adapter, device=device)
         n = settings.get("n_images", 8)
-        rewrite = lambda prompts: rw.rewrite(lm, prompts, n=n)  # noqa: E731
+        rewrite = lambda prompts: rewrite_prompts(lm, prompts, n=n)  # noqa: E731
     images = Path(output) / "images" / (stage or ("post" if rewriter else "pre"))
     result = audit(
         occupations, pipe, classifier, images, rewrite=rewrite, seed=seed, model=pipeline,

@@ -1,50 +1,10 @@
-# long by design: CLIP zero-shot and FairFace-style classifiers share label mapping and accuracy
-# code.
-"""Perceived demographics of generated images, CLIP embeddings and CLIPScore.
+"""Perceived demographics of generated images: CLIP zero-shot and FairFace-style classifiers,
+and how reliable they are on labelled images.
 
-What it measures:
-    For each image and each axis (gender, race), a probability vector over that axis's groups
-    plus ``no_person``. These are *perceived* attributes, as a CLIP model reads an image; they
-    say nothing about anyone's identity, and they inherit CLIP's own biases. Report them with
-    the classifier's accuracy on a labelled set (:func:`evaluate_classifier`).
-
-Classifiers (both callables ``images -> {axis: (n, k) float array}`` with a ``labels``
-attribute ``{axis: [k group names]}``; rows sum to 1):
-
-* :class:`ZeroShotClassifier` — CLIP zero-shot (default ``openai/clip-vit-large-patch14``).
-  Each group has one or more label prompts; their normalised text embeddings are averaged and
-  renormalised (prompt ensembling, Radford et al. 2021). An image's probabilities are the
-  softmax of CLIP's ``logit_scale · cos(image, group)`` over the axis's groups INCLUDING
-  ``no_person`` (`NO_PERSON_PROMPTS`), so an image without a person can say so instead of being
-  forced into a group. Axes (`DEFAULT_AXES`):
-
-  - ``gender``: female ("a photo of a woman"), male ("a photo of a man") — the binary,
-    perceived categories of FairFace and of the T2I bias literature; non-binary identities
-    cannot be read off a picture and are not claimed.
-  - ``race``: FairFace's 7 groups with FairFace's label names (Kärkkäinen & Joo, WACV 2021):
-    White, Black, Latino_Hispanic, East Asian, Southeast Asian, Indian, Middle Eastern; so a
-    FairFace-trained classifier and this one report the same groups. :data:`RACE4` merges them
-    into FairFace's 4-group variant (White, Black, Asian, Indian; Latino_Hispanic and Middle
-    Eastern fall out as ``Other``) with :func:`merge_groups`.
-
-* :class:`ImageClassifier` — the FairFace-style path: any transformers
-  ``AutoModelForImageClassification`` (hub id or path) for ONE axis; its ``id2label`` names
-  are mapped to groups by ``label_map`` (unlisted labels keep their name; a label mapped to
-  None is dropped and the rest renormalised). It has no ``no_person`` group. The original
-  FairFace release (a torchvision ResNet-34 with 18 logits for race, gender and age) is not a
-  transformers model; use a port with an ``id2label`` per axis.
-
-Reliability: :func:`evaluate_classifier` runs a classifier on labelled images and returns, per
-axis, overall accuracy, balanced accuracy (mean per-class accuracy) and per-class accuracy
-(recall: correct / images of that class; higher is better, range 0-1) with support and the
-confusion matrix (rows true, columns predicted). :func:`classification_report` is the plain
-arithmetic.
-
-CLIPScore (Hessel et al., EMNLP 2021): ``w · max(cos(E_image, E_text), 0)`` per pair, with
-``w = 2.5`` (``scale="hessel"``, the paper's) or ``w = 100`` (``scale="torchmetrics"``, as
-``torchmetrics.multimodal.CLIPScore``). Higher is better. Note: torchmetrics clamps the MEAN
-(``max(mean(100·cos), 0)``); the paper and :func:`clip_score` clamp each pair; they agree
-when no cosine is negative, as with real CLIP models on real captions.
+Each classifier maps images to, per axis (gender, race), probabilities over that axis's groups
+(FairFace's labels, Kärkkäinen & Joo, WACV 2021). These are *perceived* attributes, as a model
+reads an image; they say nothing about anyone's identity and inherit the model's biases, so
+report them with the classifier's accuracy (:func:`evaluate_classifier`).
 
 Example:
     >>> classify_labels = {"gender": ["female", "male", NO_PERSON]}
@@ -61,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -70,12 +29,17 @@ import torch
 
 from debiaslab.env import get_secret, select_device, select_dtype
 from debiaslab.errors import ConfigError, DataFormatError
-from debiaslab.tiny.t2i import tiny_t2i_path
+from debiaslab.t2i.clip import (
+    Clip,
+    as_pil,
+    embed_images,
+    embed_texts,
+    index_batches,
+    l2_normalise,
+)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CLIP = "openai/clip-vit-large-patch14"
-CLIP_PRESETS = {"tiny-clip": "tiny"}  # the offline tiny CLIP of debiaslab.tiny.t2i
 NO_PERSON = "no_person"
 NO_PERSON_PROMPTS = (
     "a photo of an object, with no person",
@@ -117,7 +81,6 @@ RACE4: dict[str, str] = {
     "Latino_Hispanic": "Other",
     "Middle Eastern": "Other",
 }
-CLIP_SCALES = {"torchmetrics": 100.0, "hessel": 2.5}
 
 
 class Classifier(Protocol):
@@ -128,163 +91,6 @@ class Classifier(Protocol):
     def __call__(self, images: Sequence[Any]) -> dict[str, np.ndarray]: ...
 
 
-# --------------------------------------------------------------------------- images
-
-
-def as_pil(image):
-    """An RGB ``PIL.Image`` from a PIL image, a path, an ``(H, W, 3)`` uint8 array or a
-    ``(3, H, W)`` uint8 tensor."""
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    if isinstance(image, (str, Path)):
-        with Image.open(image) as opened:
-            return opened.convert("RGB")
-    if isinstance(image, torch.Tensor):
-        image = image.detach().cpu().permute(1, 2, 0).numpy()
-    if isinstance(image, np.ndarray):
-        return Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
-    raise DataFormatError(
-        f"cannot read an image from a {type(image).__name__}", file="<images>", field="image"
-    )
-
-
-def _batches(n: int, size: int) -> list[range]:
-    return [range(i, min(i + size, n)) for i in range(0, n, size)]
-
-
-# --------------------------------------------------------------------------- CLIP
-
-
-@dataclass
-class Clip:
-    """A CLIP model with its processor, ready for embeddings."""
-
-    model: Any
-    processor: Any
-    name: str
-    device: Any
-    dtype: Any
-    batch_size: int = 32
-
-
-def _resolve(name: str, presets: Mapping[str, str], kind: str) -> str:
-    if presets.get(name) == "tiny":
-        return str(tiny_t2i_path(kind))
-    return name
-
-
-def load_model_and_processor(
-    model_class, processor_class, source: str, what: str, tiny: str, **model_kwargs
-):
-    """``model_class`` and ``processor_class`` from ``source`` (safetensors only, no remote
-    code, the Hub token from the secret store), or a :class:`ConfigError` naming ``what``
-    could not be loaded and the offline ``tiny`` preset."""
-    common = {"token": get_secret("HF_TOKEN"), "trust_remote_code": False}
-    try:
-        model = model_class.from_pretrained(source, use_safetensors=True, **model_kwargs, **common)
-        processor = processor_class.from_pretrained(source, **common)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot load a {what} from {source!r}: {exc}. Give {tiny!r}, a local directory, "
-            "or a hub id reachable from this machine with safetensors weights."
-        ) from exc
-    return model, processor
-
-
-def load_clip(
-    name: str = DEFAULT_CLIP, device: str | None = None, dtype: str = "auto", batch_size: int = 32
-) -> Clip:
-    """Load a ``CLIPModel`` and ``CLIPProcessor`` (safetensors only, no remote code).
-
-    Args:
-        name: a hub id, a local directory, or ``tiny-clip`` (offline, random weights).
-        device: ``cpu``, ``cuda``, ``mps`` or None (the best available).
-        dtype: ``auto`` (fp32 on CPU, bf16 where the GPU has it, else fp16) or a dtype name.
-        batch_size: images or texts per forward pass.
-
-    Raises:
-        ConfigError: the model cannot be loaded.
-    """
-    from transformers import CLIPModel, CLIPProcessor
-
-    source = _resolve(name, CLIP_PRESETS, "clip")
-    dev = select_device(device)
-    torch_dtype = select_dtype(dev, dtype)
-    model, processor = load_model_and_processor(
-        CLIPModel, CLIPProcessor, source, "CLIP model", "tiny-clip", dtype=torch_dtype
-    )
-    return Clip(model.to(dev).eval(), processor, name, dev, torch_dtype, batch_size)
-
-
-def _normalise(features: torch.Tensor) -> torch.Tensor:
-    features = features.float().cpu()
-    return features / features.norm(p=2, dim=-1, keepdim=True)
-
-
-@torch.inference_mode()
-def embed_images(clip: Clip, images: Sequence[Any]) -> torch.Tensor:
-    """L2-normalised CLIP image embeddings, ``(n, projection_dim)`` float32 on CPU.
-
-    Images: PIL images, paths, uint8 arrays or tensors (see :func:`as_pil`).
-    """
-    model = clip.model
-    out = []
-    for rows in _batches(len(images), clip.batch_size):
-        pixels = clip.processor(images=[as_pil(images[i]) for i in rows], return_tensors="pt")
-        pixels = pixels["pixel_values"].to(clip.device, clip.dtype)
-        # The projected pooled output, spelled out: get_image_features returns a tensor in
-        # transformers 4 and a model output in 5.
-        pooled = model.vision_model(pixel_values=pixels).pooler_output
-        out.append(_normalise(model.visual_projection(pooled)))
-    return torch.cat(out) if out else torch.empty(0, model.config.projection_dim)
-
-
-@torch.inference_mode()
-def embed_texts(clip: Clip, texts: Sequence[str]) -> torch.Tensor:
-    """L2-normalised CLIP text embeddings, ``(n, projection_dim)`` float32 on CPU.
-
-    Texts longer than the model's context (77 tokens) are truncated, as torchmetrics does.
-    """
-    model = clip.model
-    out = []
-    for rows in _batches(len(texts), clip.batch_size):
-        tokens = clip.processor(
-            text=[texts[i] for i in rows], return_tensors="pt", padding=True, truncation=True
-        )
-        pooled = model.text_model(
-            input_ids=tokens["input_ids"].to(clip.device),
-            attention_mask=tokens["attention_mask"].to(clip.device),
-        ).pooler_output
-        out.append(_normalise(model.text_projection(pooled)))
-    return torch.cat(out) if out else torch.empty(0, model.config.projection_dim)
-
-
-def clip_score(
-    clip: Clip, images: Sequence[Any], texts: Sequence[str], *, scale: str = "torchmetrics"
-) -> np.ndarray:
-    """CLIPScore of each (image, text) pair: ``w · max(cos, 0)``; higher is better.
-
-    Args:
-        clip: a loaded CLIP model.
-        images: the images (see :func:`as_pil`).
-        texts: one text per image.
-        scale: ``"torchmetrics"`` (w = 100, range 0-100) or ``"hessel"`` (w = 2.5, the paper's).
-
-    Returns:
-        ``(n,)`` float array; its mean is the corpus-level CLIPScore.
-    """
-    if scale not in CLIP_SCALES:
-        raise ConfigError(
-            f"unknown CLIPScore scale {scale!r}; expected one of {list(CLIP_SCALES)}"
-        )
-    if len(images) != len(texts):
-        raise ConfigError(f"clip_score needs one text per image: {len(images)} vs {len(texts)}")
-    cosines = (embed_images(clip, images) * embed_texts(clip, texts)).sum(dim=-1)
-    return (CLIP_SCALES[scale] * cosines.clamp(min=0)).numpy()
-
-
 # --------------------------------------------------------------------------- classifiers
 
 
@@ -293,10 +99,25 @@ def _prompt_list(prompts: str | Sequence[str]) -> list[str]:
 
 
 class ZeroShotClassifier:
-    """Perceived demographics by CLIP zero-shot classification (see the module docstring).
+    """Perceived demographics by CLIP zero-shot classification.
+
+    Each group has one or more label prompts; their normalised text embeddings are averaged and
+    renormalised (prompt ensembling, Radford et al. 2021). An image's probabilities are the
+    softmax of CLIP's ``logit_scale · cos(image, group)`` over the axis's groups INCLUDING
+    ``no_person`` (`NO_PERSON_PROMPTS`), so an image without a person can say so instead of
+    being forced into a group. Axes (`DEFAULT_AXES`):
+
+    - ``gender``: female ("a photo of a woman"), male ("a photo of a man") — the binary,
+      perceived categories of FairFace and of the T2I bias literature; non-binary identities
+      cannot be read off a picture and are not claimed.
+    - ``race``: FairFace's 7 groups with FairFace's label names: White, Black,
+      Latino_Hispanic, East Asian, Southeast Asian, Indian, Middle Eastern; so a
+      FairFace-trained classifier and this one report the same groups. :data:`RACE4` merges
+      them into FairFace's 4-group variant (White, Black, Asian, Indian; Latino_Hispanic and
+      Middle Eastern fall out as ``Other``) with :func:`merge_groups`.
 
     Args:
-        clip: a loaded CLIP model (:func:`load_clip`).
+        clip: a loaded CLIP model (:func:`debiaslab.t2i.clip.load_clip`).
         axes: axis → group → label prompt(s); default `DEFAULT_AXES` (gender, race).
         no_person: prompt(s) of the ``no_person`` group added to every axis; None or empty to
             leave it out.
@@ -336,7 +157,7 @@ class ZeroShotClassifier:
         for texts in prompts.values():
             out.append(embeds[start : start + len(texts)].mean(dim=0))
             start += len(texts)
-        return _normalise(torch.stack(out))
+        return l2_normalise(torch.stack(out))
 
     def __call__(self, images: Sequence[Any]) -> dict[str, np.ndarray]:
         """Per axis, an ``(n_images, n_groups)`` array of probabilities (rows sum to 1)."""
@@ -349,6 +170,10 @@ class ZeroShotClassifier:
 
 class ImageClassifier:
     """A FairFace-style image classifier for one axis (any ``AutoModelForImageClassification``).
+
+    It has no ``no_person`` group. The original FairFace release (a torchvision ResNet-34 with
+    18 logits for race, gender and age) is not a transformers model; use a port with an
+    ``id2label`` per axis.
 
     Args:
         name: hub id or local directory of the classifier (safetensors, no remote code).
@@ -400,7 +225,7 @@ class ImageClassifier:
     def __call__(self, images: Sequence[Any]) -> dict[str, np.ndarray]:
         """``{axis: (n_images, n_groups)}`` probabilities (rows sum to 1)."""
         out = []
-        for rows in _batches(len(images), self.batch_size):
+        for rows in index_batches(len(images), self.batch_size):
             inputs = self.processor(images=[as_pil(images[i]) for i in rows], return_tensors="pt")
             pixels = inputs["pixel_values"].to(self.device, self.dtype)
             probs = torch.softmax(self.model(pixel_values=pixels).logits.float().cpu(), dim=-1)
@@ -496,6 +321,11 @@ def evaluate_classifier(
     labelled_images: Sequence[tuple[Any, Mapping[str, str]]],
 ) -> dict[str, dict[str, Any]]:
     """How reliable a classifier is on images whose groups are known.
+
+    Per axis: overall accuracy, balanced accuracy (mean per-class accuracy) and per-class
+    accuracy (recall: correct / images of that class; higher is better, range 0-1) with support
+    and the confusion matrix (rows true, columns predicted); :func:`classification_report` is
+    the arithmetic.
 
     Args:
         classifier: a :class:`ZeroShotClassifier`, :class:`ImageClassifier` or any callable

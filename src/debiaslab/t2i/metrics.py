@@ -1,4 +1,4 @@
-"""How far the people a text-to-image model draws are from a target distribution; CLIPScore.
+"""How far the people a text-to-image model draws are from a target distribution; CLIP similarity.
 
 Card:
     Measures: for each prompt, the distribution of the perceived group (one axis: gender,
@@ -33,9 +33,8 @@ Card:
         group and are renormalised before ``Σ p log(p / q)``; without it one image of a group
         whose target share is 0 (BLS reports 0.0 % for some small occupations) makes KL
         infinite. With ``eps`` so small the value is unchanged to about 1e-5 elsewhere.
-    CLIPScore: :func:`clip_score` on embeddings — ``100·max(cos, 0)`` as torchmetrics'
-        ``CLIPScore`` computes it, or ``2.5·max(cos, 0)`` as Hessel et al. (EMNLP 2021,
-        "CLIPScore: A Reference-free Evaluation Metric for Image Captioning") define it.
+    CLIP similarity: :func:`cosine_similarity` of paired embeddings (images before/after a
+        mitigation, prompt and caption); CLIPScore is :func:`debiaslab.t2i.clip.clip_score`.
 
 Example:
     >>> metrics, ci = distribution_metrics(
@@ -457,29 +456,6 @@ def cosine_similarity(a: Any, b: Any) -> float | np.ndarray:
     cos = (a_arr * b_arr).sum(axis=-1) / (norm_a * norm_b)
     cos = np.clip(cos, -1.0, 1.0)
     return float(cos) if cos.ndim == 0 else cos
-
-
-CLIP_SCALES = {"torchmetrics": 100.0, "hessel": 2.5}
-
-
-def clip_score(img_emb: Any, txt_emb: Any, scale: str = "torchmetrics") -> float | np.ndarray:
-    """CLIPScore of paired image and text embeddings: ``w · max(cos, 0)``.
-
-    ``scale="torchmetrics"``: ``w = 100`` (range 0–100; torchmetrics' ``CLIPScore``, which
-    then averages over the batch). ``scale="hessel"``: ``w = 2.5`` (Hessel et al. 2021, who
-    chose 2.5 to stretch typical cosines of 0.2–0.4 towards [0, 1]). Higher is better: the
-    image matches its prompt. Embeddings come from the same CLIP model (image and text
-    towers); this function only does the arithmetic.
-
-    Example:
-        >>> clip_score([1.0, 0.0], [1.0, 1.0]), clip_score([1.0, 0.0], [-1.0, 0.0], "hessel")
-        (70.71067811865474, 0.0)
-    """
-    if scale not in CLIP_SCALES:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {sorted(CLIP_SCALES)}")
-    cos = cosine_similarity(img_emb, txt_emb)
-    score = CLIP_SCALES[scale] * np.maximum(cos, 0.0)
-    return float(score) if np.ndim(score) == 0 else score
 
 
 def image_similarity(img_emb_a: Any, img_emb_b: Any) -> float | np.ndarray:

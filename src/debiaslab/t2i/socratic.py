@@ -38,14 +38,14 @@ from debiaslab.io import write_bytes_atomic
 from debiaslab.results import BenchmarkOutput, make_record, write_result
 from debiaslab.stats import bootstrap_ci
 from debiaslab.synth.backends import make_backend
-from debiaslab.t2i.classify import (
+from debiaslab.t2i.clip import (
     DEFAULT_CLIP,
-    _resolve,
     as_pil,
     clip_score,
     embed_texts,
     load_clip,
     load_model_and_processor,
+    resolve_preset,
 )
 from debiaslab.t2i.generate import generate_images, load_pipeline
 
@@ -81,7 +81,7 @@ def load_captioner(name: str = DEFAULT_CAPTIONER, device: str | None = None) -> 
 
     from debiaslab.models import select_device
 
-    source = _resolve(name, CAPTIONER_PRESETS, "blip")
+    source = resolve_preset(name, CAPTIONER_PRESETS, "blip")
     dev = select_device(device)
     model, processor = load_model_and_processor(
         BlipForConditionalGeneration, BlipProcessor, source, "BLIP captioner", "tiny-blip"
