@@ -26,7 +26,11 @@ REPO_ID_RE = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$
 SCAN_LIMIT = 50 * 2**20  # files up to this size are searched for the token itself
 _HF_TOKEN_RE = re.compile(r"\bhf_[A-Za-z0-9]{20,}")
 _PATH_CHARS = r"[^\s/\\'\"`|<>()\[\]{},;]"
-_POSIX_PATH_RE = re.compile(rf"(?<![\w.:/~-])~?/(?:{_PATH_CHARS}+/)*({_PATH_CHARS}+)/?")
+# A path starts a word: at the start, or after a space, quote, bracket, "=" or ",". Text such as
+# "*his*/*him*" or "he/him" has a slash inside a word and is left alone.
+_POSIX_PATH_RE = re.compile(
+    rf"(?<![^\s'\"`(\[{{<=,])~?/(?:{_PATH_CHARS}+/)*({_PATH_CHARS}+)/?"
+)
 _WINDOWS_PATH_RE = re.compile(r"\b[A-Za-z]:\\(?:[^\s\\'\"`|<>]+\\)*([^\s\\'\"`|<>]+)\\?")
 
 
@@ -36,8 +40,8 @@ def scrub(text: str, token: str | None = None) -> str:
     Example:
         >>> scrub("saved to /home/ana/runs/cda-lora and C:\\\\Users\\\\ana\\\\gpt2")
         'saved to cda-lora and gpt2'
-        >>> scrub("see https://huggingface.co/openai-community/gpt2, 8/10")
-        'see https://huggingface.co/openai-community/gpt2, 8/10'
+        >>> scrub("see https://huggingface.co/openai-community/gpt2, 8/10, *his*/*him*")
+        'see https://huggingface.co/openai-community/gpt2, 8/10, *his*/*him*'
     """
     if token:
         text = text.replace(token, REDACTED)
