@@ -33,7 +33,7 @@ from debiaslab.data.stereoset import load_stereoset
 from debiaslab.data.swaps import SWAP_FILES, load_swaps
 from debiaslab.errors import DataFormatError
 from debiaslab.mitigation.decoding import GENDER_FILES, load_group_words
-from debiaslab.t2i.targets import YEARS, load_occupations
+from debiaslab.t2i.occupations import YEARS, load_occupations
 
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY_YAML = ROOT / "data" / "registry.yaml"
