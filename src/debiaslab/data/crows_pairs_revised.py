@@ -46,8 +46,9 @@ def load_crows_pairs_revised(
     ``pandas.read_csv(path, sep="\\t", index_col=0)`` reads it — no row dropped or reordered.
 
     Format (``crows_pairs_EN_revised+210.csv``,
-    ``crows_pairs_FR_languagearc_contribution+210.csv``): tab-separated despite the ``.csv`` name, UTF-8, a header. Columns: an unnamed leading id
-    column, ``sent_more``, ``sent_less``, ``stereo_antistereo``, ``bias_type``. Ids are text:
+    ``crows_pairs_FR_languagearc_contribution+210.csv``): tab-separated despite the ``.csv``
+    name, UTF-8, a header. Columns: an unnamed leading id column, ``sent_more``,
+    ``sent_less``, ``stereo_antistereo``, ``bias_type``. Ids are text:
     ``"0"``…``"1507"`` are the original file's record indices (the same pair, revised or
     translated), ``"LA0"``…``"LA209"`` the new pairs (the same id names the same pair in both
     languages). Sentences keep their spaces as written (some end with one): lm-eval scores them
