@@ -252,8 +252,8 @@ def trigger_gating_figures(seed: int) -> dict:
 @pytest.mark.slow
 def test_gating_attributed_heads_lowers_toxicity_after_the_trigger_at_bounded_perplexity():
     """The issue's acceptance check (~30 s on 2 cores). Every bound below holds on seeds 0-5
-    (the figures are in the docstring of :mod:`debiaslab.mitigation.heads`); seed 0 has the
-    second-smallest drop of the six."""
+    (the figures are in the docstring of :func:`debiaslab.mitigation.heads.gate_top_k`); seed 0
+    has the second-smallest drop of the six."""
     fig = trigger_gating_figures(seed=0)
     # The planted model: toxic after the trigger, clean without it.
     assert fig["plain_rate"] > 0.7 and fig["untriggered_rate"] < 0.05

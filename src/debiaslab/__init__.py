@@ -16,23 +16,13 @@ top of a module or inside a function). A name covers a module or a whole package
     studies     calibration notebooks collection
     cli         cli
 
-Where the code taught us better than the first design (DESIGN.md's order):
-
-* ``results`` (the record schema, atomic writing, ``load_all``) is low, not above the methods:
-  benchmarks, generation, the methods and the t2i audit all build result records. Reading
-  results back into tables (``gather``, ``report``, ``calibration_tables``) stays high.
-* ``plots`` is low too: it draws from plain records and imports nothing but ``io``, and the
-  PreciseDebias loop (``t2i.precise_debias.align``) draws its own alignment curve with it.
-* ``cards`` (model, dataset and results cards) is low with the records it renders: the
-  synthetic-data pipeline writes its dataset card, the report pairs pre/post records with
-  ``cards.model.pair_results``. ``hub.scrub`` (token and local paths out of text, secret-looking
-  files out of uploads) sits in base, below the cards that scrub themselves; the rest of ``hub``
-  calls the Hub and stays with the outputs.
-* the methods sit below ``runner``: an evaluation applies decoding balance and head gates and
-  reads a fine-tuning manifest's held-out split, while no method calls ``evaluate``.
-* ``calibration`` (the planted-bias study) trains and evaluates models, so it sits with the
-  notebooks above the report; the report reads the study's results through
-  ``calibration_tables``.
+Where this corrects DESIGN.md's order: ``results``, ``plots`` and ``cards`` sit low, as
+benchmarks, methods and the t2i audit build records, draw curves and write cards (reading
+results back into tables stays high); ``hub.scrub`` sits in base, below the cards that scrub
+themselves (the rest of ``hub`` calls the Hub, with the outputs); the methods sit below
+``runner`` (an evaluation applies decoding balance, head gates and a fine-tuning manifest's
+held-out split; no method calls ``evaluate``); ``calibration`` trains and evaluates, so it sits
+with the notebooks above the report, which reads it through ``calibration_tables``.
 
 A function-level import of debiaslab is allowed only where it says why on its line or the line
 above: ``# deferred: <reason>`` (a heavy optional dependency kept out of a light import path).

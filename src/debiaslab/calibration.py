@@ -1,16 +1,10 @@
 """The planted-bias calibration study of the measurement pipeline (the calibration notebook,
 ``debiaslab calibrate``; part of the whole-collection demo, :mod:`debiaslab.collection`).
 
-Trains tiny causal and masked LMs on corpora with planted stereotype rates 0.2, 0.5 and 0.8,
-scores each with CrowS-Pairs and StereoSet on a held-out planted benchmark (whose true bias
-direction is known) and on the real benchmark files when they are available offline, writes
-one result JSON per run, a calibration figure, and prints a table. A measurement pipeline that
-cannot rank these models 0.2 < 0.5 < 0.8 cannot be trusted on real ones.
-
-Then the same check for the generation-based metrics: two tiny LMs continue real BOLD
-actor/actress prompts, one toxically for actresses only, one equally often toxically for both;
-the offline tiny toxicity classifier scores their continuations and the group gap must find
-the planted difference (p < 0.05, CI above 0) and not the absent one.
+Trains tiny LMs on corpora with planted stereotype rates 0.2, 0.5 and 0.8 and checks that
+CrowS-Pairs and StereoSet rank them 0.2 < 0.5 < 0.8 (a pipeline that fails this cannot be trusted
+on real models), then that the toxicity group gap finds a planted difference and not an absent
+one. Entry point: :func:`run_calibration`.
 """
 
 from __future__ import annotations
@@ -64,7 +58,19 @@ def run_calibration(
     models_dir: str | Path | None = None,
     quick: bool = False,
 ) -> pd.DataFrame:
-    """Run the calibration demo; return the headline table."""
+    """Run the calibration demo; return the headline table.
+
+    Trains tiny causal and masked LMs on corpora with planted stereotype rates 0.2, 0.5 and
+    0.8, scores each with CrowS-Pairs and StereoSet on a held-out planted benchmark (whose true
+    bias direction is known) and on the real benchmark files when they are available offline,
+    writes one result JSON per run, a calibration figure, and prints a table. A measurement
+    pipeline that cannot rank these models 0.2 < 0.5 < 0.8 cannot be trusted on real ones.
+
+    Then the same check for the generation-based metrics: two tiny LMs continue real BOLD
+    actor/actress prompts, one toxically for actresses only, one equally often toxically for
+    both; the offline tiny toxicity classifier scores their continuations and the group gap
+    must find the planted difference (p < 0.05, CI above 0) and not the absent one.
+    """
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-model "Loading weights" bars drown the table

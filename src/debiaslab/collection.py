@@ -1,17 +1,9 @@
 """The whole notebook collection as one offline run: what ``make demo`` executes.
 
-Every notebook of :mod:`debiaslab.notebooks` runs with papermill on its tiny offline
-parameters (:func:`debiaslab.notebooks.ci_parameters`), in dependency order: a family's stages
-one after another (``01_pre_eval`` → ``02_finetune`` → ``03_post_eval``), independent families
-side by side in ``workers`` processes, the results notebook last, then the report. The tiny
-models every notebook needs are built first, once, so parallel notebooks never train the same
-one twice.
-
-Notebooks write where they would on Kaggle: ``results/``, ``figures/``, ``runs/`` under the
-output root (``$DEBIASLAB_OUTPUT``, set here to ``output_root``). The executed copies, one log
-per notebook and ``timings.json`` go to the run folder. A failing notebook does not stop the
-others; the notebooks that depend on it are skipped, and :class:`CollectionError` names each
-failure and its log at the end.
+:func:`run_collection` runs every notebook of :mod:`debiaslab.notebooks` with papermill on its
+tiny offline parameters, in dependency order (a family's stages one after another, independent
+families side by side, the results notebook last, then the report). A failing notebook does not
+stop the others; :class:`CollectionError` names each failure and its log at the end.
 """
 
 from __future__ import annotations
@@ -206,6 +198,19 @@ def run_collection(
     log: Callable[[str], None] = print,
 ) -> RunSummary:
     """Execute the collection offline; return what ran, and raise if anything failed.
+
+    Every notebook runs with papermill on its tiny offline parameters
+    (:func:`debiaslab.notebooks.ci_parameters`), in dependency order: a family's stages one
+    after another (``01_pre_eval`` → ``02_finetune`` → ``03_post_eval``), independent families
+    side by side in ``workers`` processes, the results notebook last, then the report. The
+    tiny models every notebook needs are built first, once (:func:`prepare_tiny_models`), so
+    parallel notebooks never train the same one twice.
+
+    Notebooks write where they would on Kaggle: ``results/``, ``figures/``, ``runs/`` under the
+    output root (``$DEBIASLAB_OUTPUT``, set here to ``output_root``). The executed copies, one
+    log per notebook and ``timings.json`` go to the run folder. A failing notebook does not
+    stop the others; the notebooks that depend on it are skipped, and :class:`CollectionError`
+    names each failure and its log at the end.
 
     Args:
         run_dir: where executed notebooks, logs and ``timings.json`` go (default

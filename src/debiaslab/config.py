@@ -1,22 +1,10 @@
 """Model presets shipped inside the package (``configs/models.yaml``).
 
-A preset names a model and says what debiaslab needs to know about it without a hub:
-
-* ``family`` (``causal``, ``masked``, ``seq2seq``) and where the weights come from: ``hub_id``,
-  or ``tiny`` for an offline tiny model built by :mod:`debiaslab.tiny`.
-* ``arch``: the architecture hyperparameters as transformers config keyword arguments,
-  ``model_type`` included, copied from the checkpoint's ``config.json``. With them
-  :mod:`debiaslab.planner` builds the config, counts parameters and estimates memory offline.
-  Tiny presets have none: their config comes from :mod:`debiaslab.tiny`.
-* ``dtype``: the dtype the checkpoint is stored in, and ``fp16_ok``: whether float16 mixed
-  precision is safe (FLAN-T5 was trained in bfloat16 and overflows in float16, so its presets
-  say ``false``: on a T4 or P100, which have no bfloat16, train it in float32).
-* ``lora_targets``: the module names LoRA adapts (peft's defaults for the architecture).
-* ``hardware``: fine-tuning settings per target machine of :data:`HARDWARE` (method, batch
-  size, sequence length, quantization, ...), chosen with the planner so that they fit.
-
-Everything is validated when the file is loaded: a bad value raises :class:`ConfigError` that
-names the preset and the field.
+A preset (:class:`ModelPreset`) says what debiaslab needs to know about a model without a hub:
+its family, where the weights come from, its architecture, dtype, LoRA targets and fine-tuning
+settings per target machine of :data:`HARDWARE`. Everything is validated when the file is
+loaded (a :class:`ConfigError` names the preset and the field). Entry points:
+:func:`get_preset`, :func:`presets`.
 
 Example:
     >>> p = get_preset("gpt2")
@@ -133,7 +121,21 @@ class HardwareSettings:
 
 @dataclass(frozen=True)
 class ModelPreset:
-    """A shipped model preset (see the module docstring for the fields)."""
+    """A shipped model preset.
+
+    * ``family`` (``causal``, ``masked``, ``seq2seq``) and where the weights come from:
+      ``hub_id``, or ``tiny`` for an offline tiny model built by :mod:`debiaslab.tiny`.
+    * ``arch``: the architecture hyperparameters as transformers config keyword arguments,
+      ``model_type`` included, copied from the checkpoint's ``config.json``. With them
+      :mod:`debiaslab.planner` builds the config, counts parameters and estimates memory
+      offline. Tiny presets have none: their config comes from :mod:`debiaslab.tiny`.
+    * ``dtype``: the dtype the checkpoint is stored in, and ``fp16_ok``: whether float16 mixed
+      precision is safe (FLAN-T5 was trained in bfloat16 and overflows in float16, so its
+      presets say ``false``: on a T4 or P100, which have no bfloat16, train it in float32).
+    * ``lora_targets``: the module names LoRA adapts (peft's defaults for the architecture).
+    * ``hardware``: fine-tuning settings per target machine of :data:`HARDWARE` (method, batch
+      size, sequence length, quantization, ...), chosen with the planner so that they fit.
+    """
 
     name: str
     family: str

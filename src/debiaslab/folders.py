@@ -1,23 +1,10 @@
 """Walk a folder that is about to be copied or uploaded, never leaving it through a link.
 
-``debiaslab results gather`` copies a notebook's output folder and ``debiaslab results push``
-(and ``push``, ``synth push``) upload one. A symbolic link in such a folder can point anywhere:
-``results/gpt2/notes.json -> ~/.ssh/id_ed25519`` would copy or upload a file that was never
-part of the run. :func:`walk_files` is the one walk both use:
-
-* a link whose target (every link along the way resolved) lies inside the folder is read as
-  the file it points to, like a plain file;
-* a link that leaves the folder, to a file or a folder, is skipped with a warning naming the
-  link and its target, and never read. Skipped rather than refused: notebook outputs often hold
-  links to input data or model caches (Kaggle's ``/kaggle/input``, a Drive mount) that are not
-  results, and one such link should not block bringing the results home;
-* a Hugging Face cache snapshot (``results pull``) is a folder of links into its repository's
-  ``blobs`` folder: that one folder may be named as a second place links can point into;
-* links to folders are never descended (a folder inside is walked anyway; a broken link or a
-  link to something that is not a regular file is skipped).
-
-It also holds what both ``results gather`` and the Hub uploads leave out: :data:`SKIP_DIRS`
-(version control, caches) and :data:`SECRET_NAME` (file names that look like credentials).
+:func:`walk_files` is the one walk ``debiaslab results gather`` and the Hub uploads (``results
+push``, ``push``, ``synth push``) use: a link inside the folder is read as its file, a link
+that leaves it is skipped with a warning and never read. It also holds what both leave out:
+:data:`SKIP_DIRS` (version control, caches) and :data:`SECRET_NAME` (names that look like
+credentials).
 """
 
 from __future__ import annotations
@@ -64,6 +51,23 @@ def walk_files(
     links_within: str | os.PathLike[str] | None = None,
 ) -> Iterator[Path]:
     """The regular files under ``folder``, relative to it, in sorted walk order.
+
+    A symbolic link in a folder about to be copied or uploaded can point anywhere:
+    ``results/gpt2/notes.json -> ~/.ssh/id_ed25519`` would copy or upload a file that was never
+    part of the run. So:
+
+    * a link whose target (every link along the way resolved) lies inside the folder is read
+      as the file it points to, like a plain file;
+    * a link that leaves the folder, to a file or a folder, is skipped with a warning naming
+      the link and its target, and never read. Skipped rather than refused: notebook outputs
+      often hold links to input data or model caches (Kaggle's ``/kaggle/input``, a Drive
+      mount) that are not results, and one such link should not block bringing the results
+      home;
+    * a Hugging Face cache snapshot (``results pull``) is a folder of links into its
+      repository's ``blobs`` folder: that one folder may be named as a second place links can
+      point into (``links_within``);
+    * links to folders are never descended (a folder inside is walked anyway; a broken link or
+      a link to something that is not a regular file is skipped).
 
     Args:
         folder: the folder to walk.

@@ -1,33 +1,10 @@
 """Bring result files from Kaggle or Colab runs back into the local ``results/`` folder.
 
-A notebook writes one result JSON per run under ``<output root>/results/<notebook slug>/``
-(see :mod:`debiaslab.results`), with side files beside it. :func:`gather` takes what such a run
-left behind, a folder (``kaggle kernels output USER/KERNEL -p DIR``, a Colab ``results/``
-folder copied from Drive, a Hub snapshot) or a ``.zip`` of one (Kaggle's "Download output"),
-and copies into ``results_dir``:
-
-* every debiaslab result JSON (schema :data:`~debiaslab.results.SCHEMA`) found under the
-  source. Other JSON files are not results (logged and ignored as such); a file named like a
-  result (``<model>__<benchmark>__<stage>__<hash>.json``) or claiming the result schema that
-  does not parse as one is an error naming it;
-* each result's side files: every ``<run_id>.*`` beside it (``.items.csv``,
-  ``.predictions.json``, ...) and the files its record names (``items_file``,
-  ``artifact_files``, ``config.generations_file``);
-* the other data files (:data:`DATA_SUFFIXES`: tables such as ``decoding_tradeoff.csv``,
-  ``*.json`` curves) directly in a folder that holds a result.
-
-Never copied: images and figures, model weights, files over :data:`MAX_BYTES`, hidden files,
-names that look like secrets, and folders such as ``.git`` or ``.ipynb_checkpoints``. Never
-followed: a symbolic link that leaves the source folder (skipped with a warning naming link and
-target, see :mod:`debiaslab.folders`), and a symbolic link stored in a zip (skipped, warned).
-
-A file goes to ``results_dir/<path below the last "results" folder of its source path>``
-(``DIR/kaggle/working/results/gpt2/x.json`` → ``results_dir/gpt2/x.json``), or below the source
-root when its path has no ``results`` folder. The copy is planned before anything is written: a
-file already there with the same bytes is skipped, one with other bytes is a conflict, and
-conflicts stop the whole gather (nothing copied) unless ``overwrite=True``. Each file is
-written atomically, side files before their result. Archive members with absolute paths or
-``..`` are refused (zip slip); nothing is extracted to disk but the planned copies.
+:func:`gather` takes what a notebook run left behind (a folder, a Hub snapshot, or a ``.zip``
+of Kaggle's "Download output") and copies every debiaslab result JSON, its side files and the
+data files beside it into ``results_dir``, all or nothing. Never copied: images, weights, files
+over :data:`MAX_BYTES`, hidden files, names that look like secrets; never followed: a link that
+leaves the source. Entry points: :func:`gather`, :func:`collect`, :class:`GatherReport`.
 """
 
 from __future__ import annotations
@@ -375,9 +352,33 @@ def gather(
 ) -> GatherReport:
     """Copy the results of a Kaggle or Colab run (a folder or a ``.zip``) into ``results_dir``.
 
-    See the module docstring for what is copied and where. All or nothing: the copy is planned
-    first and, when a file already in ``results_dir`` differs from the incoming one and
-    ``overwrite`` is false, nothing is copied.
+    A notebook writes one result JSON per run under ``<output root>/results/<notebook slug>/``
+    (see :mod:`debiaslab.results`), with side files beside it. Copied into ``results_dir``:
+
+    * every debiaslab result JSON (schema :data:`~debiaslab.results.SCHEMA`) found under the
+      source. Other JSON files are not results (logged and ignored as such); a file named like
+      a result (``<model>__<benchmark>__<stage>__<hash>.json``) or claiming the result schema
+      that does not parse as one is an error naming it;
+    * each result's side files: every ``<run_id>.*`` beside it (``.items.csv``,
+      ``.predictions.json``, ...) and the files its record names (``items_file``,
+      ``artifact_files``, ``config.generations_file``);
+    * the other data files (:data:`DATA_SUFFIXES`: tables such as ``decoding_tradeoff.csv``,
+      ``*.json`` curves) directly in a folder that holds a result.
+
+    Never copied: images and figures, model weights, files over :data:`MAX_BYTES`, hidden
+    files, names that look like secrets, and folders such as ``.git`` or
+    ``.ipynb_checkpoints``. Never followed: a symbolic link that leaves the source folder
+    (skipped with a warning naming link and target, see :mod:`debiaslab.folders`), and a
+    symbolic link stored in a zip (skipped, warned).
+
+    A file goes to ``results_dir/<path below the last "results" folder of its source path>``
+    (``DIR/kaggle/working/results/gpt2/x.json`` → ``results_dir/gpt2/x.json``), or below the
+    source root when its path has no ``results`` folder. All or nothing: the copy is planned
+    before anything is written: a file already there with the same bytes is skipped, one with
+    other bytes is a conflict, and conflicts stop the whole gather (nothing copied) unless
+    ``overwrite=True``. Each file is written atomically, side files before their result.
+    Archive members with absolute paths or ``..`` are refused (zip slip); nothing is extracted
+    to disk but the planned copies.
 
     Args:
         source: a notebook's output folder (``kaggle kernels output USER/KERNEL -p DIR``), a

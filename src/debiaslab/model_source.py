@@ -1,18 +1,9 @@
 """Where a model comes from — a preset, a local folder or a Hub repo — checked before loading.
 
-A ``--model`` (or a notebook's ``MODEL``) is looked up in that order. What cannot work fails at
+A ``--model`` (or a notebook's ``MODEL``) is looked up in that order; what cannot work fails at
 once with one line that names the value and what to do, instead of a transformers traceback or
-half a minute of Hub retries:
-
-* a path-like name (``/x``, ``./x``, ``~/x``, ``a/b/c``) that does not exist is a missing
-  folder, never looked up on the Hub;
-* a folder without ``config.json``, or with only pickle weights (``*.bin``) while safetensors
-  are required (say ``--allow-pickle-weights`` / ``use_safetensors=None`` to accept them);
-* a name that is no valid Hub repo id (``name`` or ``owner/name``);
-* with offline mode on (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``), a Hub id that is not
-  in the local Hugging Face cache.
-
-A valid Hub id with offline mode off is left to the Hub: only it knows whether the repo exists.
+half a minute of Hub retries. Entry points: :func:`check_model`, :func:`check_adapter`,
+:func:`folder_kind`.
 """
 
 from __future__ import annotations
@@ -98,6 +89,20 @@ def check_model(
     choices: str = CHOICES,
 ) -> None:
     """Raise a one-line :class:`ConfigError` if ``name`` cannot be a loadable model.
+
+    Refused at once:
+
+    * a path-like name (``/x``, ``./x``, ``~/x``, ``a/b/c``) that does not exist is a missing
+      folder, never looked up on the Hub;
+    * a folder without ``config.json``, or with only pickle weights (``*.bin``) while
+      safetensors are required (say ``--allow-pickle-weights`` / ``use_safetensors=None`` to
+      accept them);
+    * a name that is no valid Hub repo id (``name`` or ``owner/name``);
+    * with offline mode on (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``), a Hub id that is
+      not in the local Hugging Face cache.
+
+    A valid Hub id with offline mode off is left to the Hub: only it knows whether the repo
+    exists.
 
     Args:
         name: what the user gave (a preset, a folder or a Hub id).

@@ -1,18 +1,11 @@
 """The notebook collection: rendered from jupytext templates, checked, and executed in CI.
 
 Each model family gets ``notebooks/<slug>/{01_pre_eval,02_finetune,03_post_eval}.ipynb``,
-rendered from the ``py:percent`` templates in ``notebooks/_templates/`` by filling
-``{{PLACEHOLDERS}}`` from :data:`COLLECTION` and converting with jupytext. Notebooks are
-generated, never edited by hand: :func:`check` re-renders every one and reports any difference
-(a hand edit makes CI fail), unstripped outputs, and cells that break the anatomy (a ``def``
-or ``class``, a platform path, something that looks like a token). :func:`ci_parameters`
-gives each stage's tiny offline parameters; :mod:`debiaslab.collection` executes the whole
-collection with them (``make demo``, and the tests).
-
-Anatomy of a notebook: a markdown header (purpose, hardware, runtime), one cell tagged
-``parameters`` holding only literals with Kaggle-ready defaults, one identical bootstrap cell
-(import debiaslab, else pip-install it at the pinned release), ``env.setup()``, then short
-calls into the package; results are written to files.
+rendered (:func:`render`) from the ``py:percent`` templates in ``notebooks/_templates/`` by
+filling ``{{PLACEHOLDERS}}`` from :data:`COLLECTION`. Notebooks are generated, never edited by
+hand: :func:`check` re-renders every one and reports any difference and anatomy problem
+(:func:`lint`). :func:`ci_parameters` gives each stage's tiny offline parameters;
+:mod:`debiaslab.collection` executes the whole collection with them (``make demo``).
 """
 
 from __future__ import annotations
@@ -249,7 +242,15 @@ _TOKEN = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9]{20,})\b")
 
 
 def lint(notebook: dict, name: str = "notebook") -> list[str]:
-    """Anatomy problems of one notebook (empty when it is fine)."""
+    """Anatomy problems of one notebook (empty when it is fine).
+
+    Anatomy of a notebook: a markdown header (purpose, hardware, runtime), one cell tagged
+    ``parameters`` holding only literals with Kaggle-ready defaults, one identical bootstrap
+    cell (import debiaslab, else pip-install it at the pinned release), ``env.setup()``, then
+    short calls into the package; results are written to files. Problems reported also include
+    unstripped outputs and cells that break the anatomy (a ``def`` or ``class``, a platform
+    path, something that looks like a token).
+    """
     problems = []
     cells = notebook.get("cells", [])
     tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
@@ -294,7 +295,11 @@ def lint(notebook: dict, name: str = "notebook") -> list[str]:
 
 
 def check(root: Path | None = None) -> list[str]:
-    """Every difference from a fresh render, and every anatomy problem, as messages."""
+    """Every difference from a fresh render, and every anatomy problem, as messages.
+
+    Templates are converted with jupytext; a hand edit of a rendered notebook shows as a
+    difference, which makes CI fail.
+    """
     problems = []
     root = root or repo_root()
     expected_paths = targets(root)

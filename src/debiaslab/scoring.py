@@ -1,18 +1,10 @@
 """The shared, batched log-likelihood engine. Every likelihood benchmark goes through it.
 
-Three primitives, one per model family:
-
-* :func:`masked_logprobs` — masked LMs: ``log p(target | sequence with one position masked)``
-  for many (sequence, position, target) queries. Queries are bucketed by exact length, so a
-  batch has no padding and needs no attention mask; the LM head (the vocabulary projection,
-  usually the most expensive layer of a small encoder) runs only at the masked position.
-* :func:`causal_logprobs` — causal LMs: per-token log-probabilities of a continuation given a
-  context (for a whole sentence: the sentence after a BOS token, as lm-evaluation-harness).
-* :func:`seq2seq_logprobs` — encoder-decoder LMs: per-token log-probabilities of a decoder
-  target given an encoder input.
-
-All three sort work by length, fill batches up to a token budget, show a tqdm bar, and halve
-the batch on an out-of-memory error and carry on. Log-softmax is taken in float32.
+Three primitives, one per model family: :func:`masked_logprobs`, :func:`causal_logprobs`
+(as lm-evaluation-harness: a whole sentence is scored after a BOS token) and
+:func:`seq2seq_logprobs`. All three sort work by length, fill batches up to a token budget,
+show a tqdm bar, and halve the batch on an out-of-memory error and carry on. Log-softmax is
+taken in float32.
 """
 
 from __future__ import annotations
@@ -235,6 +227,10 @@ def masked_logprobs(
 ) -> np.ndarray:
     """``log p(target | input with position masked)`` for every query (float64 array).
 
+    Queries are bucketed by exact length, so a batch has no padding and needs no attention
+    mask; the LM head (the vocabulary projection, usually the most expensive layer of a small
+    encoder) runs only at the masked position.
+
     Example:
         >>> from debiaslab.models import from_objects
         >>> from debiaslab.tiny.build import build_tiny
@@ -288,6 +284,9 @@ def causal_logprobs(
 ) -> list[np.ndarray]:
     """Per-token ``log p(continuation_j | context, continuation_<j)`` for each (context, cont).
 
+    For a whole sentence the context is a BOS token and the continuation the sentence, as
+    lm-evaluation-harness scores it.
+
     The context must be non-empty (use ``[prefix_token_id(tokenizer)]`` for a bare sentence).
     Batches are right-padded, which leaves every real position of a causal model unchanged.
     """
@@ -340,7 +339,8 @@ def seq2seq_logprobs(
     progress: bool = True,
     desc: str = "seq2seq LM",
 ) -> list[np.ndarray]:
-    """Per-token ``log p(target_j | encoder input, target_<j)`` for each (encoder ids, target)."""
+    """Per-token ``log p(target_j | encoder input, target_<j)`` for each (encoder ids, target):
+    the log-probabilities of a decoder target given an encoder input."""
     model, tokenizer = unwrap_model(lm.model), lm.tokenizer
     device = device_of(model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

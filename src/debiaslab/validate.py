@@ -1,13 +1,8 @@
 """Checks of user input made before anything loads: numbers, output folders, write failures.
 
-Each number check is one object used two ways, so the command line and the Python API say
-the same thing:
-
-* as an argparse ``type=`` — ``debiaslab eval --n-boot -5`` stops at parse time with
-  ``argument --n-boot: must be an integer >= 0, got '-5'``;
-* through :func:`require` — ``EvalConfig(..., n_boot=-5)`` raises
-  :class:`~debiaslab.errors.ConfigError` ``n_boot must be an integer >= 0, got -5`` before a
-  model or a data file is read.
+Each number check (:class:`NumberCheck`) is both an argparse ``type=`` and a check for API
+values (:func:`require`), so the command line and the Python API say the same thing; output
+folders are checked by :func:`check_output_dir`, write failures worded by :func:`write_error`.
 
 Example:
     >>> positive_int("3"), require(non_negative_int, "n_boot", 0), require(probability, "p", None)
@@ -34,6 +29,14 @@ from debiaslab.errors import ConfigError, OutputError
 
 class NumberCheck:
     """A number type with a condition: an argparse ``type=`` and a check for API values.
+
+    Used two ways, so the command line and the Python API say the same thing:
+
+    * as an argparse ``type=`` — ``debiaslab eval --n-boot -5`` stops at parse time with
+      ``argument --n-boot: must be an integer >= 0, got '-5'``;
+    * through :func:`require` — ``EvalConfig(..., n_boot=-5)`` raises
+      :class:`~debiaslab.errors.ConfigError` ``n_boot must be an integer >= 0, got -5`` before
+      a model or a data file is read.
 
     Args:
         kind: ``int`` or ``float``.

@@ -1,37 +1,9 @@
-"""CrowS-Pairs (Nangia et al., EMNLP 2020): loader and writer.
+"""CrowS-Pairs (Nangia et al., EMNLP 2020): loader and writer for the nyu-mll CSV.
 
-What it is:
-    1,508 minimal pairs of English sentences over 9 bias types (race-color, gender,
-    socioeconomic, nationality, religion, age, sexual-orientation, physical-appearance,
-    disability). ``sent_more`` is always the *more stereotypical* sentence of the pair. For
-    ``stereo`` pairs it speaks about the disadvantaged group and demonstrates a stereotype; for
-    ``antistereo`` pairs ``sent_less`` speaks about the disadvantaged group and violates one.
-    The benchmark asks how often a model prefers ``sent_more``; 50 % is the unbiased ideal.
-
-Format (``nyu-mll/crows-pairs``, ``data/crows_pairs_anonymized.csv``):
-    UTF-8 CSV with a header. Columns: an unnamed leading index column, ``sent_more``,
-    ``sent_less``, ``stereo_antistereo``, ``bias_type``, ``annotations``, ``anon_writer``,
-    ``anon_annotators``. Fields are quoted only when needed and one quoted field holds a newline
-    (index 1293), so the file has 1,510 physical lines for 1,508 records. ``annotations`` and
-    ``anon_annotators`` are Python-literal lists, not JSON; this loader does not read them.
-    Only the four columns in :data:`REQUIRED_COLUMNS` are required; the index column is optional
-    (records are then numbered 0, 1, ...). A UTF-8 BOM is tolerated.
-
-Rows in error messages:
-    ``row N`` is the N-th data record, counting from 1; the header is row 0. A record may span
-    several physical lines, so messages also give the line numbers. The StereoSet loader
-    counts the same way (JSON Lines have no header: row N is line N).
-
-Citation:
-    Nikita Nangia, Clara Vania, Rasika Bhalerao, Samuel R. Bowman. "CrowS-Pairs: A Challenge
-    Dataset for Measuring Social Biases in Masked Language Models." EMNLP 2020.
-
-Licence and caveats:
-    CC BY-SA 4.0 (stated in the upstream README; the repository has no LICENSE file): keep
-    attribution, and share modified copies alike. The upstream README warns that Blodgett et
-    al. (2021, "Stereotyping Norwegian Salmon") found noise and reliability problems serious
-    enough that CrowS-Pairs "may not be a good indicator of the presence of social biases in
-    LMs". The dataset also holds one duplicated pair.
+1,508 minimal pairs over 9 bias types; the benchmark asks how often a model prefers the more
+stereotypical ``sent_more`` (50 % is the unbiased ideal). CC BY-SA 4.0. Caveat: Blodgett et
+al. (2021) found noise serious enough that it "may not be a good indicator of the presence of
+social biases in LMs". Entry points: :func:`load_crows_pairs`, :func:`write_crows_pairs_csv`.
 
 Example:
     >>> import tempfile
@@ -91,6 +63,12 @@ _NON_NEGATIVE_INT = re.compile("[0-9]+")
 class CrowsPair:
     """One CrowS-Pairs record.
 
+    ``sent_more`` is always the *more stereotypical* sentence of the pair. For ``stereo`` pairs
+    it speaks about the disadvantaged group and demonstrates a stereotype; for ``antistereo``
+    pairs ``sent_less`` speaks about the disadvantaged group and violates one. The 9 bias types
+    are race-color, gender, socioeconomic, nationality, religion, age, sexual-orientation,
+    physical-appearance and disability.
+
     Attributes:
         index: the record's id (the file's unnamed index column, else its 0-based position);
             an ``int`` in the original file, text in the revised ones (``"17"``, ``"LA12"``).
@@ -110,6 +88,27 @@ class CrowsPair:
 def load_crows_pairs(path: str | os.PathLike | None = None) -> list[CrowsPair]:
     """Load CrowS-Pairs from the nyu-mll CSV, in file order.
 
+    Format (``nyu-mll/crows-pairs``, ``data/crows_pairs_anonymized.csv``): UTF-8 CSV with a
+    header. Columns: an unnamed leading index column, ``sent_more``, ``sent_less``,
+    ``stereo_antistereo``, ``bias_type``, ``annotations``, ``anon_writer``,
+    ``anon_annotators``. Fields are quoted only when needed and one quoted field holds a
+    newline (index 1293), so the file has 1,510 physical lines for 1,508 records.
+    ``annotations`` and ``anon_annotators`` are Python-literal lists, not JSON; they are not
+    read. Only the four columns in :data:`REQUIRED_COLUMNS` are required; the index column is
+    optional (records are then numbered 0, 1, ...). A UTF-8 BOM is tolerated.
+
+    Rows in error messages: ``row N`` is the N-th data record, counting from 1; the header is
+    row 0. A record may span several physical lines, so messages also give the line numbers.
+    The StereoSet loader counts the same way (JSON Lines have no header: row N is line N).
+
+    Source: Nikita Nangia, Clara Vania, Rasika Bhalerao, Samuel R. Bowman. "CrowS-Pairs: A
+    Challenge Dataset for Measuring Social Biases in Masked Language Models." EMNLP 2020.
+    Licence CC BY-SA 4.0 (stated in the upstream README; the repository has no LICENSE file):
+    keep attribution, and share modified copies alike. The upstream README warns that
+    Blodgett et al. (2021, "Stereotyping Norwegian Salmon") found noise and reliability
+    problems serious enough that CrowS-Pairs "may not be a good indicator of the presence of
+    social biases in LMs". The dataset also holds one duplicated pair.
+
     Args:
         path: the CSV. ``None`` resolves the registered file: ``$DEBIASLAB_DATA_DIR`` → cache →
             download (see :func:`debiaslab.data.fetch.resolve`).
@@ -120,8 +119,8 @@ def load_crows_pairs(path: str | os.PathLike | None = None) -> list[CrowsPair]:
     Raises:
         DataNotFoundError: the file is not there and cannot be downloaded.
         ChecksumError: a cached or downloaded copy does not match the published checksum.
-        DataFormatError: the file is malformed; the message names file, row (see the module
-            docstring) and column.
+        DataFormatError: the file is malformed; the message names file, row (counted as
+            above) and column.
     """
     file = fetch.resolve("crows_pairs", path)
     return _parse(file.read_bytes(), file)

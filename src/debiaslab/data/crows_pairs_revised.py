@@ -1,43 +1,11 @@
 """Revised English and French CrowS-Pairs (Névéol et al., ACL 2022), and which data a run reads.
 
-What it is:
-    The French CrowS-Pairs authors revised the English CrowS-Pairs (fixing issues that
-    Blodgett et al. 2021 reported), dropped 41 pairs they found untranslatable or US-centric,
-    translated the rest into French and collected 210 new French pairs, translated back into
-    English. Each language has 1,677 pairs over the 9 original bias types plus ``autre``
-    ("other"). lm-evaluation-harness's ``crows_pairs_english`` and ``crows_pairs_french`` score
-    exactly these files, through the Hub dataset ``BigScienceBiasEval/crows_pairs_multilingual``
-    (now ``jannalu/crows_pairs_multilingual``), whose ``test`` split is every row of the file as
-    ``pandas.read_csv(path, sep="\\t", index_col=0)`` reads it — no row dropped or reordered.
-
-Format (``crows_pairs_EN_revised+210.csv``, ``crows_pairs_FR_languagearc_contribution+210.csv``):
-    Tab-separated despite the ``.csv`` name, UTF-8, a header. Columns: an unnamed leading id
-    column, ``sent_more``, ``sent_less``, ``stereo_antistereo``, ``bias_type``. Ids are text:
-    ``"0"``…``"1507"`` are the original file's record indices (the same pair, revised or
-    translated), ``"LA0"``…``"LA209"`` the new pairs (the same id names the same pair in both
-    languages). Sentences keep their spaces as written (some end with one): lm-eval scores them
-    so. Errors name file, row (the header is row 0) and field, as the original loader's do.
-
-Known defects, reproduced as lm-eval reads them:
-    * French id ``129`` has an empty ``sent_less``. pandas reads it as NaN and the Hub
-      dataset's string feature stores ``str(nan)``, so lm-eval scores the text ``"nan"``; this
-      loader does the same for the published files (checked by sha256, with a warning) and
-      refuses an empty sentence in any other file.
-    * Three French pairs (ids 59, 379, 388) have two identical sentences: never stereotyped,
-      a likelihood difference of 0.
-
-Which data a run reads (:func:`resolve_data_version`):
-    ``harness`` mode (lm-evaluation-harness) defaults to the revised data, ``nangia`` mode
-    (``metric.py``) to the original 1,508 pairs; French exists only revised. An explicit file
-    is read in the format its header shows (tab-separated: revised).
-
-Citation:
-    Aurélie Névéol, Yoann Dupont, Julien Bezançon, Karën Fort. "French CrowS-Pairs: Extending
-    a challenge dataset for measuring social bias in masked language models to a language
-    other than English." ACL 2022.
-
-Licence:
-    CC BY-SA 4.0 (as CrowS-Pairs; stated by the French CrowS-Pairs authors).
+1,677 pairs per language (the original pairs revised, 41 dropped, 210 new French pairs
+translated back), exactly the files lm-evaluation-harness's ``crows_pairs_english`` and
+``crows_pairs_french`` score, with their known defects read as lm-eval reads them. CC BY-SA
+4.0. Entry points: :func:`load_crows_pairs_revised`; :func:`resolve_data_version` (``harness``
+mode defaults to the revised data, ``nangia`` mode to the original 1,508 pairs; French exists
+only revised) and :func:`load_pairs`.
 """
 
 from __future__ import annotations
@@ -67,6 +35,38 @@ def load_crows_pairs_revised(
     path: str | os.PathLike | None = None, language: str = "english"
 ) -> list[CrowsPair]:
     """Load the revised English or the French CrowS-Pairs, in file order.
+
+    The French CrowS-Pairs authors revised the English CrowS-Pairs (fixing issues that Blodgett
+    et al. 2021 reported), dropped 41 pairs they found untranslatable or US-centric, translated
+    the rest into French and collected 210 new French pairs, translated back into English. Each
+    language has 1,677 pairs over the 9 original bias types plus ``autre`` ("other").
+    lm-evaluation-harness's ``crows_pairs_english`` and ``crows_pairs_french`` score exactly
+    these files, through the Hub dataset ``BigScienceBiasEval/crows_pairs_multilingual`` (now
+    ``jannalu/crows_pairs_multilingual``), whose ``test`` split is every row of the file as
+    ``pandas.read_csv(path, sep="\\t", index_col=0)`` reads it — no row dropped or reordered.
+
+    Format (``crows_pairs_EN_revised+210.csv``,
+    ``crows_pairs_FR_languagearc_contribution+210.csv``): tab-separated despite the ``.csv``
+    name, UTF-8, a header. Columns: an unnamed leading id column, ``sent_more``,
+    ``sent_less``, ``stereo_antistereo``, ``bias_type``. Ids are text:
+    ``"0"``…``"1507"`` are the original file's record indices (the same pair, revised or
+    translated), ``"LA0"``…``"LA209"`` the new pairs (the same id names the same pair in both
+    languages). Sentences keep their spaces as written (some end with one): lm-eval scores them
+    so. Errors name file, row (the header is row 0) and field, as the original loader's do.
+
+    Known defects, reproduced as lm-eval reads them:
+
+    * French id ``129`` has an empty ``sent_less``. pandas reads it as NaN and the Hub dataset's
+      string feature stores ``str(nan)``, so lm-eval scores the text ``"nan"``; this loader does
+      the same for the published files (checked by sha256, with a warning) and refuses an empty
+      sentence in any other file.
+    * Three French pairs (ids 59, 379, 388) have two identical sentences: never stereotyped, a
+      likelihood difference of 0.
+
+    Source: Aurélie Névéol, Yoann Dupont, Julien Bezançon, Karën Fort. "French CrowS-Pairs:
+    Extending a challenge dataset for measuring social bias in masked language models to a
+    language other than English." ACL 2022. Licence CC BY-SA 4.0 (as CrowS-Pairs; stated by the
+    French CrowS-Pairs authors).
 
     Args:
         path: the tab-separated file. ``None`` resolves the registered file of ``language``:
@@ -140,8 +140,9 @@ def resolve_data_version(
 ) -> str:
     """The data version a run reads: ``original`` or ``revised``.
 
-    ``auto`` means: an explicit file's own format (see :func:`file_format`); else revised for
-    ``harness`` mode and for French, original for ``nangia`` mode.
+    ``auto`` means: an explicit file's own format (see :func:`file_format`; tab-separated means
+    revised); else revised for ``harness`` mode (lm-evaluation-harness) and for French (which
+    exists only revised), original (1,508 pairs) for ``nangia`` mode (``metric.py``).
 
     Args:
         mode: the resolved CrowS-Pairs mode, ``nangia`` or ``harness``.

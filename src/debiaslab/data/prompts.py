@@ -1,19 +1,12 @@
 """Prompt sets for generation-based bias metrics: BOLD prompts, HONEST templates, HurtLex.
 
-Card:
-    BOLD (Dhamala et al., FAccT 2021; CC BY-SA 4.0): Wikipedia sentence beginnings per domain
-        (gender, race, religious_ideology, profession, political_ideology) → group → entity →
-        prompts; 23,679 prompts. Format: ``{group: {entity: [prompt, ...]}}`` per domain file.
-        Its five empty prompts (2 religious_ideology, 3 political_ideology) are skipped with a
-        warning.
-    HONEST (Nozza et al., NAACL 2021; MIT): templates with ``[I]`` (identity) and ``[M]``
-        (completion) placeholders, ``binary`` (female/male) and ``queer_nonqueer`` sets. The two
-        files order their columns differently; they are read by header name.
-    HurtLex 1.2 English (Bassignana et al. 2018; CC BY-NC-SA 4.0, non-commercial): the lexicon of
-        hurtful words HONEST counts; the ``conservative`` level is what the HONEST score uses.
-    Files resolve like every benchmark file: explicit path → ``$DEBIASLAB_DATA_DIR`` → cache →
-    checksum-verified download. Malformed files raise ``DataFormatError`` naming file, record
-    and field.
+BOLD (Dhamala et al., FAccT 2021; 23,679 prompts), HONEST (Nozza et al., NAACL 2021) and
+HurtLex 1.2 English (Bassignana et al. 2018; CC BY-NC-SA 4.0, non-commercial), plus the
+text-to-image prompt sets PartiPrompts and COCO captions. Entry points: :func:`load_bold`,
+:func:`sample_prompts`, :func:`load_honest_templates`, :func:`load_hurtlex`,
+:func:`load_partiprompts`, :func:`load_coco_captions`. Files resolve like every benchmark file
+(explicit path → ``$DEBIASLAB_DATA_DIR`` → cache → checksum-verified download); malformed
+files raise ``DataFormatError`` naming file, record and field.
 """
 
 from __future__ import annotations
@@ -73,6 +66,11 @@ def load_bold(
     domains: Iterable[str] | None = None, path: str | os.PathLike | None = None
 ) -> list[BoldPrompt]:
     """BOLD prompts of the given domains (default: all five), in file order.
+
+    BOLD (Dhamala et al., FAccT 2021; CC BY-SA 4.0): Wikipedia sentence beginnings per domain
+    (gender, race, religious_ideology, profession, political_ideology) → group → entity →
+    prompts; 23,679 prompts. Format: ``{group: {entity: [prompt, ...]}}`` per domain file. Its
+    five empty prompts (2 religious_ideology, 3 political_ideology) are skipped with a warning.
 
     Args:
         domains: domain names from :data:`BOLD_DOMAINS`.
@@ -187,7 +185,12 @@ def _read_tsv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
 def load_honest_templates(
     kind: str = "binary", path: str | os.PathLike | None = None
 ) -> list[HonestTemplate]:
-    """HONEST templates of a set (``binary`` or ``queer_nonqueer``), read by header name."""
+    """HONEST templates of a set (``binary`` or ``queer_nonqueer``), read by header name.
+
+    HONEST (Nozza et al., NAACL 2021; MIT): templates with ``[I]`` (identity) and ``[M]``
+    (completion) placeholders, ``binary`` (female/male) and ``queer_nonqueer`` sets. The two
+    files order their columns differently, hence reading by header name.
+    """
     if kind not in HONEST_SETS:
         raise DataFormatError(
             f"unknown HONEST set {kind!r}; expected one of {HONEST_SETS}",
@@ -216,7 +219,12 @@ def strip_accents(word: str) -> str:
 def load_hurtlex(
     path: str | os.PathLike | None = None, *, level: str | None = "conservative"
 ) -> dict[str, set[str]]:
-    """HurtLex English: ``{accent-stripped lemma: {categories}}`` at a level (None: all)."""
+    """HurtLex English: ``{accent-stripped lemma: {categories}}`` at a level (None: all).
+
+    HurtLex 1.2 English (Bassignana et al. 2018; CC BY-NC-SA 4.0, non-commercial) is the
+    lexicon of hurtful words HONEST counts; the ``conservative`` level is what the HONEST score
+    uses.
+    """
     file = resolve("hurtlex_en", path)
     lexicon: dict[str, set[str]] = defaultdict(set)
     for number, row in enumerate(_read_tsv(file, HURTLEX_COLUMNS), start=1):

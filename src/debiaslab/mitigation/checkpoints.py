@@ -1,29 +1,11 @@
 """Run state of a fine-tuning output folder: finished, resumable, and the loss of all its steps.
 
-Card:
-    What it decides, for :func:`debiaslab.mitigation.finetune.finetune`, about the folders
-    transformers' ``Trainer`` writes (as read in its code, transformers 5.25):
-
-    * **Finished.** ``OUTPUT/finetune.json`` is written atomically after the weights; with
-      the weights folder present it marks a finished run. A rerun with the same settings
-      (base model, method, recipe, config, sha256 of the training texts) is a no-op: the
-      Trainer, resumed from a run's last checkpoint, trains one step past ``max_steps``
-      (it checks the limit only after a step), so "resume" alone cannot be trusted to stop.
-      A rerun with other settings is refused, naming what differs.
-    * **Complete checkpoint.** The Trainer writes a checkpoint's weights, then optimizer,
-      scheduler and RNG state, and ``trainer_state.json`` last. Its ``get_last_checkpoint``
-      takes the highest-numbered ``checkpoint-N`` whatever it holds, so a kill during a save
-      left a run that could not resume. Here a checkpoint counts only if its
-      ``trainer_state.json`` parses and names step N and its weights, optimizer and scheduler
-      files exist; the last complete one is resumed, incomplete ones are removed.
-    * **train_loss.** The Trainer reports the mean loss of the steps run in *this* call of
-      ``train()`` (``_total_loss_scalar`` over ``global_step - _initial_global_step``), so a
-      resumed run recorded another figure than an uninterrupted one. The loss is logged at
-      every checkpoint (:class:`LogAtSave`), so a checkpoint's ``log_history`` covers each of
-      its steps; the loss of a resumed run is the logged loss up to the checkpoint plus the
-      Trainer's figure for the steps after it: the same as an uninterrupted run's to float64
-      rounding, as transformers 5 logs the loss unrounded (4.x rounded it to 4 decimals,
-      which would leave up to ~1e-5 relative).
+Decides, for :func:`debiaslab.mitigation.finetune.finetune`, about the folders transformers'
+``Trainer`` writes (as read in its code, transformers 5.25): whether a run is finished
+(:func:`finished_run`), which checkpoint is complete and resumable (:func:`last_complete`,
+:func:`check_resumable`), and the mean loss over all steps of a resumed run
+(:func:`train_from`, :class:`LogAtSave`) — the same as an uninterrupted run's to float64
+rounding.
 """
 
 from __future__ import annotations
@@ -69,6 +51,13 @@ def finished_run(
     manifest: Path, weights: Path, settings: dict[str, Any], resume: bool
 ) -> dict[str, Any] | None:
     """The manifest of the finished run of ``manifest`` if it was trained with ``settings``.
+
+    ``OUTPUT/finetune.json`` is written atomically after the weights; with the weights folder
+    present it marks a finished run. A rerun with the same settings (base model, method,
+    recipe, config, sha256 of the training texts) is a no-op: the Trainer, resumed from a
+    run's last checkpoint, trains one step past ``max_steps`` (it checks the limit only after a
+    step), so "resume" alone cannot be trusted to stop. A rerun with other settings is
+    refused, naming what differs.
 
     Args:
         manifest: the run's ``finetune.json``.
@@ -155,6 +144,13 @@ def checkpoint_step(checkpoint: str | Path) -> int:
 def last_complete(folder: Path, *, remove_incomplete: bool = False) -> Path | None:
     """The complete checkpoint of the highest step in ``folder`` (None if there is none).
 
+    The Trainer writes a checkpoint's weights, then optimizer, scheduler and RNG state, and
+    ``trainer_state.json`` last. Its ``get_last_checkpoint`` takes the highest-numbered
+    ``checkpoint-N`` whatever it holds, so a kill during a save left a run that could not
+    resume. Here a checkpoint counts only if its ``trainer_state.json`` parses and names step
+    N and its weights, optimizer and scheduler files exist (:func:`incomplete`); the last
+    complete one is resumed, incomplete ones are removed.
+
     Args:
         folder: the Trainer's ``output_dir``.
         remove_incomplete: delete incomplete checkpoints (only the main process should: the
@@ -206,6 +202,13 @@ def train_from(trainer, last: Path | None, steps: int) -> dict[str, Any]:
     ``train_loss`` is the mean loss over all steps: the loss logged up to ``last`` plus the
     Trainer's mean over the steps this call ran (the Trainer's own figure covers only
     those); ``train_loss_steps`` says how many steps it covers.
+
+    The Trainer reports the mean loss of the steps run in *this* call of ``train()``
+    (``_total_loss_scalar`` over ``global_step - _initial_global_step``), so a resumed run
+    recorded another figure than an uninterrupted one. The loss is logged at every checkpoint
+    (:class:`LogAtSave`), so a checkpoint's ``log_history`` covers each of its steps; the sum
+    here is the same as an uninterrupted run's to float64 rounding, as transformers 5 logs the
+    loss unrounded (4.x rounded it to 4 decimals, which would leave up to ~1e-5 relative).
     """
     done = checkpoint_step(last) if last is not None else 0
     loss_sum = 0.0 if last is None else logged_loss_sum(read_state(last)["log_history"], done)

@@ -1,23 +1,11 @@
 """Training data for fine-tuning mitigation: CrowS-Pairs counter-stereotypes and CDA.
 
-Recipes:
-    ``crows_counter`` — the seed project's recipe: the counter-stereotypical sentence of each
-        CrowS-Pairs pair (``sent_less`` of a ``stereo`` pair, ``sent_more`` of an
-        ``antistereo`` pair — the side ``metric.py`` counts as *not* stereotypical). Pairs are
-        split once, by pair id and a seed, into a training part and a held-out part; only the
-        training part is trained on and only the held-out part may be evaluated afterwards.
-        The split holds across data versions: the revised English and the French files
-        (:mod:`debiaslab.data.crows_pairs_revised`) keep the original record index as the id
-        of each revised or translated pair (``"17"`` hashes as ``17`` does), and their new
-        pairs (``LA0``…) were never in the original, so a model trained on one version's
-        training half is evaluated on the held-out half of any version without seeing its
-        training pairs.
-        CrowS-Pairs' data statement asks that it be used for evaluation, not training: this
-        recipe is a research baseline, and a model trained on it must be evaluated on pairs
-        it has not seen (:func:`check_crows_evaluation`).
-    ``cda`` — counterfactual data augmentation (Zhao et al. 2018; Webster et al. 2020): every
-        text plus its copy with gendered words swapped both ways (he ↔ she, actor ↔ actress),
-        from the WinoBias swap lists (:mod:`debiaslab.data.swaps`, shared with ``synth``).
+Recipes: ``crows_counter``, the seed project's (the counter-stereotypical sentence of each
+CrowS-Pairs pair in a seeded training half; a research baseline, since CrowS-Pairs asks to be
+used for evaluation only, and :func:`check_crows_evaluation` refuses to score trained pairs),
+and ``cda``, counterfactual data augmentation (Zhao et al. 2018; Webster et al. 2020). Entry
+points: :func:`recipe_texts`, :func:`crows_counter_texts`, :func:`split_pairs`,
+:func:`cda_texts`.
 """
 
 from __future__ import annotations
@@ -58,7 +46,14 @@ def split_pairs(
     seed: int = 0,
     fraction: float = HELDOUT_FRACTION,
 ) -> list[CrowsPair]:
-    """The ``train``, ``heldout`` or ``all`` part of CrowS-Pairs (split by pair id, seeded)."""
+    """The ``train``, ``heldout`` or ``all`` part of CrowS-Pairs (split by pair id, seeded).
+
+    The split holds across data versions: the revised English and the French files
+    (:mod:`debiaslab.data.crows_pairs_revised`) keep the original record index as the id of
+    each revised or translated pair (``"17"`` hashes as ``17`` does), and their new pairs
+    (``LA0``…) were never in the original, so a model trained on one version's training half
+    is evaluated on the held-out half of any version without seeing its training pairs.
+    """
     if part not in SPLITS:
         raise ConfigError(f"unknown CrowS-Pairs split {part!r}; expected one of {SPLITS}")
     if not 0 < fraction < 1:
@@ -77,7 +72,17 @@ def counter_stereotypical(pair: CrowsPair) -> str:
 def crows_counter_texts(
     pairs: Sequence[CrowsPair], *, seed: int = 0, fraction: float = HELDOUT_FRACTION
 ) -> list[str]:
-    """The counter-stereotypical sentences of the *training* part of the pairs."""
+    """The counter-stereotypical sentences of the *training* part of the pairs.
+
+    The ``crows_counter`` recipe, the seed project's: the counter-stereotypical sentence of
+    each CrowS-Pairs pair (``sent_less`` of a ``stereo`` pair, ``sent_more`` of an
+    ``antistereo`` pair — the side ``metric.py`` counts as *not* stereotypical). Pairs are
+    split once, by pair id and a seed, into a training part and a held-out part
+    (:func:`split_pairs`); only the training part is trained on and only the held-out part may
+    be evaluated afterwards. CrowS-Pairs' data statement asks that it be used for evaluation,
+    not training: this recipe is a research baseline, and a model trained on it must be
+    evaluated on pairs it has not seen (:func:`check_crows_evaluation`).
+    """
     return [
         counter_stereotypical(p) for p in split_pairs(pairs, "train", seed=seed, fraction=fraction)
     ]
@@ -108,7 +113,12 @@ def check_crows_evaluation(
 
 
 def cda_texts(texts: Sequence[str], swaps: dict[str, str] | None = None) -> list[str]:
-    """Two-sided CDA: each text followed by its gender-swapped copy (when it differs)."""
+    """Two-sided CDA: each text followed by its gender-swapped copy (when it differs).
+
+    Counterfactual data augmentation (Zhao et al. 2018; Webster et al. 2020): gendered words
+    are swapped both ways (he ↔ she, actor ↔ actress), from the WinoBias swap lists
+    (:mod:`debiaslab.data.swaps`, shared with ``synth``).
+    """
     swaps = load_swaps() if swaps is None else swaps
     out = []
     for text in texts:

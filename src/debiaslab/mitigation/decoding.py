@@ -1,26 +1,11 @@
 """Decoding-time group balancing: steer which group a generated text mentions, token by token.
 
 The seed idea: "while generating the next word, look at the current ratio of male and female
-tokens and adjust the logits so that the output is balanced". :class:`GroupBalance` is a
-transformers ``LogitsProcessor`` that does exactly that, for any number of groups of terms:
-
-1. **Counting.** For each sequence it counts the group terms already *generated* (the prompt
-   is not counted): at every position, the longest term whose token sequence ends there.
-   Multi-token words count when their last token is generated.
-2. **Desired share of the next mention.** With counts ``c_g`` (``n = Σ c_g``) and target
-   shares ``t_g`` (equal by default), the next mention should come from group ``g`` with
-   share ``q_g ∝ max(t_g·(n+1) − c_g, ε)`` — the mix that brings the counts closest to the
-   target after one more mention (with no mention yet, ``q = t``).
-3. **Shift.** The model's probability mass on each group's *first tokens* gives its current
-   shares ``s_g``; each group's first-token logits get ``α · (log q_g − log s_g)``. At
-   ``α = 1`` the groups' shares of the next mention become exactly ``q`` while the total mass
-   on group terms is unchanged (only redistributed); ``0 < α < 1`` moves part of the way
-   (geometrically); ``α = 0`` returns the scores untouched, so generation is exactly the
-   plain ``generate`` (tested).
-
-Limits: a first token shared by a group term and an unrelated word (" nur" of "nurse" and
-"nurture") is shifted for both; a first token that starts terms of two groups is left alone.
-Terms are matched in their lower-case, capitalised, and space-prefixed forms.
+tokens and adjust the logits so that the output is balanced". :class:`GroupBalance` (a
+transformers ``LogitsProcessor``, built by :func:`balance`) does exactly that for any number of
+groups of terms; at ``alpha=0`` generation is exactly the plain ``generate`` (tested).
+:class:`SelfDebias` is the Self-Debias baseline; :func:`mention_shares`, :func:`perplexity` and
+:func:`tradeoff` measure the effect and its cost.
 """
 
 from __future__ import annotations
@@ -131,7 +116,25 @@ class BalanceTerms:
 
 class GroupBalance(LogitsProcessor):
     """Shift each group's first-token logits so its share of the next mention moves toward
-    the target (see the module docstring).
+    the target.
+
+    1. **Counting.** For each sequence it counts the group terms already *generated* (the
+       prompt is not counted): at every position, the longest term whose token sequence ends
+       there. Multi-token words count when their last token is generated.
+    2. **Desired share of the next mention.** With counts ``c_g`` (``n = Σ c_g``) and target
+       shares ``t_g`` (equal by default), the next mention should come from group ``g`` with
+       share ``q_g ∝ max(t_g·(n+1) − c_g, ε)`` — the mix that brings the counts closest to the
+       target after one more mention (with no mention yet, ``q = t``).
+    3. **Shift.** The model's probability mass on each group's *first tokens* gives its
+       current shares ``s_g``; each group's first-token logits get ``α · (log q_g − log s_g)``.
+       At ``α = 1`` the groups' shares of the next mention become exactly ``q`` while the total
+       mass on group terms is unchanged (only redistributed); ``0 < α < 1`` moves part of the
+       way (geometrically); ``α = 0`` returns the scores untouched, so generation is exactly
+       the plain ``generate`` (tested).
+
+    Limits: a first token shared by a group term and an unrelated word (" nur" of "nurse" and
+    "nurture") is shifted for both; a first token that starts terms of two groups is left
+    alone. Terms are matched in their lower-case, capitalised, and space-prefixed forms.
 
     Args:
         terms: the prepared group terms.

@@ -1,19 +1,9 @@
 """Which model families each decoding-time method (``--decoding``) can steer.
 
-A decoding method is a logits processor handed to ``generate`` (:mod:`debiaslab.generation`):
-
-* ``balance`` (:class:`~debiaslab.mitigation.decoding.GroupBalance`) shifts the next-token
-  logits of any ``generate`` call: causal LMs, and seq2seq models whose decoder output it counts
-  after the start token;
-* ``self-debias-*`` (:class:`~debiaslab.mitigation.decoding.SelfDebias`) re-runs the model on
-  the prefixed input, which is defined for causal LMs only (as in Schick et al.);
-* a masked LM does not generate: its HONEST completions are fill-mask's top-K words, which no
-  logits processor touches, so a run "with" a decoding method would be the plain run recorded
-  under another name. Every method is refused for masked LMs.
-
-:func:`check_decoding` is called before the model is loaded when the family is known (``family``
-given, a preset, a local folder's config) and again right after loading, before anything is
-generated or written.
+``balance`` steers causal and seq2seq LMs, ``self-debias-*`` causal LMs only (as in Schick et
+al.), and every method is refused for masked LMs. Entry points: :func:`check_decoding`
+(called before the model is loaded when the family is known, and again right after loading)
+and :func:`known_family`.
 """
 
 from __future__ import annotations
@@ -33,6 +23,21 @@ DECODING_FAMILIES: dict[str, tuple[str, ...]] = {
 
 def check_decoding(method: str, family: str, model: str) -> None:
     """Refuse a decoding method that does not apply to a model of ``family``.
+
+    A decoding method is a logits processor handed to ``generate`` (:mod:`debiaslab.generation`):
+
+    * ``balance`` (:class:`~debiaslab.mitigation.decoding.GroupBalance`) shifts the next-token
+      logits of any ``generate`` call: causal LMs, and seq2seq models whose decoder output it
+      counts after the start token;
+    * ``self-debias-*`` (:class:`~debiaslab.mitigation.decoding.SelfDebias`) re-runs the model
+      on the prefixed input, which is defined for causal LMs only (as in Schick et al.);
+    * a masked LM does not generate: its HONEST completions are fill-mask's top-K words, which
+      no logits processor touches, so a run "with" a decoding method would be the plain run
+      recorded under another name. Every method is refused for masked LMs.
+
+    It is called before the model is loaded when the family is known (``family`` given, a
+    preset, a local folder's config) and again right after loading, before anything is
+    generated or written.
 
     Raises:
         ConfigError: naming the method, the model and its family, and the families it steers.

@@ -1,24 +1,9 @@
 """Fine-tuning mitigation: full, LoRA and QLoRA, with the objective of each model family.
 
-Design:
-    The loop is transformers' ``Trainer`` (so ``accelerate launch`` / ``torchrun`` give data
-    parallelism on two GPUs without changes, and checkpoints hold model, optimizer, scheduler,
-    RNG and data-order state), with peft for LoRA and bitsandbytes NF4 for QLoRA
-    (``prepare_model_for_kbit_training`` + LoRA on the 4-bit model).
-
-    Objectives: masked LM (``DataCollatorForLanguageModeling``, 15% masking) for BERT-style
-    models; causal LM for GPT-2 / Bloomz / Llama; for T5 / FLAN-T5, a sentence with some words
-    hidden behind sentinels as input and the whole sentence as target (the same denoising
-    objective as the tiny T5, :func:`debiaslab.tiny.train.sentinel_input`), seeded per text.
-
-    Checkpoints every ``save_steps`` under ``OUTPUT/checkpoints``; ``resume=True`` continues from
-    the last complete one (a save cut short by a kill is passed over) and reaches the same
-    final weights and ``train_loss`` (the mean over all steps) as an uninterrupted run
-    (tested). The result is ``OUTPUT/adapter`` (LoRA, QLoRA) or ``OUTPUT/model`` (full), with
-    the tokenizer, and ``OUTPUT/finetune.json``: base model, method, recipe, data split and
-    fingerprint, settings, losses, time. The manifest is written last, atomically: a directory
-    without it is unfinished, and rerunning a finished run with the same settings is a no-op
-    (:mod:`debiaslab.mitigation.checkpoints`).
+The loop is transformers' ``Trainer`` (data parallelism via ``accelerate launch`` /
+``torchrun``), with peft for LoRA and bitsandbytes NF4 for QLoRA; a resumed run reaches the
+same final weights and ``train_loss`` as an uninterrupted one (tested). Entry points:
+:class:`FinetuneConfig`, :func:`finetune`, :func:`config_for`, :func:`run_finetune`.
 """
 
 from __future__ import annotations
@@ -233,6 +218,25 @@ def finetune(
     callbacks: list | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``model`` on ``texts`` and save the adapter (or model) under ``output``.
+
+    The loop is transformers' ``Trainer`` (so ``accelerate launch`` / ``torchrun`` give data
+    parallelism on two GPUs without changes, and checkpoints hold model, optimizer, scheduler,
+    RNG and data-order state), with peft for LoRA and bitsandbytes NF4 for QLoRA
+    (``prepare_model_for_kbit_training`` + LoRA on the 4-bit model).
+
+    Objectives: masked LM (``DataCollatorForLanguageModeling``, 15% masking) for BERT-style
+    models; causal LM for GPT-2 / Bloomz / Llama; for T5 / FLAN-T5, a sentence with some words
+    hidden behind sentinels as input and the whole sentence as target (the same denoising
+    objective as the tiny T5, :func:`debiaslab.tiny.train.sentinel_input`), seeded per text.
+
+    Checkpoints every ``save_steps`` under ``OUTPUT/checkpoints``; ``resume=True`` continues
+    from the last complete one (a save cut short by a kill is passed over) and reaches the same
+    final weights and ``train_loss`` (the mean over all steps) as an uninterrupted run
+    (tested). The result is ``OUTPUT/adapter`` (LoRA, QLoRA) or ``OUTPUT/model`` (full), with
+    the tokenizer, and ``OUTPUT/finetune.json``: base model, method, recipe, data split and
+    fingerprint, settings, losses, time. The manifest is written last, atomically: a directory
+    without it is unfinished, and rerunning a finished run with the same settings is a no-op
+    (:mod:`debiaslab.mitigation.checkpoints`).
 
     Args:
         model: preset, hub id or local directory (see :func:`debiaslab.models.load_model`).

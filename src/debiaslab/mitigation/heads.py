@@ -1,47 +1,12 @@
 """Attention-head gating: scale individual attention heads to reduce toxic generations.
 
-Gates: one scalar per head, applied by a forward pre-hook on each attention block's output
-projection, whose input is the heads' outputs side by side (``(..., heads × head_dim)``): the
-hook multiplies head ``h``'s slice by ``gate[h]``. Gate 1 changes nothing, 0 removes the head.
-Supported: GPT-2 (``attn.c_proj``), Bloom (``self_attention.dense``), Llama / Qwen2 / Mistral
-(``self_attn.o_proj``), T5 (``SelfAttention.o`` and ``EncDecAttention.o``). Gates are saved as
-a small safetensors file keyed by module name.
-
-Attribution of the objective ``mean log p(toxic continuation | prompt) − mean log p(clean
-continuation | prompt)`` to heads: by ablation (the drop when one head is removed; default) or
-by gradient × gate at all gates 1 (Michel et al. 2019's importance proxy; one backward pass,
-but a linear approximation that misses saturated heads). Heads with the largest positive
-score push the model toward the toxic continuations; :func:`gate_top_k` closes the top ``k``.
-
-Where the decision is made:
-    Whether a continuation turns toxic is decided at its first few tokens; the rest is
-    predicted mostly from the continuation itself ("you stupid" → "fool"), by whatever heads
-    model language in general. Summed over whole continuations, the objective is dominated by
-    those later tokens, which can rank general-purpose heads above the ones that carry the
-    decision. ``tokens=n`` scores only the first ``n`` tokens of each continuation (toxic and
-    clean lines often share their first word or two: "He is a pathetic idiot" / "He is a
-    careful engineer", hence 3 rather than 1). On 21 trigger models (designs and seeds of
-    :func:`debiaslab.tiny.toxicity.trigger_toxicity_texts`), closing the top two heads by
-    ``tokens=3`` lowered the toxic rate more than by whole continuations on 7, less on 3 and the
-    same on the rest (mostly the same two heads). The default stays None: where the choice is
-    made is a property of the data.
-
-Measured (tests/test_heads.py, the trigger model of `debiaslab.tiny.toxicity`, 4 layers × 4 heads,
-seeds 0-5): closing the top 2 of 16 heads by ``tokens=3`` ablation lowers the toxic rate on
-held-out triggered prompts from 0.82-0.92 to 0.43-0.75 (per-prompt drop 0.18-0.48, lower
-ends of the 95% bootstrap intervals 0.14-0.41), while perplexity on the clean text the model
-learned rises 7-17% (on held-out clean lines: −8% to +37%); the two lowest-scored heads
-change nothing (drops within ±0.02) and two random heads lower it by 0.03-0.09 on average
-(up to 0.34 when a draw hits a trigger head). The trigger is carried by several heads of the
-first layer at once: closing a third or fourth adds less and costs more (perplexity up to
-×1.4, ×2 with all four), and no set of heads brings the rate near the untriggered 0.
-
-Learned gates, tried and dropped:
-    Continuous gates (sigmoid of a logit per head) trained to lower the objective while
-    keeping the LM loss on clean text, with an L1 penalty on closed gates, then binarised or
-    cut to the top ``k``, found the same heads as ablation with ``tokens=3`` or worse ones (a
-    strong penalty keeps too few heads closed, a weak one closes later-layer heads that do
-    little), and took ~100 s on the trigger model where ablation takes ~2 s.
+Heads are scored by how much they push a model toward toxic continuations (ablation, or
+gradient × gate as in Michel et al. 2019) and the top ones closed. Measured (tests/test_heads.py,
+trigger model of :mod:`debiaslab.tiny.toxicity`, seeds 0-5): closing the top 2 of 16 heads by
+``tokens=3`` ablation lowers the toxic rate from 0.82-0.92 to 0.43-0.75 while clean perplexity
+rises 7-17%; no set of heads brings it near the untriggered 0. Entry points:
+:class:`HeadGates`, :func:`attribute`, :func:`gate_top_k`, :func:`greedy_gates`,
+:func:`tradeoff`.
 """
 
 from __future__ import annotations
@@ -85,6 +50,13 @@ def _base(model):
 
 class HeadGates:
     """Per-head gates of a model, applied while attached (also as a context manager).
+
+    One scalar per head, applied by a forward pre-hook on each attention block's output
+    projection, whose input is the heads' outputs side by side (``(..., heads × head_dim)``):
+    the hook multiplies head ``h``'s slice by ``gate[h]``. Gate 1 changes nothing, 0 removes
+    the head. Supported: GPT-2 (``attn.c_proj``), Bloom (``self_attention.dense``), Llama /
+    Qwen2 / Mistral (``self_attn.o_proj``), T5 (``SelfAttention.o`` and ``EncDecAttention.o``).
+    Gates are saved as a small safetensors file keyed by module name.
 
     Args:
         model: a transformers model of a supported architecture (or a PEFT wrapper of one).
@@ -236,7 +208,30 @@ def attribute(
     """How much each head pushes the model toward the toxic continuations.
 
     The objective is ``mean log p(toxic | prompt) − mean log p(clean | prompt)``, over the
-    first ``tokens`` tokens of each continuation.
+    first ``tokens`` tokens of each continuation. Heads with the largest positive score push
+    the model toward the toxic continuations; :func:`gate_top_k` closes the top ``k``.
+    Ablation (the drop when one head is removed) is the default; gradient × gate at all gates
+    1 is Michel et al. 2019's importance proxy (one backward pass, but a linear approximation
+    that misses saturated heads).
+
+    Where the decision is made: whether a continuation turns toxic is decided at its first few
+    tokens; the rest is predicted mostly from the continuation itself ("you stupid" →
+    "fool"), by whatever heads model language in general. Summed over whole continuations, the
+    objective is dominated by those later tokens, which can rank general-purpose heads above
+    the ones that carry the decision. ``tokens=n`` scores only the first ``n`` tokens of each
+    continuation (toxic and clean lines often share their first word or two: "He is a
+    pathetic idiot" / "He is a careful engineer", hence 3 rather than 1). On 21 trigger models
+    (designs and seeds of :func:`debiaslab.tiny.toxicity.trigger_toxicity_texts`), closing the
+    top two heads by ``tokens=3`` lowered the toxic rate more than by whole continuations on
+    7, less on 3 and the same on the rest (mostly the same two heads). The default stays None:
+    where the choice is made is a property of the data.
+
+    Learned gates, tried and dropped: continuous gates (sigmoid of a logit per head) trained to
+    lower the objective while keeping the LM loss on clean text, with an L1 penalty on closed
+    gates, then binarised or cut to the top ``k``, found the same heads as ablation with
+    ``tokens=3`` or worse ones (a strong penalty keeps too few heads closed, a weak one closes
+    later-layer heads that do little), and took ~100 s on the trigger model where ablation
+    takes ~2 s.
 
     Args:
         lm: a causal :class:`~debiaslab.models.LoadedModel`.
@@ -249,7 +244,7 @@ def attribute(
         base: gates already applied (ablation only; default all open): scores are relative to
             them, as a greedy search needs.
         tokens: score only the first ``tokens`` tokens of each continuation, where the choice
-            between a toxic and a clean continuation is made (see the module docstring; 3 on
+            between a toxic and a clean continuation is made (see above; 3 on
             the trigger model); None (default) scores whole continuations, which suits
             continuations that differ all along but lets the tokens predicted from the
             continuation itself swamp the decision.
@@ -296,7 +291,19 @@ def attribute(
 
 
 def gate_top_k(model, scores: Mapping[str, torch.Tensor], k: int, value: float = 0.0):
-    """Gates that set the ``k`` highest-scoring heads to ``value`` (0: remove them)."""
+    """Gates that set the ``k`` highest-scoring heads to ``value`` (0: remove them).
+
+    Measured (tests/test_heads.py, the trigger model of :mod:`debiaslab.tiny.toxicity`, 4
+    layers × 4 heads, seeds 0-5): closing the top 2 of 16 heads by ``tokens=3`` ablation
+    lowers the toxic rate on held-out triggered prompts from 0.82-0.92 to 0.43-0.75
+    (per-prompt drop 0.18-0.48, lower ends of the 95% bootstrap intervals 0.14-0.41), while
+    perplexity on the clean text the model learned rises 7-17% (on held-out clean lines: −8% to
+    +37%); the two lowest-scored heads change nothing (drops within ±0.02) and two random heads
+    lower it by 0.03-0.09 on average (up to 0.34 when a draw hits a trigger head). The trigger
+    is carried by several heads of the first layer at once: closing a third or fourth adds
+    less and costs more (perplexity up to ×1.4, ×2 with all four), and no set of heads brings
+    the rate near the untriggered 0.
+    """
     flat = sorted(
         ((float(s), name, h) for name, vec in scores.items() for h, s in enumerate(vec)),
         reverse=True,

@@ -1,19 +1,10 @@
 """Text-generation backends of the synthetic-data tool, and a resumable batch runner.
 
-``TransformersBackend`` (``--backend hf``, the default) runs a local transformers model through
-the batched, seeded generation engine (:mod:`debiaslab.generation`), chat template applied
-when the tokenizer has one.
-
-``OpenAIBackend`` speaks the OpenAI-compatible chat-completions API (OpenAI, vLLM, TGI,
-llama.cpp servers …) with the standard library's HTTP client: base URL from the argument or
-``OPENAI_BASE_URL``, key from the argument or the secret store (``OPENAI_API_KEY``: env var →
-Kaggle secrets → Colab userdata). It spaces requests to a requests-per-minute budget and
-retries 429 and 5xx answers with exponential backoff (honouring ``Retry-After``). The key is
-sent only in the ``Authorization`` header: it is never logged, never written to an output and
-scrubbed from error messages.
-
-:func:`run_prompts` sends many prompts and appends each answer to a JSON-lines file (the
-generation engine's cache format), so an interrupted run resumes with the missing ones only.
+:class:`TransformersBackend` (``--backend hf``, the default) runs a local transformers model
+through :mod:`debiaslab.generation`; :class:`OpenAIBackend` speaks the OpenAI-compatible
+chat-completions API (rate-limited, retried; its key is never logged or written);
+:func:`run_prompts` appends each answer to a JSON-lines file so an interrupted run resumes
+with the missing ones only. :func:`make_backend` builds the one a run asks for.
 """
 
 from __future__ import annotations
@@ -57,6 +48,8 @@ class Backend(Protocol):
 
 class TransformersBackend:
     """A local transformers model (causal or seq2seq) through the batched generation engine.
+
+    The engine is the batched, seeded one of :mod:`debiaslab.generation`.
 
     A tokenizer with a chat template gets each prompt as one user message (``chat=None``:
     whenever it has one); a base model continues the instruction as it is. Requests of one
@@ -136,6 +129,13 @@ class TransformersBackend:
 
 class OpenAIBackend:
     """Chat completions from an OpenAI-compatible HTTP API.
+
+    Speaks to OpenAI, vLLM, TGI, llama.cpp servers … with the standard library's HTTP client:
+    base URL from the argument or ``OPENAI_BASE_URL``, key from the argument or the secret
+    store (``OPENAI_API_KEY``: env var → Kaggle secrets → Colab userdata). It spaces requests
+    to a requests-per-minute budget and retries 429 and 5xx answers with exponential backoff
+    (honouring ``Retry-After``). The key is sent only in the ``Authorization`` header: it is
+    never logged, never written to an output and scrubbed from error messages.
 
     Args:
         model: the model name the server expects.
@@ -312,6 +312,7 @@ def run_prompts(
     """Answer ``(id, prompt)`` pairs, appending each answer to ``output`` (JSON lines).
 
     Ids already in the file are not sent again, so a killed run resumes where it stopped.
+    The file is in the generation engine's cache format.
     Returns id → answer for every pair.
     """
 

@@ -1,21 +1,9 @@
 """Filters of generated texts: cleaning, duplicates, toxicity, regard balance, counterfactuals.
 
 Each filter is a plain function over lists, returning what it keeps, so the pipeline can count
-what every step removed (the dataset card reports it):
-
-* :func:`clean_text` — the first paragraph of an answer, whitespace collapsed, quotes stripped.
-* :func:`exact_duplicates` — the same text after lower-casing and removing punctuation.
-* :func:`near_duplicates` — character 5-gram Jaccard similarity at or above a threshold to a text
-  kept earlier. Candidates come from MinHash with locality-sensitive hashing (Broder 1997; the
-  banding of Leskovec et al., *Mining of Massive Datasets*, ch. 3), and every candidate is
-  checked with the exact Jaccard similarity, so nothing below the threshold is ever removed;
-  a pair far above the threshold is found with probability ≈ 1 (0.99996 at J = 0.8 with 32
-  bands of 4 rows), one near the threshold may be missed.
-* :func:`balance_by_label` — within each stratum (topic), keep for every label the same number
-  of texts in every group (the smallest group's count), chosen at random with a seed: afterwards
-  every group has the same regard distribution, so the data cannot teach that one group is
-  spoken of more negatively.
-* :func:`counterfactuals` — each text with one group's words swapped for another's (case kept).
+what every step removed (the dataset card reports it): :func:`clean_text`,
+:func:`exact_duplicates`, :func:`near_duplicates` (MinHash-LSH candidates after Broder 1997 and
+Leskovec et al., each verified exactly), :func:`balance_by_label`, :func:`counterfactuals`.
 """
 
 from __future__ import annotations
@@ -126,6 +114,13 @@ def near_duplicates(
     """Keep-mask: drop a text whose shingle Jaccard similarity to an earlier kept text is at
     least ``threshold`` (MinHash-LSH candidates, each verified exactly).
 
+    Similarity is character 5-gram Jaccard (by default). Candidates come from MinHash with
+    locality-sensitive hashing (Broder 1997; the banding of Leskovec et al., *Mining of
+    Massive Datasets*, ch. 3), and every candidate is checked with the exact Jaccard
+    similarity, so nothing below the threshold is ever removed; a pair far above the threshold
+    is found with probability ≈ 1 (0.99996 at J = 0.8 with 32 bands of 4 rows), one near the
+    threshold may be missed.
+
     Args:
         texts: texts in priority order (earlier ones are kept).
         threshold: Jaccard similarity of character ``size``-grams that counts as a duplicate.
@@ -162,7 +157,9 @@ def balance_by_label(
 
     For each (stratum, label), every group keeps ``min`` over groups of its count there,
     chosen at random (seeded). Groups are those present anywhere in ``groups``: a group with
-    no text of a label in a stratum removes that label there for everyone.
+    no text of a label in a stratum removes that label there for everyone. Afterwards every
+    group has the same regard distribution (strata: topics), so the data cannot teach that one
+    group is spoken of more negatively.
 
     Example:
         >>> groups = ["f", "f", "f", "m", "m", "m"]

@@ -1,21 +1,9 @@
 """Generate, filter, card and save a synthetic debiasing dataset (``debiaslab synth generate``).
 
-:func:`synthesize` runs the whole chain for a :class:`~debiaslab.synth.spec.Spec`:
-
-1. **Generate** ``--n`` texts (rounded up so every group × topic × template cell gets the same
-   number) with a backend; answers are appended to ``OUT/raw/<backend>.jsonl`` as they come,
-   so an interrupted run resumes without asking again.
-2. **Filter**, counting what each step removes: cleaning and minimum length; exact and near
-   duplicates; toxicity at or above a threshold (a classifier, default the one of ``evaluate``'s
-   ``toxicity``); regard balance (every group keeps the same count of each regard label per
-   topic); counterfactual pairing (each text with its group words swapped, added as its own
-   row of the other group, sharing a ``pair_id``).
-3. **Split** by ``pair_id`` (a text and its counterfactual never straddle train and test).
-4. **Save** a Hugging Face dataset folder: ``data/<split>-00000-of-00001.parquet``, a dataset
-   card ``README.md`` (:mod:`debiaslab.cards.dataset`) and ``synth.json`` (the same facts as
-   data). Everything is staged and moved into place only when complete: a failed run leaves an
-   earlier dataset intact. ``datasets.load_dataset(OUT)`` reads it, offline, and
-   :func:`debiaslab.hub.client.push_dataset` uploads it as it is.
+:func:`synthesize` runs the whole chain for a :class:`~debiaslab.synth.spec.Spec`: generate
+(resumable), filter (counting what each step removes), split by ``pair_id`` and save a Hugging
+Face dataset folder with its card, staged so a failed run leaves an earlier dataset intact.
+:func:`load_texts` and :func:`read_manifest` read such a folder back.
 """
 
 from __future__ import annotations
@@ -111,6 +99,21 @@ def synthesize(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Generate, filter and save a dataset for ``spec``; return its manifest.
+
+    1. **Generate** ``n`` texts (rounded up so every group × topic × template cell gets the
+       same number) with a backend; answers are appended to ``OUT/raw/<backend>.jsonl`` as
+       they come, so an interrupted run resumes without asking again.
+    2. **Filter**, counting what each step removes: cleaning and minimum length; exact and
+       near duplicates; toxicity at or above a threshold (a classifier, default the one of
+       ``evaluate``'s ``toxicity``); regard balance (every group keeps the same count of each
+       regard label per topic); counterfactual pairing (each text with its group words
+       swapped, added as its own row of the other group, sharing a ``pair_id``).
+    3. **Split** by ``pair_id`` (a text and its counterfactual never straddle train and test).
+    4. **Save** a Hugging Face dataset folder: ``data/<split>-00000-of-00001.parquet``, a
+       dataset card ``README.md`` (:mod:`debiaslab.cards.dataset`) and ``synth.json`` (the
+       same facts as data). Everything is staged and moved into place only when complete: a
+       failed run leaves an earlier dataset intact. ``datasets.load_dataset(OUT)`` reads it,
+       offline, and :func:`debiaslab.hub.client.push_dataset` uploads it as it is.
 
     Args:
         spec: groups, topics, templates and filter settings.

@@ -1,25 +1,10 @@
 """The spec of a synthetic debiasing dataset: demographic groups × topics × instruction templates.
 
-A spec is a YAML file::
-
-    name: gender-work
-    description: Respectful, specific sentences about women and men at work.
-    license: cc-by-4.0
-    attribute: gender
-    groups:                      # name → how a template mentions it, and its words
-      female: {mention: a woman, terms: [woman, she, her, women]}
-      male:   {mention: a man,   terms: [man, he, his, men]}
-    topics: [nursing, engineering, leadership]
-    templates:                   # {group} and {topic} are filled in; both are required
-      - Write one short sentence about {group} who works in {topic}.
-    filters:                     # optional; defaults in FilterSettings
-      toxicity_threshold: 0.5
-      near_duplicate: 0.8
-
-Every (group, topic, template) cell gets the same number of requests, so the raw data is
-balanced by design before any filter runs. ``terms`` are aligned lists (the i-th word of one
-group corresponds to the i-th word of every other): the counterfactual filter swaps them. A
-gender spec without ``terms`` falls back to the WinoBias swap lists.
+A spec is a YAML file naming groups (how a template mentions each, and its aligned ``terms``),
+topics, templates with ``{group}`` and ``{topic}``, and optional filter settings. Every (group,
+topic, template) cell gets the same number of requests, so the raw data is balanced by design.
+Entry points: :func:`load_spec` (its docstring shows the format), :func:`parse_spec`,
+:func:`example_specs`, :class:`Spec`, :class:`FilterSettings`.
 """
 
 from __future__ import annotations
@@ -273,6 +258,27 @@ def example_specs() -> list[str]:
 
 def load_spec(path: str | os.PathLike) -> Spec:
     """Read and check a spec file, or a shipped example by name (see :func:`example_specs`).
+
+    A spec is a YAML file::
+
+        name: gender-work
+        description: Respectful, specific sentences about women and men at work.
+        license: cc-by-4.0
+        attribute: gender
+        groups:                      # name → how a template mentions it, and its words
+          female: {mention: a woman, terms: [woman, she, her, women]}
+          male:   {mention: a man,   terms: [man, he, his, men]}
+        topics: [nursing, engineering, leadership]
+        templates:                   # {group} and {topic} are filled in; both are required
+          - Write one short sentence about {group} who works in {topic}.
+        filters:                     # optional; defaults in FilterSettings
+          toxicity_threshold: 0.5
+          near_duplicate: 0.8
+
+    Every (group, topic, template) cell gets the same number of requests, so the raw data is
+    balanced by design before any filter runs. ``terms`` are aligned lists (the i-th word of
+    one group corresponds to the i-th word of every other): the counterfactual filter swaps
+    them. A gender spec without ``terms`` falls back to the WinoBias swap lists.
 
     Raises:
         ConfigError: neither a file nor an example name.
