@@ -18,17 +18,18 @@ from pathlib import Path
 from debiaslab import validate
 from debiaslab.benchmarks import crows_pairs, generative, stereoset, stereoset_mc
 from debiaslab.benchmarks.crows_pairs import MODES, paired_difference, resolve_mode
-from debiaslab.benchmarks.precision import LIKELIHOOD_BENCHMARKS, check_request
-from debiaslab.benchmarks.precision import fp32_check as recheck
-from debiaslab.benchmarks.stereoset import check_mode
-from debiaslab.benchmarks.stereoset_eval import score_predictions_file
-from debiaslab.benchmarks.stereoset_mc import check_orders
-from debiaslab.benchmarks.text_scores import (
+from debiaslab.benchmarks.generation_metrics import (
     THRESHOLD,
     check_honest_branch,
     check_metrics,
     make_scorers,
 )
+from debiaslab.benchmarks.precision import LIKELIHOOD_BENCHMARKS, check_request
+from debiaslab.benchmarks.precision import fp32_check as recheck
+from debiaslab.benchmarks.stereoset import check_mode
+from debiaslab.benchmarks.stereoset_mc import check_orders
+from debiaslab.benchmarks.stereoset_official import METRICS as STEREOSET_METRICS
+from debiaslab.benchmarks.stereoset_predictions import score_predictions_file
 from debiaslab.config import get_preset
 from debiaslab.data import prompts
 from debiaslab.data.crows_pairs_revised import (
@@ -541,9 +542,8 @@ def score_stereoset_predictions(
         benchmark="stereoset",
         metrics=scored["metrics"],
         ci=scored["ci"],
-        higher_is_better=scored["higher_is_better"],
+        declared=STEREOSET_METRICS,
         n_items=scored["n_items"],
-        ideal={k: 50.0 for k in scored["metrics"] if k.endswith("/ss")},
         config={"form": "predictions_file", "splits": list(scored["splits"])},
     )
     config = {

@@ -24,12 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from debiaslab.errors import ConfigError
+from debiaslab.metrics import Metric
 from debiaslab.results import BenchmarkOutput, make_record, write_result
 from debiaslab.stats import bootstrap_ci
 from debiaslab.t2i import rewriter as rw
 from debiaslab.t2i.classify import DEFAULT_CLIP, NO_PERSON, ZeroShotClassifier, load_clip
 from debiaslab.t2i.generate import generate_images, load_pipeline
-from debiaslab.t2i.metrics import distribution_metrics, higher_is_better
+from debiaslab.t2i.metrics import METRICS as DISTRIBUTION_METRICS
+from debiaslab.t2i.metrics import distribution_metrics
 from debiaslab.t2i.rewriter import detect_group
 from debiaslab.t2i.targets import (
     GENDER_GROUPS,
@@ -51,6 +53,11 @@ RACE_TO_BLS = {
     "Indian": "asian",
 }
 AXES = ("gender", "race", "hispanic")
+# Keys: <axis>/<distribution metric> (debiaslab.t2i.metrics) and <axis>/n_requested.
+METRICS = {
+    **DISTRIBUTION_METRICS,
+    "n_requested": Metric(None, None, "count", "images whose prompt asked for a group"),
+}
 
 
 def occupation_label(name: str) -> str:
@@ -272,7 +279,6 @@ def audit(
             for j, group in enumerate(names):
                 row[f"{axis}/{group}"] = float(p[i, j])
     _success_rates(rows, mapped, metrics, ci, n_boot=n_boot, seed=seed)
-    higher = {key: higher_is_better(key.split("/", 1)[1]) for key in metrics}
     items = pd.DataFrame(rows)
     config = {
         "occupations": [o.name for o in found],
@@ -290,7 +296,9 @@ def audit(
         "race_mapping": RACE_TO_BLS,
         "targets": targets,
     }
-    return BenchmarkOutput("t2i_audit", metrics, ci, higher, len(rows), items=items, config=config)
+    return BenchmarkOutput(
+        "t2i_audit", metrics, ci, METRICS, len(rows), items=items, config=config
+    )
 
 
 def share_table(result):
