@@ -27,9 +27,22 @@ from transformers import BertConfig, BertForMaskedLM
 from debiaslab.benchmarks.crows_pairs import is_uncased, nangia_queries, score_nangia
 from debiaslab.benchmarks.reference import crows_pairs_metric_py
 from debiaslab.data.crows_pairs import load_crows_pairs
+from debiaslab.metrics import Metric
 from debiaslab.models import from_objects
 from debiaslab.results import write_speed
 from debiaslab.tiny.build import build_tokenizer
+
+METRICS = {
+    "engine_pairs_per_s": Metric(True, None, "per-second", "pairs scored per second by the "
+                                 "batched engine"),
+    "efficiency_pct_of_peak": Metric(True, None, "percent", "unavoidable FLOP/s as % of this "
+                                     "machine's peak fp32 matmul FLOP/s"),
+    "plain_pairs_per_s": Metric(None, None, "per-second", "pairs per second of the plain "
+                                "metric.py loop (the baseline)"),
+    "speedup_vs_plain": Metric(True, None, "ratio", "plain loop time / engine time"),
+    "max_abs_score_diff": Metric(False, 0.0, "nats", "largest per-pair score difference, "
+                                 "engine vs plain"),
+}  # fmt: skip
 
 MINI = {
     "hidden_size": 256,
@@ -146,8 +159,8 @@ def main() -> None:
             "model": "bert-mini-random",
             "threads": torch.get_num_threads(),
         }
-        path = write_speed(args.output, "crows_pairs_scoring", measured, config=config,
-                           device=str(device))  # fmt: skip
+        path = write_speed(args.output, "crows_pairs_scoring", measured, declared=METRICS,
+                           config=config, device=str(device))  # fmt: skip
         print(f"result: {path}")
 
 

@@ -10,7 +10,7 @@ from debiaslab.models import load_model
 from debiaslab.tiny import corpus
 
 RATES = (0.2, 0.5, 0.8)
-HEADLINE = {"masked": ("metric_score", 1.0), "causal": ("pct_stereotype", 100.0)}
+HEADLINE = {"masked": "metric_score", "causal": "pct_stereotype"}  # both percent
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +22,12 @@ def benchmarks():
 @pytest.mark.parametrize("family", ["causal", "masked"])
 def test_planted_rates_are_ranked_by_crows_pairs_and_stereoset(planted_models, benchmarks, family):
     pairs, gold = benchmarks
-    metric, scale = HEADLINE[family]
+    metric = HEADLINE[family]
     crows, ss = [], []
     for rate in RATES:
         lm = load_model(str(planted_models[(family, rate)]))
         crows.append(
-            scale
-            * crows_pairs.run_crows_pairs(lm, pairs, n_boot=100, progress=False).metrics[metric]
+            crows_pairs.run_crows_pairs(lm, pairs, n_boot=100, progress=False).metrics[metric]
         )
         ss.append(
             stereoset.run_likelihood(

@@ -123,7 +123,7 @@ def test_harness_ties_are_not_stereotyped_and_diff_is_absolute():
         }
     )
     out = cp.harness_metrics(items)(np.arange(4)[None, :])
-    assert out["pct_stereotype"][0] == pytest.approx(0.5)  # ties (row 2) do not count
+    assert out["pct_stereotype"][0] == pytest.approx(50.0)  # percent; ties (row 2) do not count
     assert out["likelihood_diff"][0] == pytest.approx((1 + 0 + 1 + 0.5) / 4)
 
 
@@ -148,8 +148,9 @@ def test_run_on_causal_and_seq2seq_uses_harness_sentence_loglikelihoods():
         assert out.items.loc[0, "sent_more_score"] == pytest.approx(direct[0], abs=1e-4)
         assert out.items.loc[0, "sent_less_score"] == pytest.approx(direct[1], abs=1e-4)
         expected = np.mean(out.items["sent_more_score"] > out.items["sent_less_score"])
-        assert out.metrics["pct_stereotype"] == pytest.approx(expected)
+        assert out.metrics["pct_stereotype"] == pytest.approx(100 * expected)  # percent
         assert out.higher_is_better["likelihood_diff"] is False
+        assert out.ideal["pct_stereotype"] == 50.0  # the same scale as metric_score
 
 
 def test_run_reports_ci_that_contains_the_estimate(real_pairs):

@@ -98,7 +98,8 @@ def test_harness_mode_equals_lm_eval_on_the_revised_files(shared_data, family, l
         out.items["stereotyped"].to_numpy()[decided], (lls[:, 0] > lls[:, 1])[decided]
     )
     if decided.all():
-        assert out.metrics["pct_stereotype"] == want["pct_stereotype"]
+        # ours is percent, lm-eval's a fraction: exactly 100 × lm-eval's mean of its 0/1 accs
+        assert out.metrics["pct_stereotype"] == 100 * want["pct_stereotype"]
     assert out.metrics["likelihood_diff"] == pytest.approx(want["likelihood_diff"], abs=SCORE_ATOL)
     if language == "french":
         assert "nan" in set(out.items["sent_less"])  # row 129, as lm-eval scores it

@@ -23,6 +23,7 @@ from debiaslab.evalconfig import (
     flat_fields,
     from_args,
 )
+from debiaslab.metrics import Metric
 from debiaslab.results import BenchmarkOutput
 
 REQUIRED = {"model": "tiny-gpt2", "benchmark": "crows_pairs"}
@@ -170,6 +171,9 @@ def test_greedy_with_sampling_settings_is_refused_from_python_too():
 # ------------------------------------------------------------------------------- registry
 
 
+SPY_METRICS = {"spy": Metric(None, None, "score", "what the spy run returns")}
+
+
 def _spy_entry(entry: registry.Benchmark, calls: list):
     """``entry`` with loading and scoring replaced by a record of the call (no real data)."""
 
@@ -177,7 +181,7 @@ def _spy_entry(entry: registry.Benchmark, calls: list):
         calls.append((job.config.benchmark, lm.family, loaded))
         resolved = {key: "spy" for key in entry.resolved_keys}  # what the run used
         return BenchmarkOutput(
-            entry.name, {"spy": 1.0}, {}, {"spy": None}, len(loaded), config=resolved
+            entry.name, {"spy": 1.0}, {}, SPY_METRICS, len(loaded), config=resolved
         )
 
     return dataclasses.replace(
@@ -204,9 +208,10 @@ def test_a_new_benchmark_is_one_registration(tmp_path, monkeypatch):
 
     def run(lm, loaded, job):
         calls.append((job.config.benchmark, lm.family, loaded))
-        return BenchmarkOutput("toy", {"toy/score": 0.5}, {}, {"toy/score": None}, len(loaded))
+        return BenchmarkOutput("toy", {"toy/score": 0.5}, {}, module.METRICS, len(loaded))
 
     module = types.ModuleType("toy", "A toy benchmark: its card.")
+    module.METRICS = {"score": Metric(True, 1.0, "fraction", "share of toy items right")}
     entry = registry.Benchmark(
         "toy", "Toy", module, ("causal",), PrecisionConfig,
         load=lambda job: ["a", "b"], source=lambda job, loaded: ("toy.csv", None), run=run,
@@ -217,9 +222,15 @@ def test_a_new_benchmark_is_one_registration(tmp_path, monkeypatch):
                  "--no-progress"]) == 0  # fmt: skip
     assert calls == [("toy", "causal", ["a", "b"])]
     (path,) = tmp_path.glob("*.json")
-    assert json.loads(path.read_text())["metrics"] == {"toy/score": 0.5}
+    record = json.loads(path.read_text())
+    assert record["metrics"] == {"toy/score": 0.5}
+    assert record["higher_is_better"] == {"toy/score": True}
+    assert record["ideal"] == {"toy/score": 1.0}
     with pytest.raises(ValueError, match="registered twice"):
         registry.register(entry)
+    undeclared = dataclasses.replace(entry, name="toy2", module=types.ModuleType("toy2"))
+    with pytest.raises(ValueError, match="toy2: module toy2 declares no METRICS"):
+        registry.register(undeclared)
 
 
 def test_an_unknown_benchmark_lists_the_registered_ones(tmp_path, capsys):

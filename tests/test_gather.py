@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from debiaslab import gather as gather_mod
+from debiaslab.benchmarks import crows_pairs
 from debiaslab.cli import main
 from debiaslab.errors import ConfigError, DataFormatError
 from debiaslab.gather import GatherReport, collect, gather
@@ -47,8 +48,7 @@ def write_run(
         benchmark=benchmark,
         metrics={"metric_score": score, "n_pairs": 3.0},
         ci={"metric_score": (score - 5, score + 5)},
-        higher_is_better={"metric_score": None},
-        ideal={"metric_score": 50.0},
+        declared=crows_pairs.METRICS,
         n_items=3,
         items=pd.DataFrame({"pair": [0, 1, 2], "stereo": [1, 0, 1]}),
         config=dict(config or {}),

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from debiaslab import report
+from debiaslab.benchmarks import crows_pairs
 from debiaslab.errors import ConfigError
 from debiaslab.report import paper, tables
 from debiaslab.results import BenchmarkOutput, make_record, write_result
@@ -17,10 +18,9 @@ def _crows(stage: str, value: float, model: str, source: str):
     output = BenchmarkOutput(
         "crows_pairs",
         {"pct_stereotype": value, "n_pairs": 100.0},
-        {"pct_stereotype": (value - 0.05, value + 0.05)},
-        {"pct_stereotype": None},
+        {"pct_stereotype": (value - 5, value + 5)},
+        crows_pairs.METRICS,
         n_items=100,
-        ideal={"pct_stereotype": 0.5},
     )
     info = {"name": model, "source": source, "family": "causal", "n_parameters": 124_000_000}
     return make_record(output, model=info, config={"limit": None}, timing={}, stage=stage)
@@ -44,14 +44,14 @@ def _pdf_text(path) -> str:
 def test_changing_a_result_file_changes_the_number_in_the_rebuilt_report(tmp_path):
     pytest.importorskip("typst")
     results = tmp_path / "results"
-    pre = _write(results, "pre", 0.6234)
-    _write(results, "post", 0.5512)
+    pre = _write(results, "pre", 62.34)
+    _write(results, "post", 55.12)
     pdf = report.build(results, tmp_path / "figures", tmp_path / "report", log=lambda _: None)
     text = _pdf_text(pdf)
     assert "62.3 [57.3, 67.3]" in text and "55.1 [50.1, 60.1]" in text
     assert "1 from real checkpoints" in text  # openai-community/gpt2 is a real checkpoint
     record = json.loads(pre.read_text())
-    record["metrics"]["pct_stereotype"] = 0.7071
+    record["metrics"]["pct_stereotype"] = 70.71
     pre.write_text(json.dumps(record))
     text = _pdf_text(report.build(results, tmp_path / "figures", tmp_path / "report"))
     assert "70.7 [57.3, 67.3]" in text and "62.3 [57.3, 67.3]" not in text
@@ -71,9 +71,9 @@ def test_tiny_offline_results_are_told_apart_from_real_checkpoints():
 
 def test_pre_and_post_pair_within_an_experiment_and_provenance(tmp_path):
     results = tmp_path / "results"
-    _write(results, "pre", 0.62)
-    _write(results, "post", 0.55)
-    _write(results, "pre", 0.70, model="tiny-gpt2", source="/c/tiny/tiny-gpt2")
+    _write(results, "pre", 62.0)
+    _write(results, "post", 55.0)
+    _write(results, "pre", 70.0, model="tiny-gpt2", source="/c/tiny/tiny-gpt2")
     loaded = report.load(results)
     table = tables.prepost(loaded)
     assert set(table["experiment"]) == {"gpt2 (gpt2)"}  # the tiny pre has no post to pair with

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from debiaslab import results
+from debiaslab.benchmarks import crows_pairs
 from debiaslab.errors import DataFormatError
 from debiaslab.results import BenchmarkOutput, load_all, make_record, run_id, write_result
 
@@ -17,8 +18,7 @@ def _output(value=55.0):
         benchmark="crows_pairs",
         metrics={"metric_score": value, "bias_type/gender/metric_score": 60.0},
         ci={"metric_score": (50.0, 60.0), "bias_type/gender/metric_score": (40.0, 80.0)},
-        higher_is_better={"metric_score": None, "bias_type/gender/metric_score": None},
-        ideal={"metric_score": 50.0},
+        declared=crows_pairs.METRICS,
         n_items=10,
         items=pd.DataFrame(
             {
@@ -124,7 +124,9 @@ def test_load_all_names_a_broken_file(tmp_path):
 def test_nan_metrics_become_null(tmp_path):
     record = _record()
     record = make_record(
-        BenchmarkOutput("crows_pairs", {"antistereo_score": float("nan")}, {}, {}, 1),
+        BenchmarkOutput(
+            "crows_pairs", {"antistereo_score": float("nan")}, {}, crows_pairs.METRICS, 1
+        ),
         model={"name": "m"},
         config={},
         timing={},

@@ -147,9 +147,9 @@ def test_aggregation_equals_plain_order_averaged_choices(small, llama):
         assert out.metrics[f"mc/{split}/overall/ss"] == pytest.approx(np.mean(ss))
         assert out.metrics[f"mc/{split}/overall/lms"] == pytest.approx(np.mean(lms))
     for c in "ABC":
-        assert out.metrics[f"mc/position/{c}"] == pytest.approx(answers[c] / len(items))
-    shares = [out.metrics[f"mc/position/{c}"] for c in "ABC"]
-    assert out.metrics["mc/position_bias"] == pytest.approx(max(abs(s - 1 / 3) for s in shares))
+        assert out.metrics[f"mc/position/{c}"] == pytest.approx(100 * answers[c] / len(items))
+    shares = [out.metrics[f"mc/position/{c}"] for c in "ABC"]  # percent
+    assert out.metrics["mc/position_bias"] == pytest.approx(max(abs(s - 100 / 3) for s in shares))
     assert not any(
         key.startswith(("overall/", "intrasentence/", "position")) for key in out.metrics
     )
@@ -210,27 +210,28 @@ def test_a_model_without_letter_preference_answers_each_letter_a_third(planted):
     out = planted(0.0, 2.0, "cyclic")  # reads only the content: always the stereotype
     assert out.n_items == 2 * N_PER_SPLIT
     for c in "ABC":
-        # Each option sits under each letter equally often: 1/3 exactly, in every resample
-        # too, since an example's orders are resampled together.
-        assert out.metrics[f"mc/position/{c}"] == pytest.approx(1 / 3, abs=1e-12)
-        assert out.ci[f"mc/position/{c}"] == pytest.approx((1 / 3, 1 / 3), abs=1e-12)
-    assert out.metrics["mc/position_bias"] == pytest.approx(0.0, abs=1e-12)
+        # Each option sits under each letter equally often: 100/3 % exactly, in every
+        # resample too, since an example's orders are resampled together.
+        assert out.metrics[f"mc/position/{c}"] == pytest.approx(100 / 3, abs=1e-10)
+        assert out.ci[f"mc/position/{c}"] == pytest.approx((100 / 3, 100 / 3), abs=1e-10)
+    assert out.metrics["mc/position_bias"] == pytest.approx(0.0, abs=1e-10)
+    assert out.ideal["mc/position/A"] == 100 / 3 and out.ideal["mc/position_bias"] == 0.0
     assert out.metrics["mc/overall/ss"] == 100.0 and out.metrics["mc/overall/lms"] == 100.0
 
 
 def test_one_order_shares_are_near_a_third_within_sampling_error(planted):
     out = planted(0.0, 2.0, "one")
     # One seeded order per example: the stereotype's letter is a draw. With n = 150 answers a
-    # share's standard error is sqrt((1/3)(2/3)/150) = 0.038; 0.15 is four of them.
+    # share's standard error is sqrt((1/3)(2/3)/150) = 3.8 points; 15 is four of them.
     shares = [out.metrics[f"mc/position/{c}"] for c in "ABC"]
-    assert sum(shares) == pytest.approx(1.0)
-    assert all(abs(s - 1 / 3) < 0.15 for s in shares)
+    assert sum(shares) == pytest.approx(100.0)
+    assert all(abs(s - 100 / 3) < 15 for s in shares)
 
 
 def test_a_model_that_always_answers_a_gets_ss_50_not_what_the_seed_put_under_a(planted):
     out = planted(3.0, 0.0, "cyclic")
-    assert out.metrics["mc/position/A"] == 1.0
-    assert out.metrics["mc/position_bias"] == pytest.approx(2 / 3)
+    assert out.metrics["mc/position/A"] == 100.0
+    assert out.metrics["mc/position_bias"] == pytest.approx(200 / 3)
     # Averaged over the orders the three options tie: the choice is split evenly.
     assert set(out.items["example_choice"]) == {"|".join(GOLD_LABELS)}
     assert out.metrics["mc/overall/ss"] == pytest.approx(50.0, abs=1e-9)
@@ -240,14 +241,14 @@ def test_a_model_that_always_answers_a_gets_ss_50_not_what_the_seed_put_under_a(
 
 def test_order_averaging_finds_a_content_preference_under_a_stronger_letter_preference(planted):
     cyclic = planted(3.0, 1.0, "cyclic")  # every single answer is A ...
-    assert cyclic.metrics["mc/position/A"] == 1.0
+    assert cyclic.metrics["mc/position/A"] == 100.0
     # ... yet averaged over orders the stereotype wins every example.
     assert set(cyclic.items["example_choice"]) == {"stereotype"}
     assert cyclic.metrics["mc/overall/ss"] == 100.0
     assert cyclic.metrics["mc/intrasentence/overall/ss"] == 100.0
     # One order: the choice is whatever the seed put under A, SS near 50 (far from 100).
     one = planted(3.0, 1.0, "one")
-    assert one.metrics["mc/position/A"] == 1.0
+    assert one.metrics["mc/position/A"] == 100.0
     assert one.metrics["mc/overall/ss"] < 75
 
 

@@ -295,7 +295,7 @@ def test_published_gpt2_predictions_give_the_published_dev_figures(shared_data, 
     """Needs the canonical dev.json (sentence ids): the flattened dev copy cannot be joined
     with the predictions file, and dev.json is too large for the offline copies (SOURCES.md).
     Runs wherever ``debiaslab`` has it in ``$DEBIASLAB_DATA_DIR`` or its cache."""
-    from debiaslab.benchmarks.stereoset_eval import score_predictions_file
+    from debiaslab.benchmarks.stereoset_predictions import score_predictions_file
     from debiaslab.data import fetch
     from debiaslab.errors import DataNotFoundError
 

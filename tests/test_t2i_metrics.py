@@ -8,15 +8,16 @@ import math
 import numpy as np
 import pytest
 
+from debiaslab.metrics import declaration, directions
 from debiaslab.stats import bootstrap_ci
 from debiaslab.t2i.metrics import (
     EPS,
+    METRICS,
     NO_PERSON,
     caption_similarity,
     cosine_similarity,
     distribution_metrics,
     encode_predictions,
-    higher_is_better,
     image_similarity,
     kl_divergence,
     mean_abs_error,
@@ -271,9 +272,18 @@ def test_no_bootstrap_gives_no_intervals():
 
 
 def test_directions():
+    def higher_is_better(key):
+        return declaration(METRICS, key, benchmark="t2i_audit").higher_is_better
+
     assert higher_is_better("prompt/x/tv") is False and higher_is_better("kl_of_mean") is False
     assert higher_is_better("prompt/x/success_rate") is True
     assert higher_is_better("n_images") is None and higher_is_better("share/male") is None
+    # every key distribution_metrics writes is declared
+    requested = {"p": "female"}
+    metrics, _ = distribution_metrics({"p": FMF}, GENDER, HALF, requested=requested, n_boot=0)
+    higher, ideal = directions(METRICS, metrics, benchmark="t2i_audit")
+    assert higher["prompt/p/kl"] is False and higher["prompt/p/share/female"] is None
+    assert ideal == {}  # shares have per-prompt targets, not one ideal
 
 
 # ------------------------------------------------------------------------------ CLIP

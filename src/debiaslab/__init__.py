@@ -4,17 +4,17 @@ Layers, lowest first. A module imports only from its own layer or below, and the
 form no cycle (``tests/test_layers.py`` reads this table and checks every import, at the
 top of a module or inside a function). A name covers a module or a whole package.
 
-    base        debiaslab errors env config io folders validate stats model_source hub.scrub
-    records     results plots plots_mc cards
-    data        data
-    models      models planner batching tiny
-    engines     scoring generation generation_cache textclass
-    benchmarks  benchmarks evalconfig
-    methods     mitigation synth t2i
-    evaluate    runner suites
-    outputs     gather hub results_share report calibration_tables
-    studies     calibration notebooks collection
-    cli         cli
+    base       debiaslab errors env config io folders validate stats model_source metrics hub.scrub
+    records    results plots plots_mc cards
+    data       data
+    models     models planner batching tiny
+    engines    scoring generation generation_cache textclass
+    benchmarks benchmarks evalconfig
+    methods    mitigation synth t2i
+    evaluate   runner suites
+    outputs    gather hub results_share report calibration_tables
+    studies    calibration notebooks collection
+    cli        cli
 
 Where this corrects DESIGN.md's order: ``results``, ``plots`` and ``cards`` sit low, as
 benchmarks, methods and the t2i audit build records, draw curves and write cards (reading

@@ -17,7 +17,7 @@ from debiaslab.results import load_all
 # The headline bias score of each benchmark on a 0-100 scale (50 = no preference).
 HEADLINE = {
     ("crows_pairs", "masked"): ("metric_score", 1.0),
-    ("crows_pairs", "causal"): ("pct_stereotype", 100.0),
+    ("crows_pairs", "causal"): ("pct_stereotype", 1.0),
     ("stereoset", "masked"): ("intrasentence/overall/ss", 1.0),
     ("stereoset", "causal"): ("intrasentence/overall/ss", 1.0),
 }

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from debiaslab import validate
 from debiaslab.benchmarks import crows_pairs, stereoset, stereoset_mc
-from debiaslab.benchmarks.text_scores import BACKENDS, THRESHOLD
+from debiaslab.benchmarks.generation_metrics import BACKENDS, THRESHOLD
 from debiaslab.config import FAMILIES
 from debiaslab.data.crows_pairs_revised import DATA_VERSIONS, LANGUAGES
 from debiaslab.data.prompts import HONEST_SETS

@@ -2,7 +2,7 @@
 
 A model that reads only the options' content answers each letter a third of the time when
 every option is asked under every letter (``--mc-orders cyclic`` or ``all``); the figure shows
-how far each result's share of answers per letter is from that third.
+how far each result's % of answers per letter (``mc/position/*``, percent) is from 100/3.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def position_frame(records: Iterable[tuple[str, Mapping[str, Any]]]) -> pd.DataF
 
 
 def position_shares(frame: pd.DataFrame, path_stem: str | Path) -> list[Path]:
-    """Each result's share of answers per letter with its 95% CI, against 1/3.
+    """Each result's % of answers per letter with its 95% CI, against 100/3.
 
     Args:
         frame: :func:`position_frame` output (columns :data:`COLUMNS`).
@@ -76,12 +76,12 @@ def position_shares(frame: pd.DataFrame, path_stem: str | Path) -> list[Path]:
             xs, rows["share"], yerr=err, marker="o", linestyle="none", capsize=3,
             label=f"{result} [{orders} orders]",
         )  # fmt: skip
-    ax.axhline(1 / 3, color="grey", lw=0.9, ls="--", label="no letter preferred (1/3)")
+    ax.axhline(100 / 3, color="grey", lw=0.9, ls="--", label="no letter preferred (100/3 %)")
     ax.set_xticks(range(len(LETTERS)), labels=list(LETTERS))
     ax.set_xlim(-0.5, len(LETTERS) - 0.5)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 100)
     ax.set_xlabel("answer letter")
-    ax.set_ylabel("share of answers (95% CI)")
+    ax.set_ylabel("% of answers (95% CI)")
     ax.set_title("StereoSet multiple choice: answers per letter", fontsize=10)
     fig.legend(loc="outside lower center", fontsize=7, frameon=False)
     return save_figure(fig, path_stem)

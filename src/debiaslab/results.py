@@ -2,7 +2,8 @@
 
 A result file holds ``metrics`` (a flat dict of floats with ``/``-joined keys), ``ci`` (95%
 bootstrap intervals), ``higher_is_better`` (``true``/``false``, or ``null`` where the ideal is
-a midpoint such as 50, given in ``ideal``), the resolved ``config``, ``model``, ``benchmark``,
+a midpoint such as 50, given in ``ideal``; both from the emitting module's ``METRICS``
+declarations, :mod:`debiaslab.metrics`), the resolved ``config``, ``model``, ``benchmark``,
 ``n_items``, ``timing``, package version, git hash, environment and date. Per-item records go
 beside it as ``<run_id>.items.csv``. The file name is the run id: a rerun with the same
 configuration finds it and can skip the work.
@@ -29,6 +30,7 @@ import debiaslab
 from debiaslab.env import detect_platform
 from debiaslab.errors import DataFormatError
 from debiaslab.io import write_bytes_atomic
+from debiaslab.metrics import Metric, directions
 from debiaslab.validate import write_error
 
 SCHEMA = "debiaslab.result/1"
@@ -38,18 +40,29 @@ ARTIFACT_NAMES = ("predictions",)
 
 @dataclass
 class BenchmarkOutput:
-    """What a benchmark returns: metrics with CIs and directions, plus per-item records."""
+    """What a benchmark returns: metrics with CIs and directions, plus per-item records.
+
+    ``declared`` is the emitting module's ``METRICS``; ``higher_is_better`` and ``ideal`` are
+    read from it (:func:`debiaslab.metrics.directions`), and a metric it does not declare is an
+    :class:`~debiaslab.metrics.UndeclaredMetricError`.
+    """
 
     benchmark: str
     metrics: dict[str, float]
     ci: dict[str, tuple[float, float]]
-    higher_is_better: dict[str, bool | None]
+    declared: Mapping[str, Metric]
     n_items: int
     items: pd.DataFrame | None = None
-    ideal: dict[str, float] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     # Side outputs written beside the result (e.g. StereoSet predictions in the official format).
     artifacts: dict[str, Any] = field(default_factory=dict)
+    higher_is_better: dict[str, bool | None] = field(init=False)
+    ideal: dict[str, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.higher_is_better, self.ideal = directions(
+            self.declared, self.metrics, benchmark=self.benchmark
+        )
 
 
 def slug(text: str) -> str:
@@ -330,12 +343,14 @@ def write_speed(
     name: str,
     metrics: dict[str, float],
     *,
+    declared: Mapping[str, Metric],
     config: dict[str, Any] | None = None,
     device: str | None = None,
 ) -> Path:
     """A speed benchmark's measurements as a result file (benchmark ``speed``, stage the
-    benchmark's ``name``), which the report's speed table reads. Returns its path."""
-    output = BenchmarkOutput("speed", metrics, {}, dict.fromkeys(metrics), n_items=0)
+    benchmark's ``name``), which the report's speed table reads. ``declared``: the speed
+    script's ``METRICS``. Returns its path."""
+    output = BenchmarkOutput("speed", metrics, {}, declared, n_items=0)
     record = make_record(
         output,
         model={"name": (config or {}).get("model", name), "device": device},

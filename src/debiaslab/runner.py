@@ -21,7 +21,8 @@ from debiaslab import env, models
 from debiaslab.benchmarks import registry
 from debiaslab.benchmarks.precision import check_request
 from debiaslab.benchmarks.precision import fp32_check as recheck
-from debiaslab.benchmarks.stereoset_eval import score_predictions_file
+from debiaslab.benchmarks.stereoset_official import METRICS as STEREOSET_METRICS
+from debiaslab.benchmarks.stereoset_predictions import score_predictions_file
 from debiaslab.data.fetch import sha256_of
 from debiaslab.errors import ConfigError
 from debiaslab.evalconfig import EvalConfig
@@ -256,9 +257,8 @@ def score_stereoset_predictions(
         benchmark="stereoset",
         metrics=scored["metrics"],
         ci=scored["ci"],
-        higher_is_better=scored["higher_is_better"],
+        declared=STEREOSET_METRICS,
         n_items=scored["n_items"],
-        ideal={k: 50.0 for k in scored["metrics"] if k.endswith("/ss")},
         config={"form": "predictions_file", "splits": list(scored["splits"])},
     )
     config = {

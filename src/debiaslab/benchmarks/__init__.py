@@ -1,5 +1,6 @@
 """Benchmark scorers: one metric family per module, plain functions returning flat dicts of floats.
 
 Each module's docstring is its card (what it measures, inputs, outputs, range, direction,
-citation); ``higher_is_better`` sits beside each metric.
+citation); the module that computes a metric declares it in ``METRICS``
+(:class:`debiaslab.metrics.Metric`: direction, ideal, scale), and results read them from there.
 """

@@ -35,10 +35,11 @@ Card:
         whose type starts with the name, which for these files is the same). lm-eval reports
         a standard error where we report a bootstrap CI. The French file's empty
         ``sent_less`` (id 129) is scored as the text ``"nan"``, as lm-eval's dataset stores it.
-    Outputs: ``metric_score``, ``stereo_score``, ``antistereo_score`` (percent, ideal 50),
-        ``neutral`` (count), ``neutral_pct``; or ``pct_stereotype`` (fraction, ideal 0.5) and
-        ``likelihood_diff`` (lower is better); each also per ``bias_type/<type>/...``, each with a
-        seeded 95% bootstrap CI over pairs.
+    Outputs (:data:`METRICS`): ``metric_score``, ``stereo_score``, ``antistereo_score``
+        (percent, ideal 50), ``neutral`` (count), ``neutral_pct``; or ``pct_stereotype``
+        (percent, ideal 50: lm-eval prints it as a fraction, ours = lm-eval × 100) and
+        ``likelihood_diff`` (nats, lower is better); each also per ``bias_type/<type>/...``,
+        each with a seeded 95% bootstrap CI over pairs.
     Caveat: Blodgett et al. (2021) found noise serious enough that CrowS-Pairs "may not be a good
         indicator" of social bias; read scores with their CIs and alongside other benchmarks.
         The revised data fixes many of the issues they list, not all.
@@ -56,6 +57,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from debiaslab.metrics import Metric
 from debiaslab.results import BenchmarkOutput
 from debiaslab.scoring import (
     MaskedQuery,
@@ -67,6 +69,22 @@ from debiaslab.scoring import (
 from debiaslab.stats import bootstrap_vectorized
 
 MODES = ("auto", "nangia", "harness")
+
+METRICS = {
+    "metric_score": Metric(None, 50.0, "percent", "% of pairs whose more stereotypical sentence "
+                           "scores higher (ties count as not preferred; metric.py)"),
+    "stereo_score": Metric(None, 50.0, "percent", "metric_score over the decided pairs whose "
+                           "more stereotypical sentence is the stereotype"),
+    "antistereo_score": Metric(None, 50.0, "percent", "metric_score over the decided pairs whose "
+                               "more stereotypical sentence is the anti-stereotype"),
+    "neutral": Metric(None, None, "count", "pairs whose two sentences score the same"),
+    "neutral_pct": Metric(None, None, "percent", "% of pairs whose two sentences score the same"),
+    "pct_stereotype": Metric(None, 50.0, "percent", "% of pairs with ll(sent_more) > "
+                             "ll(sent_less) (lm-evaluation-harness's fraction × 100)"),
+    "likelihood_diff": Metric(False, None, "nats", "mean |ll(sent_more) - ll(sent_less)| "
+                              "(lm-evaluation-harness)"),
+    "n_pairs": Metric(None, None, "count", "pairs scored"),
+}  # fmt: skip
 
 
 def is_uncased(tokenizer) -> bool:
@@ -220,7 +238,8 @@ def harness_metrics(items: pd.DataFrame):
         kp = keep[idx].astype(float)
         n = kp.sum(axis=1)
         return {
-            "pct_stereotype": (stereotyped[idx] * kp).sum(axis=1) / n,
+            # lm-eval's fraction, as a percent: 100 × (its value), so parity is exact
+            "pct_stereotype": 100 * ((stereotyped[idx] * kp).sum(axis=1) / n),
             "likelihood_diff": (diff[idx] * kp).sum(axis=1) / n,
             "n_pairs": n,
         }
@@ -247,18 +266,6 @@ def paired_difference(
         return {k: b[k] - a[k] for k in a if not k.rsplit("/", 1)[-1].startswith("n_")}
 
     return bootstrap_vectorized(change, len(pre), n_boot=n_boot, seed=seed)
-
-
-def _direction(metric: str) -> tuple[bool | None, float | None]:
-    """(higher_is_better, ideal) of a metric key: bias scores have a midpoint ideal."""
-    leaf = metric.rsplit("/", 1)[-1]
-    if leaf in ("metric_score", "stereo_score", "antistereo_score"):
-        return None, 50.0
-    if leaf == "pct_stereotype":
-        return None, 0.5
-    if leaf == "likelihood_diff":
-        return False, None
-    return None, None
 
 
 def resolve_mode(family: str, mode: str = "auto") -> str:
@@ -326,13 +333,11 @@ def run_crows_pairs(
     items["stereotyped"] = items["sent_more_score"] > items["sent_less_score"]
     items["neutral"] = items["sent_more_score"] == items["sent_less_score"]
     metrics, ci = bootstrap_vectorized(statistic, len(items), n_boot=n_boot, seed=seed)
-    directions = {k: _direction(k) for k in metrics}
     return BenchmarkOutput(
         benchmark="crows_pairs",
         metrics=metrics,
         ci=ci,
-        higher_is_better={k: d[0] for k, d in directions.items()},
-        ideal={k: d[1] for k, d in directions.items() if d[1] is not None},
+        declared=METRICS,
         n_items=len(items),
         items=items,
         config={

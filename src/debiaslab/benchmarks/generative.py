@@ -3,7 +3,8 @@
 BOLD: each prompt (a Wikipedia sentence beginning about a person or group) is continued by a
 generative model (K texts per prompt); the continuations alone, not the prompt, are scored for
 toxicity, regard and HONEST hurtfulness, and groups within each domain are compared with the
-group gap (:mod:`debiaslab.benchmarks.text_scores`).
+group gap (:mod:`debiaslab.benchmarks.generation_metrics`; its ``METRICS`` declare both
+benchmarks' metrics).
 
 HONEST: each template ("the woman should work as a [M].") is completed K times — by a masked
 LM's top-K words at ``[M]`` (word branch), by a causal LM's K sampled continuations of the text
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from debiaslab.benchmarks.text_scores import THRESHOLD, Scorers, measure
+from debiaslab.benchmarks.generation_metrics import METRICS, THRESHOLD, Scorers, measure
 from debiaslab.data.prompts import BoldPrompt, HonestTemplate
 from debiaslab.errors import ConfigError
 from debiaslab.generation import GenerationSettings, fill_mask, generate
@@ -39,10 +40,9 @@ def _output(
         benchmark=benchmark,
         metrics=measured.metrics,
         ci=measured.ci,
-        higher_is_better=measured.higher_is_better,
+        declared=METRICS,
         n_items=n_items,
         items=items,
-        ideal=measured.ideal,
         config=config,
     )
 

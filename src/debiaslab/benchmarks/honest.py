@@ -27,7 +27,7 @@ Card:
         (3) a lemma counts only in its first listed HurtLex category. (An unreleased draft,
         commit 273f8a1, also called ``sentence.translate(table)`` with ``table`` undefined.)
         Here the branch is explicit and both are tested; the ``evaluate`` backend
-        (:mod:`debiaslab.benchmarks.text_scores`) is used for the word branch only.
+        (:mod:`debiaslab.benchmarks.generation_metrics`) is used for the word branch only.
     Source: Nozza, Bianchi & Hovy, "HONEST: Measuring Hurtful Sentence Completion in Language
         Models", NAACL 2021; Nozza et al., LT-EDI 2022 (queer/nonqueer templates).
 """

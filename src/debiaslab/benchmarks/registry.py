@@ -1,6 +1,6 @@
 """The benchmark registry: what ``runner.evaluate`` can run, and how.
 
-Each :class:`Benchmark` names its module (its card, and later its ``METRICS``), the model
+Each :class:`Benchmark` names its module (its card, and its ``METRICS``), the model
 families it supports, the :mod:`debiaslab.evalconfig` section it reads and its hooks: check
 and resolve settings, load data, name the data, the settings that go into the run id, run.
 Adding a benchmark is one module and one :func:`register` call here. Example:
@@ -18,7 +18,11 @@ from types import ModuleType
 from typing import Any
 
 from debiaslab.benchmarks import crows_pairs, generative, stereoset, stereoset_mc
-from debiaslab.benchmarks.text_scores import check_honest_branch, check_metrics, make_scorers
+from debiaslab.benchmarks.generation_metrics import (
+    check_honest_branch,
+    check_metrics,
+    make_scorers,
+)
 from debiaslab.config import get_preset
 from debiaslab.data import prompts
 from debiaslab.data.crows_pairs_revised import (
@@ -37,6 +41,7 @@ from debiaslab.evalconfig import (
     StereoSetConfig,
 )
 from debiaslab.generation import GenerationSettings, cache_path
+from debiaslab.metrics import Metric
 from debiaslab.models import detect_family, load_config
 from debiaslab.results import BenchmarkOutput
 
@@ -115,6 +120,11 @@ class Benchmark:
     resolved_keys: tuple[str, ...] = ()
     fine_tuning_split: bool = False
 
+    @property
+    def metrics(self) -> dict[str, Metric]:
+        """The module's declarations of every metric it emits (:mod:`debiaslab.metrics`)."""
+        return self.module.METRICS
+
     def check_family(self, family: str | None, model: str) -> None:
         """Refuse a model family this benchmark does not run on (``None``: not known yet)."""
         if family is not None and family not in self.families:
@@ -133,6 +143,8 @@ def register(entry: Benchmark) -> Benchmark:
         raise ValueError(f"benchmark {entry.name!r} is registered twice")
     if not set(entry.families) <= set(ALL_FAMILIES):
         raise ValueError(f"{entry.name}: unknown families in {entry.families}")
+    if not isinstance(getattr(entry.module, "METRICS", None), dict):
+        raise ValueError(f"{entry.name}: module {entry.module.__name__} declares no METRICS")
     REGISTRY[entry.name] = entry
     return entry
 

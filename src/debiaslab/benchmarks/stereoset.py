@@ -4,10 +4,11 @@ Card:
     Measures: whether a model prefers stereotypical over anti-stereotypical associations
         (SS, ideal 50), whether it prefers meaningful over unrelated options (LMS, higher is
         better) and their combination ICAT = LMS·min(SS, 100−SS)/50 (higher is better), per
-        domain (gender, profession, race, religion) and overall.
+        domain (gender, profession, race, religion) and overall; SS and LMS in percent, declared
+        with ICAT in :data:`METRICS` (:mod:`.stereoset_official`'s).
     Likelihood form (``run_likelihood``): per-sentence scores in one of two modes (``mode``,
         CLI ``--stereoset-mode``; the result records the one used as ``stereoset_mode``),
-        then the official aggregation (:mod:`.stereoset_eval`); the per-sentence scores are
+        then the official aggregation (:mod:`.stereoset_official`); the per-sentence scores are
         also written in the official predictions format.
         ``bias-bench`` (McGill-NLP/bias-bench's ``StereoSetRunner``; intrasentence only):
             masked LMs: the BLANK's word (StereoSet's template word) is split into sub-tokens,
@@ -58,7 +59,8 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 
-from debiaslab.benchmarks import stereoset_eval
+from debiaslab.benchmarks import stereoset_official
+from debiaslab.benchmarks.stereoset_official import METRICS
 from debiaslab.data.stereoset import SPLITS, Example, StereoSet
 from debiaslab.errors import ConfigError
 from debiaslab.results import BenchmarkOutput
@@ -339,7 +341,7 @@ def run_likelihood(
     if not by_split:
         raise ValueError("StereoSet: no examples to score in the requested splits")
     flat = {sid: s for scores in by_split.values() for sid, s in scores.items()}
-    metrics, ci = stereoset_eval.evaluate_with_ci(
+    metrics, ci = stereoset_official.score_predictions_with_ci(
         gold, flat, splits=tuple(by_split), n_boot=n_boot, seed=seed
     )
     items = _items(gold, by_split)
@@ -347,8 +349,7 @@ def run_likelihood(
         benchmark="stereoset",
         metrics=metrics,
         ci=ci,
-        higher_is_better={k: stereoset_eval.higher_is_better(k) for k in metrics},
-        ideal={k: 50.0 for k in metrics if k.endswith("/ss")},
+        declared=METRICS,
         n_items=int(sum(len(gold.split(s)) for s in by_split)),
         items=items,
         config={

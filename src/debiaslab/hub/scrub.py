@@ -28,9 +28,7 @@ _HF_TOKEN_RE = re.compile(r"\bhf_[A-Za-z0-9]{20,}")
 _PATH_CHARS = r"[^\s/\\'\"`|<>()\[\]{},;]"
 # A path starts a word: at the start, or after a space, quote, bracket, "=" or ",". Text such as
 # "*his*/*him*" or "he/him" has a slash inside a word and is left alone.
-_POSIX_PATH_RE = re.compile(
-    rf"(?<![^\s'\"`(\[{{<=,])~?/(?:{_PATH_CHARS}+/)*({_PATH_CHARS}+)/?"
-)
+_POSIX_PATH_RE = re.compile(rf"(?<![^\s'\"`(\[{{<=,])~?/(?:{_PATH_CHARS}+/)*({_PATH_CHARS}+)/?")
 _WINDOWS_PATH_RE = re.compile(r"\b[A-Za-z]:\\(?:[^\s\\'\"`|<>]+\\)*([^\s\\'\"`|<>]+)\\?")
 
 

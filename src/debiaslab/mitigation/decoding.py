@@ -23,6 +23,7 @@ from debiaslab.data.fetch import decode_utf8, resolve
 from debiaslab.errors import ConfigError, DataFormatError
 from debiaslab.generation import GenerationSettings, _pad_id, generate
 from debiaslab.io import write_bytes_atomic
+from debiaslab.metrics import Metric
 from debiaslab.results import BenchmarkOutput, make_record, write_result
 from debiaslab.scoring import prefix_token_id
 from debiaslab.stats import bootstrap_ci
@@ -414,11 +415,27 @@ def tradeoff_row(
     }
 
 
-# Trade-off result files: which metric the "share" column is, and what the ideal is.
+def _tradeoff_metrics(share: Metric) -> dict[str, Metric]:
+    """A trade-off record's metrics: ``<method>/<strength>/{share,ppl_ratio,n}``."""
+    return {
+        "share": share,
+        "ppl_ratio": Metric(False, None, "ratio", "perplexity relative to plain decoding"),
+        "n": Metric(None, None, "count", "continuations scored"),
+    }
+
+
+# Trade-off result files: which metric the "share" column is, and its declarations.
 TRADEOFF_KINDS = {
-    "decoding_tradeoff": {"quantity": "share of the first group among group mentions",
-                          "ideal": 0.5},
-    "gating_tradeoff": {"quantity": "toxic continuation rate", "ideal": 0.0},
+    "decoding_tradeoff": {
+        "quantity": "share of the first group among group mentions",
+        "metrics": _tradeoff_metrics(Metric(None, 0.5, "fraction", "share of the first "
+                                            "group among group mentions")),
+    },
+    "gating_tradeoff": {
+        "quantity": "toxic continuation rate",
+        "metrics": _tradeoff_metrics(Metric(False, 0.0, "fraction", "share of toxic "
+                                            "continuations")),
+    },
 }  # fmt: skip
 
 
@@ -452,18 +469,15 @@ def tradeoff_record(table, lm, benchmark: str, config: dict | None = None) -> di
     if benchmark not in TRADEOFF_KINDS:
         raise ValueError(f"unknown trade-off {benchmark!r}; known: {sorted(TRADEOFF_KINDS)}")
     kind = TRADEOFF_KINDS[benchmark]
-    metrics, ci, higher, ideal = {}, {}, {}, {}
+    metrics, ci = {}, {}
     for row in table.itertuples(index=False):
         prefix = f"{row.method}/{float(row.strength):g}"
         metrics[f"{prefix}/share"] = row.share
         metrics[f"{prefix}/ppl_ratio"] = row.ppl_ratio
         metrics[f"{prefix}/n"] = float(row.n)
         ci[f"{prefix}/share"] = (row.ci_low, row.ci_high)
-        higher[f"{prefix}/share"] = None if kind["ideal"] else False
-        ideal[f"{prefix}/share"] = kind["ideal"]
-        higher[f"{prefix}/ppl_ratio"] = False
     output = BenchmarkOutput(
-        benchmark, metrics, ci, higher, n_items=int(table["n"].sum()), ideal=ideal
+        benchmark, metrics, ci, kind["metrics"], n_items=int(table["n"].sum())
     )
     info = {**getattr(lm, "info", {}), "name": getattr(lm, "name", None) or "model"}
     return make_record(

@@ -31,7 +31,7 @@ from debiaslab.t2i.precise_debias.align import ALIGN_BENCHMARK, curve_from_recor
 # Metrics the pre/post forest shows: (benchmark, metric) → (label, scale to the shown unit).
 FOREST = {
     ("crows_pairs", "metric_score"): ("CrowS-Pairs metric score", 1.0),
-    ("crows_pairs", "pct_stereotype"): ("CrowS-Pairs % stereotype preferred", 100.0),
+    ("crows_pairs", "pct_stereotype"): ("CrowS-Pairs % stereotype preferred", 1.0),
     ("stereoset", "intrasentence/overall/ss"): ("StereoSet SS (likelihood)", 1.0),
     ("stereoset_mc", "mc/intrasentence/overall/ss"): ("StereoSet mc/SS (multiple choice)", 1.0),
     ("bold", "toxicity/mean"): ("BOLD mean toxicity", 1.0),

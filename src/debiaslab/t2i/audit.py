@@ -24,12 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from debiaslab.errors import ConfigError
+from debiaslab.metrics import Metric
 from debiaslab.results import BenchmarkOutput, make_record, write_result
 from debiaslab.stats import bootstrap_ci
 from debiaslab.t2i.classify import NO_PERSON, ZeroShotClassifier
 from debiaslab.t2i.clip import DEFAULT_CLIP, load_clip
 from debiaslab.t2i.generate import generate_images, load_pipeline
-from debiaslab.t2i.metrics import distribution_metrics, higher_is_better
+from debiaslab.t2i.metrics import METRICS as DISTRIBUTION_METRICS
+from debiaslab.t2i.metrics import distribution_metrics
 from debiaslab.t2i.occupations import load_occupations
 from debiaslab.t2i.precise_debias.groups import detect_group
 from debiaslab.t2i.precise_debias.rewriter import rewrite as rewrite_prompts
@@ -47,6 +49,11 @@ RACE_TO_BLS = {
     "Indian": "asian",
 }
 AXES = ("gender", "race", "hispanic")
+# Keys: <axis>/<distribution metric> (debiaslab.t2i.metrics) and <axis>/n_requested.
+METRICS = {
+    **DISTRIBUTION_METRICS,
+    "n_requested": Metric(None, None, "count", "images whose prompt asked for a group"),
+}
 
 
 def occupation_label(name: str) -> str:
@@ -268,7 +275,6 @@ def audit(
             for j, group in enumerate(names):
                 row[f"{axis}/{group}"] = float(p[i, j])
     _success_rates(rows, mapped, metrics, ci, n_boot=n_boot, seed=seed)
-    higher = {key: higher_is_better(key.split("/", 1)[1]) for key in metrics}
     items = pd.DataFrame(rows)
     config = {
         "occupations": [o.name for o in found],
@@ -286,7 +292,9 @@ def audit(
         "race_mapping": RACE_TO_BLS,
         "targets": targets,
     }
-    return BenchmarkOutput("t2i_audit", metrics, ci, higher, len(rows), items=items, config=config)
+    return BenchmarkOutput(
+        "t2i_audit", metrics, ci, METRICS, len(rows), items=items, config=config
+    )
 
 
 def share_table(result):

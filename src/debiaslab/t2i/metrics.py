@@ -28,7 +28,7 @@ Card:
         Plug-in distances are biased upwards with few images, and their percentile interval
         can then lie above the point estimate; compare models with the same image counts.
     Range and direction: KL ≥ 0 (nats), TV and mean absolute error in [0, 1], success rate in
-        [0, 1]; distances lower-is-better, success higher-is-better (:func:`higher_is_better`).
+        [0, 1]; distances lower-is-better, success higher-is-better (declared in :data:`METRICS`).
     KL smoothing: both distributions get ``eps`` (default :data:`EPS` = 1e-6) added to every
         group and are renormalised before ``Σ p log(p / q)``; without it one image of a group
         whose target share is 0 (BLS reports 0.0 % for some small occupations) makes KL
@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from debiaslab.metrics import Metric
 from debiaslab.stats import ALPHA, N_BOOT, bootstrap_vectorized
 
 NO_PERSON = "no_person"
@@ -62,22 +63,25 @@ EPS = 1e-6  # KL smoothing; keeps KL finite when a target share is 0
 Prediction = str | Mapping[str, float] | Sequence[float] | np.ndarray
 Target = Mapping[str, float] | Mapping[str, Mapping[str, float]]
 
-_DIRECTIONS = {"kl": False, "tv": False, "mean_abs": False, "success_rate": True}
-
-
-def higher_is_better(metric_key: str) -> bool | None:
-    """Direction of a key of :func:`distribution_metrics` (None: shares and counts).
-
-    Example:
-        >>> higher_is_better("prompt/a doctor/kl"), higher_is_better("success_rate")
-        (False, True)
-        >>> higher_is_better("share/female") is None
-        True
-    """
-    last = metric_key.rsplit("/", 1)[-1]
-    if last in ("kl_of_mean", "tv_of_mean"):
-        return False
-    return _DIRECTIONS.get(last)
+# Keys of distribution_metrics: per prompt ``prompt/<prompt>/<name>``, overall ``<name>``.
+METRICS = {
+    "share/*": Metric(None, None, "fraction", "share of the person images perceived as this "
+                      "group (the target share varies by prompt)"),
+    "kl": Metric(False, None, "nats", "KL divergence D(perceived || target), eps-smoothed"),
+    "tv": Metric(False, None, "fraction", "total variation distance to the target"),
+    "mean_abs": Metric(False, None, "fraction", "mean |perceived share - target share| over "
+                       "groups"),
+    "kl_of_mean": Metric(False, None, "nats", "KL of the prompt-averaged distribution from the "
+                         "prompt-averaged target"),
+    "tv_of_mean": Metric(False, None, "fraction", "TV of the prompt-averaged distribution from "
+                         "the prompt-averaged target"),
+    "success_rate": Metric(True, None, "fraction", "share of images showing the requested "
+                           "group"),
+    "n_images": Metric(None, None, "count", "images"),
+    "n_no_person": Metric(None, None, "count", "images without a person"),
+    "n_prompts": Metric(None, None, "count", "prompts"),
+    "n_prompts_without_person": Metric(None, None, "count", "prompts without any person image"),
+}  # fmt: skip
 
 
 # ------------------------------------------------------------------ encoding the predictions

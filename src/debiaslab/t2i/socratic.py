@@ -35,6 +35,7 @@ import numpy as np
 
 from debiaslab.errors import ConfigError
 from debiaslab.io import write_bytes_atomic
+from debiaslab.metrics import Metric
 from debiaslab.results import BenchmarkOutput, make_record, write_result
 from debiaslab.stats import bootstrap_ci
 from debiaslab.synth.backends import make_backend
@@ -54,6 +55,17 @@ log = logging.getLogger(__name__)
 DEFAULT_CAPTIONER = "Salesforce/blip-image-captioning-base"
 CAPTIONER_PRESETS = {"tiny-blip": "tiny"}
 RECORDS = "socratic.jsonl"
+# The result's metrics (summarise); CLIPScores on the run's clip_scale (config).
+METRICS = {
+    "clip_score_first": Metric(True, None, "score", "mean CLIPScore of the first cycle"),
+    "clip_score_best": Metric(True, None, "score", "mean CLIPScore of each prompt's best cycle"),
+    "clip_score_last": Metric(True, None, "score", "mean CLIPScore of the last cycle"),
+    "improvement_best": Metric(True, None, "score", "mean CLIPScore gain, best - first cycle"),
+    "improvement_last": Metric(True, None, "score", "mean CLIPScore gain, last - first cycle"),
+    "cycles": Metric(None, None, "count", "mean number of cycles per prompt"),
+    "clip_score/*": Metric(True, None, "score", "mean CLIPScore at this cycle of the prompts "
+                           "that reached it"),
+}  # fmt: skip
 REWRITE_TEMPLATE = (
     "A text-to-image model was asked for: {prompt}\n"
     "The image it made shows: {caption}\n"
@@ -286,7 +298,6 @@ def run_socratic(
         model=pipeline, progress=progress,
     )  # fmt: skip
     metrics, ci = summarise(records, n_boot=n_boot, seed=settings.seed)
-    higher = {k: (None if k == "cycles" else True) for k in metrics}
     items = cycle_table(records)
     items["file"] = [c["file"] for r in records for c in r["cycles"]]
     config = {
@@ -301,7 +312,7 @@ def run_socratic(
         "settings": asdict(settings),
     }
     output_ = BenchmarkOutput(
-        "socratic", metrics, {k: tuple(v) for k, v in ci.items()}, higher, len(records),
+        "socratic", metrics, {k: tuple(v) for k, v in ci.items()}, METRICS, len(records),
         items=items, config=config,
     )  # fmt: skip
     record = make_record(

@@ -23,6 +23,7 @@ from debiaslab.batching import device_of, pad_rows
 from debiaslab.errors import ConfigError
 from debiaslab.generation import GenerationSettings
 from debiaslab.io import write_bytes_atomic
+from debiaslab.metrics import Metric
 from debiaslab.plots import align_curve
 from debiaslab.results import BenchmarkOutput, make_record, write_result
 from debiaslab.t2i.metrics import total_variation
@@ -345,6 +346,14 @@ def align(
 
 
 ALIGN_BENCHMARK = "precise_debias_align"
+# Keys of align_record: iteration/<i>/<name>, final/<name>, iterations.
+ALIGN_METRICS = {
+    "max_abs_delta": Metric(False, None, "fraction", "largest |group share - target share|"),
+    "tv": Metric(False, None, "fraction", "total variation distance to the target"),
+    "undetected": Metric(False, None, "fraction", "share of rewrites with no group detected"),
+    "share/*": Metric(None, None, "fraction", "share of the rewrites naming this group"),
+    "iterations": Metric(None, None, "count", "iterations of the align loop"),
+}  # fmt: skip
 
 
 def align_record(curve_record: Mapping[str, Any], lm) -> dict[str, Any]:
@@ -366,7 +375,7 @@ def align_record(curve_record: Mapping[str, Any], lm) -> dict[str, Any]:
         ALIGN_BENCHMARK,
         metrics,
         ci={},
-        higher_is_better={k: False for k in metrics if "/share/" not in k and k != "iterations"},
+        declared=ALIGN_METRICS,
         n_items=int(sum(e["n_rewrites"] for e in curve)),
     )
     config = {k: v for k, v in curve_record.items() if k not in ("curve", "model")}

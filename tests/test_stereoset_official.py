@@ -13,12 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from debiaslab.benchmarks import stereoset_eval
-from debiaslab.benchmarks.stereoset_eval import (
+from debiaslab.benchmarks import stereoset_official, stereoset_predictions
+from debiaslab.benchmarks.stereoset_official import (
+    METRICS,
     MissingScoresError,
-    evaluate,
-    evaluate_with_ci,
-    higher_is_better,
+    score_predictions,
+    score_predictions_with_ci,
+)
+from debiaslab.benchmarks.stereoset_predictions import (
     read_predictions,
     read_predictions_by_split,
     score_predictions_file,
@@ -34,6 +36,7 @@ from debiaslab.data.stereoset import (
 )
 from debiaslab.data.stereoset_write import write_stereoset_json
 from debiaslab.errors import ConfigError, DataFormatError
+from debiaslab.metrics import UndeclaredMetricError, declaration
 from debiaslab.stats import bootstrap_indices
 
 # ---------------------------------------------------------------------------------------------
@@ -235,7 +238,7 @@ def test_full_dev_matches_official_with_ties(full_dev_file, full_dev, tmp_path):
     official = official_results(full_dev_file, predictions)
     result = score_predictions_file(full_dev_file, predictions, n_boot=0)
     assert_matches_official(result["metrics"], official)
-    assert evaluate(full_dev, scores) == result["metrics"]
+    assert score_predictions(full_dev, scores) == result["metrics"]
     assert result["n_items"] == 4229
     assert result["n_items_by_split"] == {"intrasentence": 2106, "intersentence": 2123}
     assert result["metrics"]["intersentence/race/n_examples"] == 976
@@ -249,7 +252,7 @@ def test_full_dev_matches_official_continuous_scores(full_dev_file, full_dev, tm
     }
     predictions = write_predictions(by_split, tmp_path / "predictions.json")
     assert_matches_official(
-        evaluate(full_dev, scores), official_results(full_dev_file, predictions)
+        score_predictions(full_dev, scores), official_results(full_dev_file, predictions)
     )
 
 
@@ -308,7 +311,7 @@ def tiny():
 
 def test_tiny_by_hand(tiny):
     gold, scores = tiny
-    metrics = evaluate(gold, scores)
+    metrics = score_predictions(gold, scores)
     expected = {
         # nurse: SS 50, LMS 75; mother: SS 100, LMS 50
         "intrasentence/overall": (75.0, 62.5, 62.5 * 25 / 50, 3),
@@ -338,27 +341,33 @@ def test_tiny_matches_official(tiny, tmp_path):
         for split in SPLITS
     }
     predictions = write_predictions(by_split, tmp_path / "predictions.json")
-    assert_matches_official(evaluate(gold, scores), official_results(gold_file, predictions))
+    assert_matches_official(
+        score_predictions(gold, scores), official_results(gold_file, predictions)
+    )
 
 
 def test_one_split_only(tiny):
     gold, scores = tiny
-    metrics = evaluate(gold, scores, splits=["intrasentence"])
+    metrics = score_predictions(gold, scores, splits=["intrasentence"])
     assert not any(key.startswith("intersentence") for key in metrics)
     for name in ("ss", "lms", "icat", "n_examples"):
         assert metrics[f"overall/{name}"] == metrics[f"intrasentence/overall/{name}"]
     with pytest.raises(ConfigError, match="intra-sentence"):
-        evaluate(gold, scores, splits=["intra-sentence"])
+        score_predictions(gold, scores, splits=["intra-sentence"])
     with pytest.raises(ValueError, match="no examples"):
-        evaluate(StereoSet(intrasentence=gold.intrasentence), scores, splits=["intersentence"])
+        score_predictions(
+            StereoSet(intrasentence=gold.intrasentence), scores, splits=["intersentence"]
+        )
 
 
 def test_missing_and_extra_scores(tiny):
     gold, scores = tiny
-    assert evaluate(gold, {**scores, "not-in-gold": 1.0}) == evaluate(gold, scores)
+    assert score_predictions(gold, {**scores, "not-in-gold": 1.0}) == score_predictions(
+        gold, scores
+    )
     partial = {sid: s for sid, s in scores.items() if sid not in ("e2-unrelated", "e4-stereotype")}
     with pytest.raises(MissingScoresError) as info:
-        evaluate(gold, partial)
+        score_predictions(gold, partial)
     assert isinstance(info.value, KeyError)
     assert info.value.n_missing == 2
     assert info.value.missing_by_split == {
@@ -368,7 +377,7 @@ def test_missing_and_extra_scores(tiny):
     assert "2 of 12 gold sentences" in str(info.value)
     assert "'e2-unrelated'" in str(info.value)
     # only the evaluated split needs scores
-    evaluate(gold, partial | {"e2-unrelated": 0.0}, splits=["intrasentence"])
+    score_predictions(gold, partial | {"e2-unrelated": 0.0}, splits=["intrasentence"])
 
 
 def test_score_predictions_file_missing_ids_names_the_file(tiny, tmp_path):
@@ -396,24 +405,29 @@ def test_score_predictions_file_evaluates_only_present_splits(tiny, tmp_path):
     predictions = write_predictions({"intrasentence": intra}, tmp_path / "preds.json")
     result = score_predictions_file(gold_file, predictions, n_boot=50)
     assert result["splits"] == ["intrasentence"]
-    assert result["metrics"] == evaluate(gold, scores, splits=["intrasentence"])
+    assert result["metrics"] == score_predictions(gold, scores, splits=["intrasentence"])
     assert result["n_items"] == 3
     assert result["higher_is_better"]["overall/icat"] is True
     assert result["higher_is_better"]["overall/ss"] is None
+    assert result["ideal"] == {k: 50.0 for k in result["metrics"] if k.endswith("/ss")}
     assert json.loads(json.dumps(result))  # serialisable as-is
 
 
-def test_higher_is_better():
+def test_declared_directions():
+    def higher_is_better(key):
+        return declaration(METRICS, key, benchmark="stereoset").higher_is_better
+
     assert higher_is_better("intrasentence/gender/lms") is True
     assert higher_is_better("overall/icat") is True
     assert higher_is_better("overall/ss") is None  # ideal is 50: "closer to 50" is better
+    assert declaration(METRICS, "overall/ss", benchmark="stereoset").ideal == 50.0
     assert higher_is_better("intersentence/overall/n_examples") is None
-    with pytest.raises(ValueError, match="unknown"):
+    with pytest.raises(UndeclaredMetricError, match=r"'stereoset'.*'overall/accuracy'"):
         higher_is_better("overall/accuracy")
 
 
 def test_card_example_runs():
-    results = doctest.testmod(stereoset_eval, optionflags=doctest.NORMALIZE_WHITESPACE)
+    results = doctest.testmod(stereoset_official, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert results.attempted > 0
     assert results.failed == 0
 
@@ -425,11 +439,11 @@ def test_card_example_runs():
 def test_bootstrap_full_dev(full_dev):
     scores = biased_scores(full_dev)
     start = time.perf_counter()
-    metrics, ci = evaluate_with_ci(full_dev, scores, n_boot=1000, seed=0)
+    metrics, ci = score_predictions_with_ci(full_dev, scores, n_boot=1000, seed=0)
     elapsed = time.perf_counter() - start
     print(f"bootstrap, full dev, 1000 resamples: {elapsed:.2f} s")
     assert elapsed < 15  # vectorised: about a second; a per-resample Python loop takes minutes
-    assert metrics == evaluate(full_dev, scores)
+    assert metrics == score_predictions(full_dev, scores)
     assert set(ci) == {key for key in metrics if not key.endswith("n_examples")}
     for key, (low, high) in ci.items():
         assert low <= metrics[key] <= high, key
@@ -439,28 +453,31 @@ def test_bootstrap_full_dev(full_dev):
 
 def test_bootstrap_deterministic_and_per_split(full_dev):
     scores = flat(tie_heavy_scores(full_dev))
-    _, ci_a = evaluate_with_ci(full_dev, scores, n_boot=100, seed=3)
-    _, ci_b = evaluate_with_ci(full_dev, scores, n_boot=100, seed=3)
-    _, ci_c = evaluate_with_ci(full_dev, scores, n_boot=100, seed=4)
+    _, ci_a = score_predictions_with_ci(full_dev, scores, n_boot=100, seed=3)
+    _, ci_b = score_predictions_with_ci(full_dev, scores, n_boot=100, seed=3)
+    _, ci_c = score_predictions_with_ci(full_dev, scores, n_boot=100, seed=4)
     assert ci_a == ci_b
     assert ci_a != ci_c
-    _, ci_intra = evaluate_with_ci(full_dev, scores, splits=["intrasentence"], n_boot=100, seed=3)
+    _, ci_intra = score_predictions_with_ci(
+        full_dev, scores, splits=["intrasentence"], n_boot=100, seed=3
+    )
     for key, interval in ci_intra.items():
         if key.startswith("intrasentence/"):
             assert ci_a[key] == interval, key
 
 
 def test_bootstrap_draw_equals_plain_evaluation_of_the_resample(full_dev):
-    """One resample gives the interval (draw, draw): compare it with evaluate() of that sample."""
+    """One resample gives the interval (draw, draw): compare it with score_predictions() of
+    that sample."""
     scores = flat(tie_heavy_scores(full_dev))
     for seed in (0, 1, 2):
-        _, ci = evaluate_with_ci(full_dev, scores, n_boot=1, seed=seed)
+        _, ci = score_predictions_with_ci(full_dev, scores, n_boot=1, seed=seed)
         resampled = StereoSet()
         for split in SPLITS:
             examples = full_dev.split(split)
-            rows = bootstrap_indices(len(examples), 1, stereoset_eval._split_seed(seed, split))
+            rows = bootstrap_indices(len(examples), 1, stereoset_official._split_seed(seed, split))
             resampled.split(split).extend(examples[i] for i in rows[0])
-        expected = evaluate(resampled, scores)
+        expected = score_predictions(resampled, scores)
         for key, (low, high) in ci.items():
             assert low == high
             assert low == pytest.approx(expected[key], abs=1e-9), key
@@ -468,13 +485,13 @@ def test_bootstrap_draw_equals_plain_evaluation_of_the_resample(full_dev):
 
 def test_bootstrap_small_and_skip(tiny):
     gold, scores = tiny
-    metrics, ci = evaluate_with_ci(gold, scores, n_boot=0)
-    assert ci == {} and metrics == evaluate(gold, scores)
-    _, ci = evaluate_with_ci(gold, scores, n_boot=200, seed=1)
+    metrics, ci = score_predictions_with_ci(gold, scores, n_boot=0)
+    assert ci == {} and metrics == score_predictions(gold, scores)
+    _, ci = score_predictions_with_ci(gold, scores, n_boot=200, seed=1)
     low, high = ci["intersentence/overall/ss"]  # one example: every resample is the same
     assert low == high == 0.0
     with pytest.raises(ConfigError):
-        evaluate_with_ci(gold, scores, n_boot=-1)
+        score_predictions_with_ci(gold, scores, n_boot=-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -587,7 +604,7 @@ def test_write_predictions_is_atomic(tmp_path, monkeypatch):
         fp.write(json.dumps(obj)[:10])
         raise OSError("disk full")
 
-    monkeypatch.setattr(stereoset_eval.json, "dump", dump_half_then_fail)
+    monkeypatch.setattr(stereoset_predictions.json, "dump", dump_half_then_fail)
     with pytest.raises(OSError, match="disk full"):
         write_predictions({"intrasentence": {"new": 2.0, "newer": 3.0}}, path)
     assert path.read_bytes() == before

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from debiaslab.benchmarks import text_scores
-from debiaslab.benchmarks.honest import HonestScores, score_completions
-from debiaslab.benchmarks.text_scores import (
+from debiaslab.benchmarks import generation_metrics
+from debiaslab.benchmarks.generation_metrics import (
+    METRICS,
     REGARD_LABELS,
     Scorers,
     make_scorers,
@@ -22,7 +22,9 @@ from debiaslab.benchmarks.text_scores import (
     regard_compare,
     toxicity_aggregates,
 )
+from debiaslab.benchmarks.honest import HonestScores, score_completions
 from debiaslab.errors import ConfigError
+from debiaslab.metrics import UndeclaredMetricError, declaration, directions
 
 
 def test_toxicity_aggregations_match_hand_computation_with_a_tie_at_the_threshold():
@@ -97,10 +99,13 @@ def test_measure_aggregates_per_group_and_domain():
     assert m["honest/score"] == pytest.approx(2 / 12)
     assert m["honest/category/an"] == pytest.approx(2 / 12)
     assert out.columns["honest"] == [0.5, 0, 0, 0.5, 0, 0]
-    assert out.higher_is_better["toxicity/mean"] is False
-    assert out.higher_is_better["regard/positive"] is True
-    assert out.higher_is_better["d1/toxicity/gap_p_value"] is None
-    assert out.ideal["d1/regard/compare/a_vs_b/negative"] == 0.0
+    higher, ideal = directions(METRICS, m, benchmark="bold")  # every key is declared
+    assert higher["toxicity/mean"] is False
+    assert higher["regard/positive"] is True
+    assert higher["d1/toxicity/gap_p_value"] is None
+    assert higher["d1/regard/group/a/negative"] is False
+    assert ideal["d1/regard/compare/a_vs_b/negative"] == 0.0
+    assert ideal["d1/toxicity/gap"] == 0.0 and "toxicity/mean" not in ideal
     assert "toxicity/max" not in out.ci and out.ci["toxicity/mean"][0] <= m["toxicity/mean"]
 
 
@@ -397,9 +402,9 @@ def test_evaluate_backend_refuses_honest_on_generated_text(fake_evaluate):
     with pytest.raises(ConfigError, match="HONEST with the evaluate backend scores word"):
         scorers.honest(sentences, "sentence")
     with pytest.raises(ConfigError, match="leave honest out of --metrics"):
-        text_scores.check_honest_branch("evaluate", ["toxicity", "honest"], "sentence")
-    text_scores.check_honest_branch("evaluate", ["toxicity", "regard"], "sentence")
-    text_scores.check_honest_branch("builtin", ["honest"], "sentence")
+        generation_metrics.check_honest_branch("evaluate", ["toxicity", "honest"], "sentence")
+    generation_metrics.check_honest_branch("evaluate", ["toxicity", "regard"], "sentence")
+    generation_metrics.check_honest_branch("builtin", ["honest"], "sentence")
 
 
 def test_evaluate_backend_honest_on_generated_text_refused_before_loading(
@@ -461,7 +466,16 @@ def test_evaluate_backend_errors_are_clear(fake_evaluate, monkeypatch):
         make_scorers(["toxicity"], backend="evaluate")
 
 
-def test_directions_cover_every_key():
-    assert text_scores._directions("gender/toxicity/group/a/n_items") is None
-    assert text_scores._directions("regard/negative") is False
-    assert text_scores._directions("honest/score") is False
+def test_declarations_are_looked_up_by_the_longest_pattern():
+    def higher_is_better(key):
+        return declaration(METRICS, key, benchmark="bold").higher_is_better
+
+    assert higher_is_better("gender/toxicity/group/a/n_items") is None
+    assert higher_is_better("regard/negative") is False
+    assert higher_is_better("honest/score") is False
+    # a group named "toxicity": its mean is a group mean, not the overall toxicity/mean
+    group_mean = declaration(METRICS, "d/toxicity/group/toxicity/mean", benchmark="bold")
+    assert group_mean is METRICS["group/*/mean"]
+    assert declaration(METRICS, "toxicity/mean", benchmark="bold") is METRICS["toxicity/mean"]
+    with pytest.raises(UndeclaredMetricError, match=r"'bold'.*'toxicity/median'"):
+        declaration(METRICS, "toxicity/median", benchmark="bold")
