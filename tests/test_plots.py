@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from debiaslab import plots
+from debiaslab import plots, plots_t2i
 
 NAN = float("nan")
 
@@ -223,17 +223,17 @@ def _demographics_frame() -> pd.DataFrame:
 
 
 def test_demographics_writes_png_and_pdf(tmp_path):
-    _assert_written(plots.demographics(_demographics_frame(), tmp_path / "demo"), "demo")
+    _assert_written(plots_t2i.demographics(_demographics_frame(), tmp_path / "demo"), "demo")
 
 
 def test_demographics_without_a_condition_column(tmp_path):
     frame = _demographics_frame()
     frame = frame[frame["condition"] == "plain prompt"].drop(columns=["condition"])
-    _assert_written(plots.demographics(frame, tmp_path / "demo1"), "demo1")
+    _assert_written(plots_t2i.demographics(frame, tmp_path / "demo1"), "demo1")
 
 
 def test_demographics_refuses_bad_frames(tmp_path):
     with pytest.raises(ValueError, match="'bls'"):
-        plots.demographics(_demographics_frame().drop(columns=["bls"]), tmp_path / "d")
+        plots_t2i.demographics(_demographics_frame().drop(columns=["bls"]), tmp_path / "d")
     with pytest.raises(ValueError, match="empty"):
-        plots.demographics(_demographics_frame().iloc[:0], tmp_path / "d")
+        plots_t2i.demographics(_demographics_frame().iloc[:0], tmp_path / "d")

@@ -5,7 +5,7 @@ form no cycle (``tests/test_layers.py`` reads this table and checks every import
 top of a module or inside a function). A name covers a module or a whole package.
 
     base       debiaslab errors env config io folders validate stats model_source metrics hub.scrub
-    records    results plots plots_mc cards
+    records    results plots plots_mc plots_t2i cards
     data       data
     models     models planner batching tiny
     engines    scoring generation generation_cache textclass

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from debiaslab.plots import _check_frame, save_figure
+from debiaslab.plots import check_frame, save_figure
 
 LETTERS = ("A", "B", "C")
 COLUMNS = ("result", "letter", "share", "ci_low", "ci_high", "orders")
@@ -60,7 +60,7 @@ def position_shares(frame: pd.DataFrame, path_stem: str | Path) -> list[Path]:
     """
     from matplotlib.figure import Figure
 
-    _check_frame(frame, COLUMNS, "position_shares")
+    check_frame(frame, COLUMNS, "position_shares")
     results = list(pd.unique(frame["result"]))
     width = 0.8 / len(results)
     fig = Figure(

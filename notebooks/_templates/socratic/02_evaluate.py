@@ -18,7 +18,7 @@ SEED = 0
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import env, plots, results
+from debiaslab import env, plots_t2i, results
 from debiaslab.t2i import socratic
 
 environment = env.setup(seed=SEED)
@@ -28,5 +28,5 @@ socratic.summary_table(record).round(2)
 
 # %%
 records = socratic.read_records(output / "socratic")
-plots.socratic_curve(record, output / "socratic_clipscore")
+plots_t2i.socratic_curve(record, output / "socratic_clipscore")
 socratic.cycle_table(records)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from debiaslab import plots, plots_mc
+from debiaslab import plots, plots_mc, plots_t2i
 from debiaslab.report.tables import (
     Results,
     align_curves,
@@ -61,14 +61,16 @@ def figures(results: Results, figures_dir: str | Path) -> dict[str, list[Path]]:
         drawn[kind] = plots.tradeoff(frame, out_dir / kind, **TRADEOFF_PLOTS[kind])
     shares = demographics(results)
     if not shares.empty:
-        drawn["demographics"] = plots.demographics(shares, out_dir / "demographics")
+        drawn["demographics"] = plots_t2i.demographics(shares, out_dir / "demographics")
     for curve in align_curves(results):
-        drawn["align_curve"] = plots.align_curve(
+        drawn["align_curve"] = plots_t2i.align_curve(
             curve["curve"], out_dir / "align_curve", target=curve["target"],
             threshold=curve["threshold"],
         )  # fmt: skip
     for record in socratic_runs(results):
-        drawn["socratic_clipscore"] = plots.socratic_curve(record, out_dir / "socratic_clipscore")
+        drawn["socratic_clipscore"] = plots_t2i.socratic_curve(
+            record, out_dir / "socratic_clipscore"
+        )
     positions = plots_mc.position_frame(results.of("stereoset_mc"))
     if not positions.empty:
         drawn["mc_position"] = plots_mc.position_shares(positions, out_dir / "mc_position")

@@ -24,7 +24,7 @@ from debiaslab.errors import ConfigError
 from debiaslab.generation import GenerationSettings
 from debiaslab.io import write_bytes_atomic
 from debiaslab.metrics import Metric
-from debiaslab.plots import align_curve
+from debiaslab.plots_t2i import align_curve
 from debiaslab.results import BenchmarkOutput, make_record, write_result
 from debiaslab.t2i.metrics import total_variation
 from debiaslab.t2i.precise_debias.groups import GROUPS, UNDETECTED, group_shares, normalise_target
