@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 
 import debiaslab
-from debiaslab import tiny
 from debiaslab.benchmarks import crows_pairs, stereoset, stereoset_mc, stereoset_official
 from debiaslab.errors import ConfigError
 from debiaslab.metrics import SCALES, Metric, UndeclaredMetricError, declaration, directions
 from debiaslab.models import from_objects
 from debiaslab.results import BenchmarkOutput, load_all, make_record, write_result
-from debiaslab.tiny import build_tiny
+from debiaslab.tiny import corpus
+from debiaslab.tiny.build import build_tiny
 
 PACKAGE = Path(debiaslab.__file__).resolve().parent
 SCRIPTS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -146,11 +146,14 @@ def test_an_undeclared_key_names_the_benchmark_and_the_key():
 
 def test_a_real_run_that_emits_an_undeclared_metric_fails(monkeypatch):
     lm = from_objects(*build_tiny("causal", seed=0))
-    pairs = tiny.planted_crows_pairs(4, seed=1)
-    assert "likelihood_diff" in crows_pairs.run(lm, pairs, n_boot=5, progress=False).metrics
+    pairs = corpus.planted_crows_pairs(4, seed=1)
+    assert (
+        "likelihood_diff"
+        in crows_pairs.run_crows_pairs(lm, pairs, n_boot=5, progress=False).metrics
+    )
     monkeypatch.delitem(crows_pairs.METRICS, "likelihood_diff")
     with pytest.raises(UndeclaredMetricError, match=r"'crows_pairs'.*'likelihood_diff'"):
-        crows_pairs.run(lm, pairs, n_boot=5, progress=False)
+        crows_pairs.run_crows_pairs(lm, pairs, n_boot=5, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -160,11 +163,11 @@ def results_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     masked = from_objects(*build_tiny("masked", seed=0))
     causal = from_objects(*build_tiny("causal", seed=0))
-    pairs = tiny.planted_crows_pairs(6, seed=1)
-    gold = tiny.planted_stereoset(4, seed=1)
+    pairs = corpus.planted_crows_pairs(6, seed=1)
+    gold = corpus.planted_stereoset(4, seed=1)
     outputs = [
-        crows_pairs.run(masked, pairs, n_boot=10, progress=False),
-        crows_pairs.run(causal, pairs, n_boot=10, progress=False),
+        crows_pairs.run_crows_pairs(masked, pairs, n_boot=10, progress=False),
+        crows_pairs.run_crows_pairs(causal, pairs, n_boot=10, progress=False),
         stereoset.run_likelihood(masked, gold, n_boot=10, progress=False),
         stereoset_mc.run_multiple_choice(causal, gold, n_boot=10, progress=False),
     ]

@@ -95,7 +95,7 @@ def test_text_from_results_cannot_break_the_typst_source(tmp_path):
     pytest.importorskip("typst")
     name = 'org/we*ird_#model "x" $y$ <z> @w // [a]'
     results = tmp_path / "results"
-    _write(results, "pre", 0.62, model=name)
+    _write(results, "pre", 62.0, model=name)
     _write(results, "post", 0.55, model=name)
     pdf = report.build(results, tmp_path / "figures", tmp_path / "report", log=lambda _: None)
     text = _pdf_text(pdf)
@@ -107,8 +107,8 @@ def test_every_number_the_prose_cites_is_in_numbers_json(tmp_path):
     """The sections read their numbers from ``generated/numbers.json``; a section without
     results is ``None`` there, and the shipped sections come with it."""
     results = tmp_path / "results"
-    _write(results, "pre", 0.6234)
-    _write(results, "post", 0.5512)
+    _write(results, "pre", 62.34)
+    _write(results, "post", 55.12)
     loaded = report.load(results)
     out = tmp_path / "generated"
     written = paper.write_generated(loaded, {}, out)
