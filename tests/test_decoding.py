@@ -122,7 +122,8 @@ def test_balancing_moves_a_planted_model_toward_parity(planted_models):
 @pytest.mark.slow  # generates at every strength (make test-fast stays under 2 minutes)
 def test_tradeoff_table_and_plot(tmp_path):
     from debiaslab import plots
-    from debiaslab.mitigation.decoding import tradeoff, tradeoff_from_record
+    from debiaslab.mitigation.decoding import tradeoff
+    from debiaslab.mitigation.tradeoff import tradeoff_from_record
     from debiaslab.results import read_all
 
     lm = from_objects(*build.build_tiny("causal", texts=corpus.planted_texts(0.5, 50, 0), seed=0))

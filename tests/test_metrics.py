@@ -33,7 +33,7 @@ EMITTERS = {
     "debiaslab.t2i.audit",
     "debiaslab.t2i.socratic",
     "debiaslab.t2i.precise_debias.align",
-    "debiaslab.mitigation.decoding",
+    "debiaslab.mitigation.tradeoff",
     "crows_speed",
     "generation_speed",
 }

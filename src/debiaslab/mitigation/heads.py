@@ -21,7 +21,8 @@ from debiaslab.batching import device_of, pad_rows
 from debiaslab.errors import ConfigError
 from debiaslab.generation import GenerationSettings, _pad_id, generate
 from debiaslab.io import write_bytes_atomic
-from debiaslab.mitigation.decoding import perplexity, tradeoff_row, tradeoff_table
+from debiaslab.mitigation.decoding import perplexity
+from debiaslab.mitigation.tradeoff import tradeoff_row, tradeoff_table
 from debiaslab.scoring import prefix_token_id
 from debiaslab.textclass import TOXIC_LABEL
 

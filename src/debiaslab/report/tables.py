@@ -23,7 +23,7 @@ import pandas as pd
 from debiaslab.calibration_tables import TOXICITY_RATES, calibration_table
 from debiaslab.cards.model import pair_results
 from debiaslab.errors import ConfigError
-from debiaslab.mitigation.decoding import tradeoff_from_record
+from debiaslab.mitigation.tradeoff import tradeoff_from_record
 from debiaslab.results import load_all, read_all, recency
 from debiaslab.t2i.audit import share_table
 from debiaslab.t2i.precise_debias.align import ALIGN_BENCHMARK, curve_from_record
