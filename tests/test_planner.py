@@ -49,6 +49,7 @@ PUBLISHED = {
     "qwen2.5-0.5b-instruct": 494_032_768,
     "qwen2.5-1.5b-instruct": 1_543_714_304,
     "qwen2.5-7b-instruct": 7_615_616_512,
+    "smollm2-135m-instruct": 134_515_008,  # the dequantized GGUF (debiaslab.smollm2), as loaded
 }
 HUB_PRESETS = [name for name, p in presets().items() if not p.tiny]
 TINY_PRESETS = [name for name, p in presets().items() if p.tiny]

@@ -48,6 +48,8 @@ def test_the_real_model_loads_offline_names_its_source_and_generates_determinist
     manifest = json.loads((path / smollm2.MANIFEST).read_text())
     assert manifest["gguf_sha256"] == smollm2.GGUF_SHA256 and manifest["source"] == smollm2.WHEEL
     assert smollm2.smollm2_dir() == path  # built once, then reused
+    config = json.loads((path / "config.json").read_text())
+    assert "quantization_config" not in config and config["dtype"] == "float32"
     lm = load_model(str(path))
     assert type(lm.model).__name__ == "LlamaForCausalLM" and lm.family == "causal"
     assert lm.model.num_parameters() == 134_515_008
@@ -69,3 +71,34 @@ def test_the_real_model_loads_offline_names_its_source_and_generates_determinist
     assert nll("The doctor asked the nurse to help with the patient.") + 1.0 < nll(
         "patient the with nurse help doctor The to asked the."
     )
+
+
+def test_the_offline_source_of_a_preset_is_checked():
+    from debiaslab.config import parse_presets
+    from debiaslab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="offline"):
+        parse_presets("x: {hub_id: org/x, family: causal, offline: llama-cpp}")
+    with pytest.raises(ConfigError, match="offline"):
+        parse_presets("x: {tiny: causal, family: causal, offline: smollm2}")
+    preset = parse_presets("x: {hub_id: org/x, family: causal, offline: smollm2}")["x"]
+    assert preset.offline == "smollm2"
+
+
+@pytest.mark.slow
+@pytest.mark.real
+def test_the_preset_evaluates_offline_and_the_result_names_the_gguf(tmp_path, monkeypatch):
+    from debiaslab.evalconfig import EvalConfig
+    from debiaslab.runner import evaluate
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = EvalConfig.of(
+        "smollm2-135m-instruct", "stereoset", tmp_path, limit=300, splits=["intrasentence"],
+        n_boot=100, progress=False,
+    )  # fmt: skip
+    record = evaluate(config).record
+    model = record["model"]
+    assert model["display_name"] == "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized)"
+    assert model["gguf_sha256"] == smollm2.GGUF_SHA256 and model["dtype"] == "float32"
+    # A real LM tells a meaningful option from a meaningless one (a random model scores ~50).
+    assert record["metrics"]["intrasentence/overall/lms"] >= 80

@@ -32,6 +32,7 @@ from debiaslab.errors import ConfigError
 FAMILIES = ("causal", "masked", "seq2seq")
 METHODS = ("full", "lora", "qlora")
 DTYPES = ("float32", "float16", "bfloat16")
+OFFLINE_SOURCES = ("smollm2",)  # debiaslab.smollm2: the registry wheel's GGUF, dequantized
 # Which bitsandbytes quantizations go with which fine-tuning method.
 METHOD_QUANTIZATIONS: dict[str, tuple[str | None, ...]] = {
     "full": (None,),
@@ -124,7 +125,9 @@ class ModelPreset:
     """A shipped model preset.
 
     * ``family`` (``causal``, ``masked``, ``seq2seq``) and where the weights come from:
-      ``hub_id``, or ``tiny`` for an offline tiny model built by :mod:`debiaslab.tiny`.
+      ``hub_id``, or ``tiny`` for an offline tiny model built by :mod:`debiaslab.tiny`;
+      ``offline`` names where a Hub preset's weights come from when the Hub is off and the
+      release is not in the Hugging Face cache (``smollm2``: :mod:`debiaslab.smollm2`).
     * ``arch``: the architecture hyperparameters as transformers config keyword arguments,
       ``model_type`` included, copied from the checkpoint's ``config.json``. With them
       :mod:`debiaslab.planner` builds the config, counts parameters and estimates memory
@@ -141,6 +144,7 @@ class ModelPreset:
     family: str
     hub_id: str | None = None
     tiny: str | None = None  # family of an offline tiny model built by debiaslab.tiny
+    offline: str | None = None  # the source used when the Hub is off: "smollm2" (its GGUF)
     arch: Mapping[str, Any] | None = field(default=None, hash=False)
     dtype: str = "float32"
     fp16_ok: bool = True
@@ -227,6 +231,9 @@ def _parse_preset(name: str, spec: Any) -> ModelPreset:
         raise _fail(name, "hub_id", "give exactly one of hub_id and tiny")
     if tiny is not None and tiny not in FAMILIES:
         raise _fail(name, "tiny", f"{tiny!r} is not one of {FAMILIES}")
+    offline = spec.get("offline")
+    if offline is not None and (offline not in OFFLINE_SOURCES or hub_id is None):
+        raise _fail(name, "offline", f"expected one of {OFFLINE_SOURCES} beside a hub_id")
     arch = spec.get("arch")
     if arch is not None:
         if tiny is not None:
@@ -256,6 +263,7 @@ def _parse_preset(name: str, spec: Any) -> ModelPreset:
         family=family,
         hub_id=hub_id,
         tiny=tiny,
+        offline=offline,
         arch=arch,
         dtype=dtype,
         fp16_ok=fp16_ok,

@@ -107,7 +107,8 @@ def check_model(
     Args:
         name: what the user gave (a preset, a folder or a Hub id).
         source: what it resolves to (a preset's Hub id or folder); default: the preset's
-            Hub id, or ``name`` itself. Offline tiny presets always pass.
+            Hub id, or ``name`` itself. Tiny presets always pass, and so do presets with an
+            ``offline`` source while offline mode is on.
         what: the noun in messages (``model``, ``text classifier``).
         revision: Hub revision whose cache entry counts in offline mode.
         use_safetensors: ``True`` refuses a folder with only pickle weights.
@@ -115,8 +116,8 @@ def check_model(
     """
     if source is None:
         preset = get_preset(name)
-        if preset is not None and preset.tiny:
-            return
+        if preset is not None and (preset.tiny or (preset.offline and offline_mode())):
+            return  # built or fetched on load (debiaslab.tiny, debiaslab.smollm2)
         source = preset.hub_id if preset is not None else name
     folder = Path(source).expanduser()
     if folder.exists():

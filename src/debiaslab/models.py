@@ -18,7 +18,16 @@ from debiaslab.config import FAMILIES, get_preset
 from debiaslab.data.fetch import cache_dir
 from debiaslab.env import get_secret, select_device, select_dtype
 from debiaslab.errors import ConfigError
-from debiaslab.model_source import CHOICES, PICKLE_HINT, check_adapter, check_model, one_line
+from debiaslab.model_source import (
+    CHOICES,
+    PICKLE_HINT,
+    check_adapter,
+    check_model,
+    in_hub_cache,
+    offline_mode,
+    one_line,
+)
+from debiaslab.smollm2 import is_smollm2_dir, smollm2_dir, source_record
 from debiaslab.tiny.build import build_tiny, save_tiny
 from debiaslab.tiny.cache import save_beside
 from debiaslab.tiny.lexicon import PLANTED_VERSION
@@ -102,6 +111,8 @@ def resolve_source(name: str, family: str | None = None) -> tuple[str, str | Non
     if preset is not None:
         if preset.tiny:
             return str(_tiny_path(preset.tiny, name)), preset.family
+        if preset.offline and offline_mode() and not in_hub_cache(preset.hub_id, "config.json"):
+            return str(smollm2_dir()), preset.family  # the only offline source (OFFLINE_SOURCES)
         return preset.hub_id, family or preset.family
     return name, family
 
@@ -229,6 +240,7 @@ def load_model(
         load_seconds=time.perf_counter() - started,
         batch_size=batch_size,
         info={
+            **(source_record() if is_smollm2_dir(source) else {}),
             "source": source,
             "family": family,
             "revision": revision,

@@ -10,6 +10,7 @@ name it :data:`DISPLAY_NAME`, never as the bf16 Hub release (``HUB_ID``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -112,7 +113,10 @@ def convert(gguf: Path, out: Path) -> None:
     read = AutoModelForCausalLM.from_pretrained(
         gguf.parent, gguf_file=gguf.name, dtype=torch.float32
     )
-    plain = LlamaForCausalLM(read.config).to(torch.float32)
+    config = read.config
+    if hasattr(config, "quantization_config"):  # the saved folder is plain fp32, not GGUF
+        del config.quantization_config
+    plain = LlamaForCausalLM(config).to(torch.float32)
     missing, unexpected = plain.load_state_dict(read.state_dict(), strict=False)
     if unexpected or [k for k in missing if k != "lm_head.weight"]:
         raise DataFormatError(
@@ -132,7 +136,7 @@ def smollm2_dir(root: Path | None = None) -> Path:
     """
     root = Path(root) if root is not None else cache_dir()
     path = root / "models" / "smollm2-135m-instruct-q4_1"
-    record = {"gguf_sha256": GGUF_SHA256, "source": WHEEL, "member": GGUF_MEMBER}
+    record = {"gguf_sha256": GGUF_SHA256, "source": WHEEL, "member": GGUF_MEMBER, "recipe": 2}
     if manifest_matches(path, record, MANIFEST):
         return path
     placed = os.environ.get(WHEEL_ENV)
@@ -149,6 +153,20 @@ def smollm2_dir(root: Path | None = None) -> Path:
     return save_beside(path, record, write, MANIFEST)
 
 
+def is_smollm2_dir(source: str | Path) -> bool:
+    """Whether ``source`` is a folder :func:`smollm2_dir` built (its manifest names the GGUF)."""
+    try:
+        found = json.loads((Path(source) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return found.get("gguf_sha256") == GGUF_SHA256
+
+
 def source_record() -> dict[str, str]:
     """What a result records about this model: its honest name, the GGUF and its sha256."""
-    return {"name": DISPLAY_NAME, "gguf": GGUF_MEMBER, "gguf_sha256": GGUF_SHA256, "wheel": WHEEL}
+    return {
+        "display_name": DISPLAY_NAME,
+        "gguf": GGUF_MEMBER,
+        "gguf_sha256": GGUF_SHA256,
+        "wheel": WHEEL,
+    }
