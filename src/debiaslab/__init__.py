@@ -13,7 +13,7 @@ top of a module or inside a function). A name covers a module or a whole package
     methods    mitigation synth t2i
     evaluate   runner suites
     outputs    gather hub results_share report calibration_tables
-    studies    calibration notebooks collection
+    studies    calibration notebooks realtrack collection
     cli        cli
 
 Where this corrects DESIGN.md's order: ``results``, ``plots`` and ``cards`` sit low, as
