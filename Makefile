@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo report test test-fast lint format bench notebooks clean
+.PHONY: demo paper report test test-fast lint format bench notebooks clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml requirements.txt
 # notebook and the report; executed notebooks and timings.json under runs/demo/<time>/.
 demo: $(VENV)/.installed
 	$(BIN)/debiaslab demo
+
+# The paper: the real-model track (SmolLM2-135M-Instruct) at full size beside the tiny
+# collection → results/paper/ (committed), adapters/, report/debiaslab-report.pdf (committed).
+paper: $(VENV)/.installed
+	$(BIN)/debiaslab paper
 
 # Figures and report/debiaslab-report.pdf from every result file under results/.
 report: $(VENV)/.installed

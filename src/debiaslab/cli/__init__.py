@@ -1,8 +1,9 @@
 """``debiaslab <verb>``: every notebook step is also a command.
 
 Verbs: ``eval``, ``finetune``, ``plan``, ``push``, ``pull``, ``stereoset-score``, ``demo``,
-``calibrate``, ``report``, ``results``, ``synth``, ``t2i``, ``models``, ``data`` (one module per
-group; ``data`` lives beside the registry in :mod:`debiaslab.data.pull`).
+``track``, ``paper``, ``calibrate``, ``report``, ``results``, ``synth``, ``t2i``, ``models``,
+``data`` (one module per group; ``data`` lives beside the registry in
+:mod:`debiaslab.data.pull`).
 ``debiaslab VERB --help`` lists each verb's options. Errors in the input print one line that
 says what and where, exit 2: numbers and output folders are checked at parse time
 (:mod:`debiaslab.validate`), models before anything loads (:mod:`debiaslab.model_source`); a

@@ -1,27 +1,59 @@
-"""``debiaslab demo``, ``calibrate``, ``report``, ``results`` and ``models``: the collection
-run, the calibration study, the report, results from elsewhere, the presets."""
+"""``debiaslab demo``, ``track``, ``paper``, ``calibrate``, ``report``, ``results`` and
+``models``: the collection run, the real-model track, the paper's run, the calibration study,
+the report, results from elsewhere, the presets."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from debiaslab import collection, report
 from debiaslab import validate as check
 from debiaslab.calibration import run_calibration
 from debiaslab.config import presets
+from debiaslab.env import quiet_libraries, repo_root
 from debiaslab.gather import gather
+from debiaslab.realtrack.config import SIZES, STEPS, track_config
+from debiaslab.realtrack.paper import make_paper
+from debiaslab.realtrack.run import run_track
+from debiaslab.report.findings import format_findings, headline_rows
 from debiaslab.results_share import pull_results, push_results
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
 
-    collection.run_collection(
+    print(f"[demo] {quiet_libraries()}")
+    real = None if args.no_real else collection.real_step("demo")
+    summary = collection.run_collection(
         args.run_dir,
         output_root=args.output_root,
         workers=args.workers,
         only=args.only,
+        real=real,
         report=not args.no_report,
     )
+    results = Path(args.output_root or repo_root()) / "results"
+    print(format_findings(headline_rows(results)))
+    built = summary.report or "(not built)"
+    print(f"[demo] results: {results}; figures: {results.parent / 'figures'}; report: {built}")
+    return 0
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+
+    print(f"[real] {quiet_libraries()}")
+    config = track_config(
+        args.size, args.results, args.work, adapter_dir=args.adapter_dir,
+        steps=tuple(args.steps) if args.steps else None,
+    )  # fmt: skip
+    run_track(config)
+    return 0
+
+
+def cmd_paper(args: argparse.Namespace) -> int:
+
+    print(f"[paper] {quiet_libraries()}")
+    make_paper(workers=args.workers)
     return 0
 
 
@@ -95,7 +127,38 @@ def add_commands(sub) -> None:
     )
     demo_parser.add_argument("--only", nargs="+", default=None, help="only these families (slugs)")
     demo_parser.add_argument("--no-report", action="store_true", help="skip building the report")
+    demo_parser.add_argument(
+        "--no-real", action="store_true", help="skip the real-model slice (SmolLM2-135M-Instruct)"
+    )
     demo_parser.set_defaults(func=cmd_demo)
+
+    track_parser = sub.add_parser(
+        "track",
+        help="SmolLM2-135M-Instruct offline through the language-model cycle (the real track)",
+        description="Measure (CrowS-Pairs, StereoSet, BOLD/HONEST), fine-tune (LoRA, CDA) and "
+        "re-measure, decoding balance, synthetic data and PreciseDebias rewriting on the one "
+        "real model reachable offline; result files into --results.",
+    )
+    track_parser.add_argument("--size", choices=tuple(SIZES), default="demo")
+    track_parser.add_argument("--results", type=check.output_dir, default="results")
+    track_parser.add_argument("--work", type=check.output_dir, default="runs/realtrack")
+    track_parser.add_argument(
+        "--adapter-dir", type=check.output_dir, default=None,
+        help="also copy the LoRA adapter and its model card here",
+    )  # fmt: skip
+    track_parser.add_argument("--steps", nargs="+", choices=STEPS, default=None)
+    track_parser.set_defaults(func=cmd_track)
+
+    paper_parser = sub.add_parser(
+        "paper",
+        help="the paper's experiments (real track at full size, tiny collection) and its PDF",
+        description="What `make paper` runs: results into results/paper/, the report into "
+        "report/debiaslab-report.pdf, the LoRA adapter into adapters/.",
+    )
+    paper_parser.add_argument(
+        "--workers", type=check.positive_int, default=2, help="steps at a time"
+    )
+    paper_parser.set_defaults(func=cmd_paper)
 
     calibrate_parser = sub.add_parser(
         "calibrate",
