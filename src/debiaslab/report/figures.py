@@ -55,16 +55,20 @@ def figures(results: Results, figures_dir: str | Path) -> dict[str, list[Path]]:
         if not sizes.empty:
             drawn["size_effect"] = plots.size_effect(sizes, out_dir / "size_effect")
     gaps = group_gaps(results)
-    if not gaps.empty:
-        drawn["group_gaps"] = plots.group_gaps(gaps, out_dir / "group_gaps")
-    for kind, frame in tradeoffs(results).items():
-        drawn[kind] = plots.tradeoff(frame, out_dir / kind, **TRADEOFF_PLOTS[kind])
+    for name, tiny in (("group_gaps_real", False), ("group_gaps", True)):
+        chosen = gaps[gaps["tiny"] == tiny] if not gaps.empty else gaps
+        if not chosen.empty:
+            drawn[name] = plots.group_gaps(chosen, out_dir / name)
+    for name, frame in tradeoffs(results).items():
+        kind = str(frame["kind"].iloc[0])
+        drawn[name] = plots.tradeoff(frame, out_dir / name, **TRADEOFF_PLOTS[kind])
     shares = demographics(results)
     if not shares.empty:
         drawn["demographics"] = plots_t2i.demographics(shares, out_dir / "demographics")
-    for curve in align_curves(results):
-        drawn["align_curve"] = plots_t2i.align_curve(
-            curve["curve"], out_dir / "align_curve", target=curve["target"],
+    for curve in align_curves(results):  # the latest experiment's per provenance
+        name = "align_curve" if curve["tiny"] else "align_curve_real"
+        drawn[name] = plots_t2i.align_curve(
+            curve["curve"], out_dir / name, target=curve["target"],
             threshold=curve["threshold"],
         )  # fmt: skip
     for record in socratic_runs(results):
