@@ -14,6 +14,7 @@ and :func:`pdf_digests` finds it again in the PDF's bytes, compressed streams in
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -83,8 +84,8 @@ def pdf_digests(pdf: bytes) -> set[str]:
     its bytes as written, as UTF-16 (how PDF metadata strings may be encoded) and inside its
     Flate-compressed streams (XMP metadata, object streams)."""
     found = set(_DIGEST_RE.findall(pdf))
-    for utf16 in ("utf-16-be", "utf-16-le"):
-        text = pdf.decode(utf16, "ignore")
+    for utf16, start in itertools.product(("utf-16-be", "utf-16-le"), (0, 1)):
+        text = pdf[start:].decode(utf16, "ignore")  # a string may start at an odd byte
         found |= {m.encode() for m in re.findall(_DIGEST_RE.pattern.decode(), text)}
     for stream in _STREAM_RE.findall(pdf):
         try:
