@@ -174,6 +174,21 @@ def test_without_real_results_the_section_says_what_is_missing(tmp_path):
     assert "No real-model results were found" in typst
 
 
+def test_calibration_rows_come_between_real_and_tiny(results):
+    root, _ = results
+    for rate, share in ((0.2, 0.2), (0.5, 0.5), (0.8, 0.8)):
+        model = {"name": f"tiny-causal-planted{rate}", "family": "causal"}
+        flags = np.arange(100) < share * 100
+        _crows(root / "calib" / "planted", model, _items(flags))
+    rows = findings.headline_rows(root)
+    kinds = [r.kind for r in rows]
+    assert kinds == sorted(kinds, key=findings.KINDS.index) and "calibration" in kinds
+    cal = [r for r in rows if r.kind == "calibration"]
+    assert all(r.ci is not None for r in cal)
+    assert not any("planted" in r.model for r in rows if r.kind == "tiny")
+    assert "ranked in order: yes" in cal[0].note and "0.8" in cal[0].name
+
+
 def test_format_findings_is_a_plain_text_table_by_kind(results):
     root, _ = results
     text = findings.format_findings(findings.headline_rows(root))

@@ -2,10 +2,10 @@
 
 :func:`figures` returns ``{name: [png, pdf]}``; the name is the paper's figure label
 (``calibration`` → ``@fig-calibration``). :func:`show` displays one in a notebook. Group gaps,
-pre/post forests, trade-offs and the align curve are drawn apart for real and tiny models (``<name>_real``,
-``<name>_tiny``, what the paper shows); ``group_gaps`` and ``prepost_forest`` hold both, and ``decoding_tradeoff``,
-``gating_tradeoff`` and ``align_curve`` name the real model's where there is one (the results
-notebook's names).
+pre/post forests, trade-offs and the align curve are drawn apart for real and tiny models
+(``<name>_real``, ``<name>_tiny``: what the paper shows); ``group_gaps`` and
+``prepost_forest`` hold both, and ``decoding_tradeoff``, ``gating_tradeoff`` and
+``align_curve`` name the real model's where there is one (the results notebook's names).
 """
 
 from __future__ import annotations

@@ -345,9 +345,14 @@ def headline_rows(source: Results | str | Path) -> list[Finding]:
     for model, records in by_model(results, tiny=False).items():
         rows += model_findings(records, "real", model)
     rows += _calibration_rows(results)
-    calibrated = {p for p, _ in results.records if p.parent.name == "planted"}
+    roots = {p.parent.parent for p, _ in results.records if p.parent.name == "planted"}
     for model, records in by_model(results, tiny=True).items():
-        records = [(p, r) for p, r in records if p not in calibrated]
+        if "planted" in model:  # the calibration's own models: their rows are above
+            continue
+        records = [
+            (p, r) for p, r in records
+            if not (p.parent.parent in roots and p.parent.name in ("planted", "real"))
+        ]  # fmt: skip
         rows += model_findings(records, "tiny", model)
     return rows
 

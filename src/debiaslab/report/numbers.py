@@ -237,11 +237,19 @@ def _socratic(results: Results) -> list[dict[str, Any]]:
     return out
 
 
-def _lead_sentence(results: Results) -> dict[str, str] | None:
-    """The abstract's one real-model number: the first real model's CrowS-Pairs score."""
-    row = next((r for r in headline_rows(results) if r.kind == "real" and r.ci), None)
-    return None if row is None else {"model": row.model, "name": row.name, "value": row.text,
-                                     "n": fmt(row.n), "n_unit": row.n_unit}  # fmt: skip
+def _lead_sentence(results: Results) -> dict[str, Any] | None:
+    """The abstract's real-model numbers: the first real model's CrowS-Pairs score over every
+    pair and its held-out change after fine-tuning (each ``None`` when not measured)."""
+    rows = [r for r in headline_rows(results) if r.kind == "real" and r.ci]
+    if not rows:
+        return None
+    model = rows[0].model
+
+    def cite(key: str) -> dict[str, str] | None:
+        row = next((r for r in rows if r.model == model and r.key == key), None)
+        return None if row is None else {"value": row.text, "n": fmt(row.n)}
+
+    return {"model": model, "crows": cite("crows_pairs"), "lora": cite("lora")}
 
 
 def findings_table(rows: list[Finding]) -> dict[str, list]:
