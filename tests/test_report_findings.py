@@ -226,12 +226,29 @@ def test_pdf_digests_finds_the_stamp_plain_utf16_and_compressed():
 
 
 @pytest.mark.slow
-def test_the_built_pdf_carries_the_digest_of_its_generated_text(results, tmp_path):
+def test_a_report_built_from_a_results_subfolder_carries_its_digest_and_figures(results, tmp_path):
+    """``debiaslab report --results results/paper --figures figures/paper --out report``."""
     pytest.importorskip("typst")
-    root, _ = results
-    pdf = report.build(root, tmp_path / "figures", tmp_path / "report", log=lambda _: None)
-    expected = paper.digest(report.load(root), tmp_path / "report")
+    pdfium = pytest.importorskip("pypdfium2")
+    root = tmp_path / "w" / "results" / "paper"
+    root.parent.mkdir(parents=True)
+    results[0].rename(root)
+    figures_dir = tmp_path / "w" / "figures" / "paper"
+    pdf = report.build(root, figures_dir, tmp_path / "w" / "report", log=lambda _: None)
+    expected = paper.digest(report.load(root), tmp_path / "w" / "report")
     assert paper.pdf_digests(pdf.read_bytes()) == {expected}
+    document = pdfium.PdfDocument(str(pdf))
+    try:
+        images = sum(
+            1
+            for page in document
+            for o in page.get_objects()
+            if o.type == pdfium.raw.FPDF_PAGEOBJ_IMAGE
+        )
+        assert document.get_metadata_dict()["Keywords"] == paper.DIGEST_PREFIX + expected
+    finally:
+        document.close()
+    assert images >= 4  # the real model's group gaps, forest, trade-off and align curve
 
 
 def test_the_committed_pdf_is_built_from_the_committed_results():
