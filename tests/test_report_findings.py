@@ -14,6 +14,7 @@ import pytest
 from debiaslab import report, smollm2
 from debiaslab.benchmarks import crows_pairs, generation_metrics
 from debiaslab.env import repo_root
+from debiaslab.metrics import Metric
 from debiaslab.mitigation.tradeoff import tradeoff_record, tradeoff_row
 from debiaslab.report import findings, numbers, paper
 from debiaslab.results import BenchmarkOutput, make_record, write_result
@@ -126,6 +127,17 @@ def test_real_findings_lead_with_intervals_and_the_display_name(results):
     assert {r.key for r in real} >= {"decoding", "align", "bold/gap"}
     tiny = [r for r in rows if r.kind == "tiny"]
     assert tiny and {r.model for r in tiny} == {"tiny-gpt2"}
+
+
+def test_the_lora_finding_carries_its_perplexity_cost(results):
+    root, _ = results
+    declared = {"perplexity": Metric(False, None, "ratio", "held-out perplexity")}
+    for stage, value in (("pre", 20.0), ("post", 21.0)):
+        output = BenchmarkOutput("perplexity", {"perplexity": value}, {}, declared, n_items=50)
+        record = make_record(output, model=SMOL, config={}, timing={}, stage=stage)
+        write_result(record, root / "real")
+    lora = next(r for r in findings.headline_rows(root) if r.key == "lora")
+    assert "perplexity 20 → 21 (×1.05" in lora.note
 
 
 def test_tiny_classifier_toxicity_is_never_a_real_finding(results):
