@@ -3,9 +3,10 @@
 :func:`figures` returns ``{name: [png, pdf]}``; the name is the paper's figure label
 (``calibration`` → ``@fig-calibration``). :func:`show` displays one in a notebook. Group gaps,
 pre/post forests, trade-offs and the align curve are drawn apart for real and tiny models
-(``<name>_real``, ``<name>_tiny``: what the paper shows); ``group_gaps`` and
-``prepost_forest`` hold both, and ``decoding_tradeoff``, ``gating_tradeoff`` and
-``align_curve`` name the real model's where there is one (the results notebook's names).
+(what the paper shows): ``group_gaps`` and ``prepost_forest`` hold both, ``<name>_real`` and
+``<name>_tiny`` one each; ``decoding_tradeoff``, ``gating_tradeoff`` and ``align_curve`` are
+the tiny models' with ``<name>_real`` beside them, and name the real model's figure where no
+tiny one was drawn (the results notebook's names).
 """
 
 from __future__ import annotations
@@ -71,19 +72,18 @@ def figures(results: Results, figures_dir: str | Path) -> dict[str, list[Path]]:
     for name, frame in tradeoffs(results).items():
         kind = str(frame["kind"].iloc[0])
         drawn[name] = plots.tradeoff(frame, out_dir / name, **TRADEOFF_PLOTS[kind])
-        drawn.setdefault(kind, drawn[name])  # the real model's first (tradeoffs' order)
+        drawn.setdefault(kind, drawn[name])  # real first: a tiny one replaces this alias
     shares = demographics(results)
     if not shares.empty:
         drawn["demographics"] = plots_t2i.demographics(shares, out_dir / "demographics")
     for curve in align_curves(results):  # the latest experiment's per provenance
-        name = "align_curve_tiny" if curve["tiny"] else "align_curve_real"
+        name = "align_curve" if curve["tiny"] else "align_curve_real"
         drawn[name] = plots_t2i.align_curve(
             curve["curve"], out_dir / name, target=curve["target"],
             threshold=curve["threshold"],
         )  # fmt: skip
-    for name in ("align_curve_real", "align_curve_tiny"):
-        if name in drawn:
-            drawn.setdefault("align_curve", drawn[name])
+    if "align_curve_real" in drawn:
+        drawn.setdefault("align_curve", drawn["align_curve_real"])
     for record in socratic_runs(results):
         drawn["socratic_clipscore"] = plots_t2i.socratic_curve(
             record, out_dir / "socratic_clipscore"

@@ -307,8 +307,8 @@ def group_gaps(results: Results) -> pd.DataFrame:
 
 def tradeoffs(results: Results) -> dict[str, pd.DataFrame]:
     """The latest trade-off table per kind (``decoding_tradeoff``, ``gating_tradeoff``) and
-    provenance: named ``<kind>_real`` for real models, ``<kind>_tiny`` for tiny ones (the
-    figure's name; the frame's ``kind`` column holds the kind)."""
+    provenance: named ``<kind>_real`` for real models, ``<kind>`` for tiny ones (the figure's
+    name; the frame's ``kind`` column holds the kind). Real first."""
 
     out = {}
     for kind in TRADEOFFS:
@@ -316,7 +316,7 @@ def tradeoffs(results: Results) -> dict[str, pd.DataFrame]:
             records = [r for _, r in results.of(kind) if is_tiny(r) == tiny]
             if records:
                 record = _latest_of(records)
-                out[f"{kind}_{'tiny' if tiny else 'real'}"] = tradeoff_from_record(record).assign(
+                out[kind if tiny else f"{kind}_real"] = tradeoff_from_record(record).assign(
                     model=model_label(record), tiny=tiny, kind=kind
                 )
     return out
