@@ -49,7 +49,9 @@ def test_changing_a_result_file_changes_the_number_in_the_rebuilt_report(tmp_pat
     pdf = report.build(results, tmp_path / "figures", tmp_path / "report", log=lambda _: None)
     text = _pdf_text(pdf)
     assert "62.3 [57.3, 67.3]" in text and "55.1 [50.1, 60.1]" in text
-    assert "1 from real checkpoints" in text  # openai-community/gpt2 is a real checkpoint
+    # openai-community/gpt2 is a real model; it leads the results with its pre/post change
+    assert "1 experiment–model combinations from real models (gpt2)" in text
+    assert text.index("Real-model findings (gpt2)") < text.index("No calibration results")
     record = json.loads(pre.read_text())
     record["metrics"]["pct_stereotype"] = 70.71
     pre.write_text(json.dumps(record))
@@ -99,7 +101,8 @@ def test_text_from_results_cannot_break_the_typst_source(tmp_path):
     _write(results, "post", 0.55, model=name)
     pdf = report.build(results, tmp_path / "figures", tmp_path / "report", log=lambda _: None)
     text = _pdf_text(pdf)
-    assert text.count(name) == 2  # in the provenance table and in the pre/post table
+    # verbatim in the abstract, the results' lead, its table and the provenance table
+    assert text.count(name) >= 4
     assert "62.0 [57.0, 67.0]" in text
 
 
@@ -112,10 +115,13 @@ def test_every_number_the_prose_cites_is_in_numbers_json(tmp_path):
     loaded = report.load(results)
     out = tmp_path / "generated"
     written = paper.write_generated(loaded, {}, out)
-    assert {p.name for p in written} == {"numbers.json", *paper.SECTIONS}
+    assert {p.name for p in written} == {"numbers.json", paper.DIGEST, *paper.SECTIONS}
     data = json.loads((out / "numbers.json").read_text())
-    assert data["abstract"] == {"files": 2, "tiny": 0, "real": 1, "calibration": None}
-    prepost = data["results"]["prepost"]
+    abstract = {k: data["abstract"][k] for k in ("files", "tiny", "real", "calibration")}
+    assert abstract == {"files": 2, "tiny": 0, "real": 1, "calibration": None}
+    assert data["abstract"]["real_models"] == "gpt2"
+    assert data["results"]["prepost"] is None  # tiny models' pre/post only; gpt2 is real
+    prepost = data["results"]["real_prepost"]
     assert (prepost["improved"], prepost["comparisons"], prepost["kinds"]) == (1, 1, "real")
     assert prepost["table"]["rows"] == [
         ["gpt2 (gpt2)", "CrowS-Pairs % stereotype preferred", "62.3 [57.3, 67.3]",

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from debiaslab.env import repo_root
+from debiaslab.report.findings import EXPECTED, Finding, by_model, headline_rows
 from debiaslab.report.tables import (
     Results,
     align_curves,
@@ -30,6 +32,7 @@ from debiaslab.report.tables import (
     reduction,
     socratic_runs,
     speed,
+    tiny_classifier_scores,
     tradeoffs,
 )
 from debiaslab.results import as_number, decimals_for, value_with_ci
@@ -89,6 +92,8 @@ def abstract_numbers(results: Results) -> dict[str, Any]:
         "files": len(results.records),
         "tiny": len(prov) - real,
         "real": real,
+        "real_models": ", ".join(by_model(results, tiny=False)) or None,
+        "lead": _lead_sentence(results),
         "calibration": None
         if ranking is None
         else {"ordered": int(ranking["ordered"].sum()), "series": len(ranking)},
@@ -128,8 +133,9 @@ def _calibration(results: Results) -> dict[str, Any] | None:
     }
 
 
-def _prepost(results: Results) -> dict[str, Any] | None:
+def _prepost(results: Results, tiny: bool) -> dict[str, Any] | None:
     forest = prepost(results)
+    forest = forest[forest["tiny"] == tiny] if not forest.empty else forest
     if forest.empty:
         return None
     wide = forest.pivot_table(
@@ -161,17 +167,21 @@ def _prepost(results: Results) -> dict[str, Any] | None:
 
 def _group_gaps(results: Results) -> dict[str, Any] | None:
     gaps = group_gaps(results)
+    gaps = gaps[gaps["tiny"]] if not gaps.empty else gaps
     if gaps.empty:
         return None
     return {"count": len(gaps), "significant": int((gaps["p_value"] < 0.05).sum())}
 
 
-def _tradeoffs(results: Results) -> list[dict[str, Any]]:
+def _tradeoffs(results: Results, tiny: bool) -> list[dict[str, Any]]:
     out = []
-    for kind, frame in tradeoffs(results).items():
+    for name, frame in tradeoffs(results).items():
+        if bool(frame["tiny"].iloc[0]) != tiny:
+            continue
         best = frame.sort_values("ppl_ratio").iloc[-1]
         out.append({
-            "kind": kind, "model": str(frame["model"].iloc[0]), "kinds": kinds(frame["tiny"]),
+            "name": name, "kind": str(frame["kind"].iloc[0]),
+            "model": str(frame["model"].iloc[0]), "kinds": kinds(frame["tiny"]),
             "method": str(best["method"]), "strength": fmt(float(best["strength"])),
             "share": with_ci(best["share"], best["ci_low"], best["ci_high"]),
             "ppl_ratio": fmt(best["ppl_ratio"]),
@@ -195,8 +205,8 @@ def _demographics(results: Results) -> dict[str, Any] | None:
     }
 
 
-def _align(results: Results) -> dict[str, Any] | None:
-    curves = align_curves(results)
+def _align(results: Results, tiny: bool) -> dict[str, Any] | None:
+    curves = [c for c in align_curves(results) if c["tiny"] == tiny]
     if not curves:
         return None
     curve = curves[-1]
@@ -227,6 +237,62 @@ def _socratic(results: Results) -> list[dict[str, Any]]:
     return out
 
 
+def _lead_sentence(results: Results) -> dict[str, Any] | None:
+    """The abstract's real-model numbers: the first real model's CrowS-Pairs score over every
+    pair and its held-out change after fine-tuning (each ``None`` when not measured)."""
+    rows = [r for r in headline_rows(results) if r.kind == "real" and r.ci]
+    if not rows:
+        return None
+    model = rows[0].model
+
+    def cite(key: str) -> dict[str, str] | None:
+        row = next((r for r in rows if r.model == model and r.key == key), None)
+        return None if row is None else {"value": row.text, "n": fmt(row.n)}
+
+    return {"model": model, "crows": cite("crows_pairs"), "lora": cite("lora")}
+
+
+def findings_table(rows: list[Finding]) -> dict[str, list]:
+    """The lead table's cells: finding, value [95% CI], n, note (and the model, when the rows
+    come from more than one)."""
+    several = len({r.model for r in rows}) > 1
+    return {
+        "columns": ["finding", *(["model"] if several else []), "value [95% CI]", "n", "note"],
+        "rows": [[r.name, *([r.model] if several else []), r.text,
+                  "—" if r.n is None else f"{r.n:,} {r.n_unit}", r.note or "—"] for r in rows],
+    }  # fmt: skip
+
+
+def real_numbers(results: Results) -> dict[str, Any]:
+    """The real-model findings (every one with an interval, in the lead table; those without
+    one listed apart), what the real-model track should have written and did not, and which
+    real models' toxicity/regard a tiny classifier scored."""
+    rows = [r for r in headline_rows(results) if r.kind == "real"]
+    with_ci = [r for r in rows if r.ci is not None]
+    found = {r.key for r in rows}
+    keyed = {r.key: r for r in rows}
+
+    def cite(key: str) -> dict[str, str] | None:
+        row = keyed.get(key)
+        return None if row is None else {"value": row.text, "n": fmt(row.n), "note": row.note}
+
+    real = by_model(results, tiny=False)
+    quantized = [m for m, rs in real.items() if any((r.get("model") or {}).get("gguf_sha256")
+                                                   for _, r in rs)]  # fmt: skip
+    marked = [m for m, rs in real.items() if any(tiny_classifier_scores(r) for _, r in rs)]
+    return {
+        "models": ", ".join(dict.fromkeys(r.model for r in rows)) or None,
+        "quantized": ", ".join(quantized) or None,
+        "tiny_classifier": marked,
+        "table": findings_table(with_ci) if with_ci else None,
+        "no_interval": [f"{r.name} ({r.model}): {r.text}" for r in rows if r.ci is None],
+        "missing": [label for key, label in EXPECTED.items() if key not in found],
+        "crows": cite("crows_pairs"),
+        "stereoset": cite("stereoset/ss"),
+        "lora": cite("lora"),
+    }
+
+
 def results_numbers(
     results: Results, drawn: Mapping[str, list[Path]], base: Path
 ) -> dict[str, Any]:
@@ -242,12 +308,16 @@ def results_numbers(
         "real": len(prov) - n_tiny,
         "provenance": table_data(prov),
         "figures": {name: _relpath(_png(paths), base) for name, paths in drawn.items()},
+        "lead": real_numbers(results),
+        "real_prepost": _prepost(results, tiny=False),
+        "real_tradeoffs": _tradeoffs(results, tiny=False),
+        "real_align": _align(results, tiny=False),
         "calibration": _calibration(results),
-        "prepost": _prepost(results),
+        "prepost": _prepost(results, tiny=True),
         "group_gaps": _group_gaps(results),
-        "tradeoffs": _tradeoffs(results),
+        "tradeoffs": _tradeoffs(results, tiny=True),
         "demographics": _demographics(results),
-        "align": _align(results),
+        "align": _align(results, tiny=True),
         "socratic": _socratic(results),
         "speed": None if sp.empty else table_data(sp),
     }
@@ -256,10 +326,20 @@ def results_numbers(
 def numbers(results: Results, drawn: Mapping[str, list[Path]], base: Path) -> dict[str, Any]:
     """``{"abstract", "setup", "results"}``: what ``numbers.json`` holds for the sections."""
     return {
+        "source": source_name(results.root),
         "abstract": abstract_numbers(results),
         "setup": setup_numbers(results),
         "results": results_numbers(results, drawn, base),
     }
+
+
+def source_name(root: Path) -> str:
+    """The results folder as the paper names it: relative to the repository when inside it
+    (``results/paper``), else its own name (never a machine's absolute path)."""
+    try:
+        return root.resolve().relative_to(repo_root().resolve()).as_posix()
+    except ValueError:
+        return root.name
 
 
 def _png(paths: list[Path]) -> Path:

@@ -61,15 +61,25 @@ class Results:
         ]
 
 
+def is_tiny_name(name: str) -> bool:
+    """Whether a model or classifier name or path is a tiny offline one (``tiny-*``,
+    ``*-planted*``, ``*-random``, a folder in debiaslab's tiny cache)."""
+    return bool(_TINY.search(name.lower()))
+
+
 def is_tiny(record: Mapping[str, Any]) -> bool:
     """Whether a result comes from a tiny offline model (a ``tiny-*`` preset, a planted-bias
     model, a random-weight benchmark model such as ``bert-mini-random``, or anything built in
-    debiaslab's tiny cache) rather than a real checkpoint."""
+    debiaslab's tiny cache) rather than a real checkpoint. A model whose result records its
+    verified source (``display_name`` and ``gguf_sha256``, :func:`debiaslab.smollm2.source_record`)
+    is real wherever its files or adapters live."""
     model = record.get("model") or {}
+    if model.get("display_name") and model.get("gguf_sha256"):
+        return False
     config = record.get("config") or {}
     names = [model.get("name"), model.get("source"), model.get("adapter"), config.get("model")]
     names += [config.get("pipeline"), config.get("clip")]
-    return any(isinstance(n, str) and _TINY.search(n.lower()) for n in names)
+    return any(isinstance(n, str) and is_tiny_name(n) for n in names)
 
 
 def experiment_of(root: Path, path: Path) -> str:
@@ -105,8 +115,12 @@ def _latest_of(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 def model_label(record: Mapping[str, Any]) -> str:
-    """A short model name for tables: the preset or repo id, not a local path."""
+    """A short model name for tables: the model's display name where its result records one
+    (SmolLM2's "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized)"), else the preset or repo id,
+    not a local path."""
     model = record.get("model") or {}
+    if model.get("display_name"):
+        return str(model["display_name"])
     name = str(model.get("name") or model.get("source") or "model")
     return (
         name.rstrip("/").rsplit("/", 1)[-1] if "/" in name and Path(name).is_absolute() else name
@@ -234,7 +248,30 @@ def size_effect(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-_GAP = re.compile(r"^(?P<domain>[^/]+)/(?P<score>[^/]+)/gap$")
+# Scores given by a classifier, and the generation setting that names it.
+CLASSIFIER_SCORES = {"toxicity": "toxicity_model", "regard": "regard_model"}
+
+
+def classifier_of(record: Mapping[str, Any], score: str) -> str | None:
+    """The classifier that scored ``score`` (``toxicity`` or ``regard``) in a generation result."""
+    field = CLASSIFIER_SCORES.get(score)
+    if field is None:
+        return None
+    generation = (record.get("eval_config") or {}).get("generation") or {}
+    name = generation.get(field) or (record.get("config") or {}).get(field)
+    return None if name is None else str(name)
+
+
+def tiny_classifier_scores(record: Mapping[str, Any]) -> list[str]:
+    """The scores of a result (``toxicity``, ``regard``) that a tiny offline classifier gave:
+    they test the pipeline, not the model, whatever model wrote the text."""
+    return [
+        score for score in CLASSIFIER_SCORES
+        if (name := classifier_of(record, score)) and is_tiny_name(name)
+    ]  # fmt: skip
+
+
+GAP_KEY = re.compile(r"^(?P<domain>[^/]+)/(?P<score>[^/]+)/gap$")
 
 
 def group_gaps(results: Results) -> pd.DataFrame:
@@ -246,17 +283,20 @@ def group_gaps(results: Results) -> pd.DataFrame:
     rows = []
     for experiment, record in results.of("bold"):
         for key in record["metrics"]:
-            match = _GAP.match(key)
+            match = GAP_KEY.match(key)
             if not match:
                 continue
             gap, low, high = _value(record, key)
             p_value = record["metrics"].get(f"{key}_p_value")
+            marked = any(match["score"].startswith(s) for s in tiny_classifier_scores(record))
             rows.append({
                 "experiment": f"{experiment} ({model_label(record)})",
                 "model": model_label(record), "stage": record.get("stage", "eval"),
-                "panel": f"{match['domain']} · {match['score']}", "gap": gap, "ci_low": low,
+                "panel": f"{match['domain']} · {match['score']}"
+                + (" (tiny classifier)" if marked else ""),
+                "gap": gap, "ci_low": low,
                 "ci_high": high, "p_value": math.nan if p_value is None else float(p_value),
-                "tiny": is_tiny(record),
+                "tiny": is_tiny(record), "tiny_classifier": marked,
             })  # fmt: skip
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -266,16 +306,19 @@ def group_gaps(results: Results) -> pd.DataFrame:
 
 
 def tradeoffs(results: Results) -> dict[str, pd.DataFrame]:
-    """The latest trade-off table per kind (``decoding_tradeoff``, ``gating_tradeoff``)."""
+    """The latest trade-off table per kind (``decoding_tradeoff``, ``gating_tradeoff``) and
+    provenance: named ``<kind>_real`` for real models, ``<kind>`` for tiny ones (the figure's
+    name; the frame's ``kind`` column holds the kind). Real first."""
 
     out = {}
     for kind in TRADEOFFS:
-        records = [r for _, r in results.of(kind)]
-        if records:
-            record = _latest_of(records)
-            out[kind] = tradeoff_from_record(record).assign(
-                model=model_label(record), tiny=is_tiny(record)
-            )
+        for tiny in (False, True):
+            records = [r for _, r in results.of(kind) if is_tiny(r) == tiny]
+            if records:
+                record = _latest_of(records)
+                out[kind if tiny else f"{kind}_real"] = tradeoff_from_record(record).assign(
+                    model=model_label(record), tiny=tiny, kind=kind
+                )
     return out
 
 
