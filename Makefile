@@ -21,8 +21,9 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml requirements.txt
 	$(BIN)/pip install -q -r requirements.txt -e ".[dev]"
 	touch $@
 
-# The whole collection offline on tiny models (parallel where independent), then the results
-# notebook and the report; executed notebooks and timings.json under runs/demo/<time>/.
+# The whole collection offline on tiny models (parallel where independent) beside a real-model
+# slice (SmolLM2-135M-Instruct), then the results notebook and the report; executed notebooks,
+# timings.json and the report under runs/demo/<time>/; a table of headline findings at the end.
 demo: $(VENV)/.installed
 	$(BIN)/debiaslab demo
 
@@ -31,9 +32,10 @@ demo: $(VENV)/.installed
 paper: $(VENV)/.installed
 	$(BIN)/debiaslab paper
 
-# Figures and report/debiaslab-report.pdf from every result file under results/.
+# Figures and a report from every result file under results/ (yours: runs/report/); the
+# committed paper report/debiaslab-report.pdf is written by `make paper` only.
 report: $(VENV)/.installed
-	$(BIN)/debiaslab report --results results --figures figures --out report
+	$(BIN)/debiaslab report --results results --figures figures --out runs/report
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks

@@ -241,7 +241,8 @@ def run_collection(
 
     Notebooks write where they would on Kaggle: ``results/``, ``figures/``, ``runs/`` under the
     output root (``$DEBIASLAB_OUTPUT``, set here to ``output_root``). The executed copies, one
-    log per notebook and ``timings.json`` go to the run folder. A failing notebook does not
+    log per notebook, ``timings.json`` and the report (``report/``; never the committed paper
+    in the checkout's ``report/``, which only ``make paper`` writes) go to the run folder. A failing notebook does not
     stop the others; the notebooks that depend on it are skipped, and :class:`CollectionError`
     names each failure and its log at the end.
 
@@ -311,7 +312,7 @@ def run_collection(
     summary.outcomes = [done[s.name] for s in steps]
     if report and not summary.failed:
         summary.report = paper.build(
-            output_root / "results", output_root / "figures", output_root / "report", log=log
+            output_root / "results", output_root / "figures", run_dir / "report", log=log
         )
     summary.seconds = time.perf_counter() - started
     _write_timings(run_dir, summary)

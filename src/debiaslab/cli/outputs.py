@@ -189,7 +189,10 @@ def add_commands(sub) -> None:
         "--figures", type=check.output_dir, default="figures", help="figures directory"
     )
     report_parser.add_argument(
-        "--out", type=check.output_dir, default="report", help="report directory"
+        "--out",
+        type=check.output_dir,
+        default="runs/report",
+        help="report directory (the committed paper: report, by make paper)",
     )
     report_parser.set_defaults(func=cmd_report)
 
