@@ -338,7 +338,7 @@ def causal_logprobs(
     The context must be non-empty (use ``[prefix_token_id(tokenizer)]`` for a bare sentence).
     Sequences are batched by length bucket (:func:`width_bucket`: exact lengths for short ones,
     at most :data:`CAUSAL_WIDTH_RATIO` padding above), right-padded (which leaves every real
-    position of a causal model unchanged; a batch of one length gets no attention mask), and
+    position of a causal model unchanged), and
     for :data:`PLAIN_HEAD_TYPES` the vocabulary projection and log-softmax run only at the
     scored positions.
     """
@@ -369,8 +369,8 @@ def causal_logprobs(
             cols.extend(range(start, start + len(continuation)))
             targets.extend(continuation)
             owners.append(len(continuation))
-        # One length: no padding, and no mask lets attention take its plain causal path.
-        mask = None if bool(attention.all()) else attention.to(device)
+        # An all-ones mask (one length, no padding) keeps attention on its plain causal path.
+        mask = attention.to(device)
         where = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
         if parts is not None:
             trunk, head = parts

@@ -1,0 +1,222 @@
+"""Causal log-likelihoods of option groups that share a prefix: the prefix runs once.
+
+A benchmark that scores several options of one example (StereoSet's three sentences) reads the
+same tokens before the options diverge (the words before the blank; the context) once per
+option. :func:`causal_logprobs_shared` runs those tokens once per group, keeps their key/value
+cache, and runs each option's remaining tokens on a copy of it. In a causal model a position
+depends only on the positions before it, so every log-probability is the one
+:func:`debiaslab.scoring.causal_logprobs` returns for the same (context, continuation), up to
+float32 noise of a different batch shape.
+
+The shared prefix is found on token ids, never on text: the longest common prefix of the
+options' input sequences (context + continuation without its last token), kept one token short
+of the shortest so every option has a token of its own to run. A group with no common token
+(a blank at the very start in a mode without a start token), or of one item, goes through
+:func:`~debiaslab.scoring.causal_logprobs` unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from copy import deepcopy
+
+import numpy as np
+import torch
+
+from debiaslab.batching import device_of, pad_rows, run_batches, unwrap_model
+from debiaslab.scoring import (
+    CAUSAL_BATCH_TOKENS,
+    causal_head,
+    causal_logprobs,
+    check_lengths,
+    token_logprobs,
+    width_bucket,
+)
+
+Item = tuple[Sequence[int], Sequence[int]]
+
+
+def shared_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """Length of the longest common prefix of ``sequences``, at most the shortest minus one.
+
+    Example:
+        >>> shared_prefix_length([[1, 5, 6, 7], [1, 5, 9], [1, 5, 6]])
+        2
+        >>> shared_prefix_length([[1, 5], [1, 5, 6]]), shared_prefix_length([[4, 5], [3, 5]])
+        (1, 0)
+    """
+    shortest = min(len(s) for s in sequences)
+    n = 0
+    while n < shortest - 1 and len({s[n] for s in sequences}) == 1:
+        n += 1
+    return n
+
+
+def _cache_name(module) -> str:
+    """The keyword a model's forward takes its key/value cache by: ``cache`` (transformers 5)
+    or ``past_key_values`` (earlier, and the name outputs keep)."""
+    return (
+        "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
+    )
+
+
+def _forward(model, parts, ids, mask, cache, where):
+    """Logits at ``where`` (row, column index tensors) and the key/value cache after ``ids``."""
+    module = parts[0] if parts is not None else model
+    out = module(
+        input_ids=ids, attention_mask=mask, use_cache=True, **{_cache_name(module): cache}
+    )
+    after = out["cache"] if "cache" in out else out["past_key_values"]
+    if parts is not None:
+        return parts[1](out.last_hidden_state[where]), after
+    return out.logits[where], after
+
+
+def _rows_of(cache, rows: torch.Tensor):
+    """A copy of ``cache`` holding its batch rows ``rows`` (repeats allowed)."""
+    copy = deepcopy(cache)
+    copy.batch_select_indices(rows)
+    return copy
+
+
+def causal_logprobs_shared(
+    lm,
+    items: Sequence[Item],
+    groups: Sequence[Sequence[int]],
+    *,
+    progress: bool = True,
+    desc: str = "causal LM (shared prefix)",
+) -> list[np.ndarray]:
+    """:func:`~debiaslab.scoring.causal_logprobs` of ``items``, the shared prefix of each group
+    of item indices (``groups``: every item in exactly one) run once and its KV cache reused.
+
+    Groups are batched by exact prefix length (one cache, positions continue from it with no
+    padding before them); within a batch the options run in batches by suffix length bucket
+    (right-padded, which leaves every real position unchanged).
+
+    Raises:
+        ValueError: an empty context or continuation, or ``groups`` not a partition of the
+            items.
+    """
+    model = unwrap_model(lm.model)
+    device = device_of(model)
+    seen = sorted(i for g in groups for i in g)
+    if seen != list(range(len(items))):
+        raise ValueError("groups must hold every item index exactly once")
+    for k, (context, continuation) in enumerate(items):
+        if len(context) == 0 or len(continuation) == 0:
+            raise ValueError(f"item {k}: context and continuation must both be non-empty")
+    seqs = [[*c, *t][:-1] for c, t in items]
+    check_lengths(lm, [len(s) for s in seqs])
+    shared, alone = [], []
+    for group in groups:
+        n = shared_prefix_length([seqs[i] for i in group]) if len(group) > 1 else 0
+        (shared if n > 0 else alone).append((n, list(group)))
+    out: list = [None] * len(items)
+    if alone:
+        lone = [i for _, g in alone for i in g]
+        lone_lps = causal_logprobs(lm, [items[i] for i in lone], progress=False)
+        for i, lp in zip(lone, lone_lps, strict=True):
+            out[i] = lp
+    if not shared:
+        return out
+    parts = causal_head(model)
+    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    budget = lm.batch_tokens or CAUSAL_BATCH_TOKENS
+
+    def run_suffixes(cache, prefix: int, members: list[tuple[int, int]]) -> dict[int, list]:
+        """Log-probs at the suffix positions of ``members`` ((cache row, item)), by item."""
+        order = sorted(members, key=lambda m: len(seqs[m[1]]))
+        chunks, current = [], []
+        for member in order:
+            width = width_bucket(len(seqs[member[1]]) - prefix)
+            if current and (
+                width != width_bucket(len(seqs[current[0][1]]) - prefix)
+                or (len(current) + 1) * (prefix + width) > budget
+            ):
+                chunks.append(current)
+                current = []
+            current.append(member)
+        chunks.append(current)
+        found: dict[int, list] = {}
+        for chunk in chunks:
+            suffixes = [seqs[i][prefix:] for _, i in chunk]
+            ids, suffix_mask = pad_rows(suffixes, pad_id)
+            mask = None
+            if not bool(suffix_mask.all()):
+                mask = torch.cat(
+                    [torch.ones(len(chunk), prefix, dtype=torch.long), suffix_mask], 1
+                )
+                mask = mask.to(device)
+            rows, cols, targets, owners = [], [], [], []
+            for b, (_, i) in enumerate(chunk):
+                context, continuation = items[i]
+                full = [*context, *continuation]
+                first = max(len(context) - 1, prefix)  # scored positions at or after the prefix
+                positions = range(first, len(seqs[i]))
+                rows += [b] * len(positions)
+                cols += [j - prefix for j in positions]
+                targets += [full[j + 1] for j in positions]
+                owners.append((i, len(positions)))
+            rows_at = torch.tensor([r for r, _ in chunk], device=device)
+            where = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
+            copy = _rows_of(cache, rows_at)
+            logits, _ = _forward(model, parts, ids.to(device), mask, copy, where)
+            values = token_logprobs(logits, torch.tensor(targets, device=device)).double().cpu()
+            for (i, _), v in zip(owners, torch.split(values, [n for _, n in owners]), strict=True):
+                found[i] = v.tolist()
+        return found
+
+    @torch.inference_mode()
+    def run(batch: list[int]) -> list[list[tuple[int, np.ndarray]]]:
+        prefix = shared[batch[0]][0]
+        ids = torch.tensor([seqs[shared[g][1][0]][:prefix] for g in batch], device=device)
+        # Prefix positions some option scores (from the last token of its context on), once.
+        at: dict[tuple[int, int], int] = {}
+        picks, members = [], []  # picks: (item, row of the prefix logits, target)
+        for b, g in enumerate(batch):
+            for i in shared[g][1]:
+                members.append((b, i))
+                context, continuation = items[i]
+                full = [*context, *continuation]
+                for j in range(len(context) - 1, prefix):
+                    picks.append((i, at.setdefault((b, j), len(at)), full[j + 1]))
+        where = (
+            torch.tensor([b for b, _ in at], dtype=torch.long, device=device),
+            torch.tensor([j for _, j in at], dtype=torch.long, device=device),
+        )
+        logits, cache = _forward(model, parts, ids, torch.ones_like(ids), None, where)
+        logits = logits.float()
+        head_lp: dict[int, list[float]] = {}
+        if picks:
+            lse = torch.logsumexp(logits, dim=-1)
+            k = torch.tensor([k for _, k, _ in picks], device=device)
+            tgt = torch.tensor([t for _, _, t in picks], device=device)
+            values = (logits[k, tgt] - lse[k]).double().cpu().tolist()
+            for (i, _, _), v in zip(picks, values, strict=True):
+                head_lp.setdefault(i, []).append(v)
+        tail = run_suffixes(cache, prefix, members)
+        return [
+            [(i, np.asarray(head_lp.get(i, []) + tail[i], dtype=np.float64)) for i in shared[g][1]]
+            for g in batch
+        ]
+
+    order = sorted(range(len(shared)), key=lambda g: (shared[g][0], g))
+    batches, current = [], []
+    for g in order:
+        prefix = shared[g][0]
+        cost = sum(len(seqs[i]) for i in shared[g][1])
+        if current and (
+            shared[current[0]][0] != prefix
+            or sum(len(seqs[i]) for c in current for i in shared[c][1]) + cost > budget
+        ):
+            batches.append(current)
+            current = []
+        current.append(g)
+    batches.append(current)
+    results = run_batches(batches, run, n_items=len(shared), progress=progress, desc=desc)
+    for per_group in results:
+        for i, lp in per_group:
+            out[i] = lp
+    return out
