@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from debiaslab import scoring_prefix
 from debiaslab.benchmarks import stereoset as ss
 from debiaslab.data.stereoset import StereoSet, load_stereoset, make_example
 from debiaslab.models import from_objects
@@ -40,7 +41,10 @@ def encode(lm, text):
     return lm.tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def test_shared_prefix_engine_equals_one_pass_per_item(lm):
+@pytest.mark.parametrize("one_bucket", [False, True])
+def test_shared_prefix_engine_equals_one_pass_per_item(lm, one_bucket, monkeypatch):
+    if one_bucket:  # every prefix and suffix in one batch: left-padded prefixes of all lengths
+        monkeypatch.setattr(scoring_prefix, "coarse_bucket", lambda n: 64)
     bos = prefix_token_id(lm.tokenizer)
     groups_text = [
         ["The nurse was kind.", "The nurse was rude to everyone today.", "The nurse was a table."],

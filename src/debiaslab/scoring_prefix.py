@@ -31,7 +31,6 @@ from debiaslab.scoring import (
     causal_logprobs,
     check_lengths,
     token_logprobs,
-    width_bucket,
 )
 
 Item = tuple[Sequence[int], Sequence[int]]
@@ -61,11 +60,15 @@ def _cache_name(module) -> str:
     )
 
 
-def _forward(model, parts, ids, mask, cache, where):
+def _forward(model, parts, ids, mask, positions, cache, where):
     """Logits at ``where`` (row, column index tensors) and the key/value cache after ``ids``."""
     module = parts[0] if parts is not None else model
     out = module(
-        input_ids=ids, attention_mask=mask, use_cache=True, **{_cache_name(module): cache}
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=True,
+        **{_cache_name(module): cache},
     )
     after = out["cache"] if "cache" in out else out["past_key_values"]
     if parts is not None:
@@ -74,8 +77,11 @@ def _forward(model, parts, ids, mask, cache, where):
 
 
 def _rows_of(cache, rows: torch.Tensor):
-    """A copy of ``cache`` holding its batch rows ``rows`` (repeats allowed)."""
-    copy = deepcopy(cache)
+    """A new cache holding ``cache``'s batch rows ``rows`` (repeats allowed)."""
+    if hasattr(cache, "layers") and all(hasattr(x, "keys") for x in cache.layers):
+        data = [(layer.keys[rows], layer.values[rows]) for layer in cache.layers]
+        return type(cache)(ddp_cache_data=data)
+    copy = deepcopy(cache)  # transformers 4: key_cache / value_cache lists
     copy.batch_select_indices(rows)
     return copy
 
@@ -91,9 +97,10 @@ def causal_logprobs_shared(
     """:func:`~debiaslab.scoring.causal_logprobs` of ``items``, the shared prefix of each group
     of item indices (``groups``: every item in exactly one) run once and its KV cache reused.
 
-    Groups are batched by exact prefix length (one cache, positions continue from it with no
-    padding before them); within a batch the options run in batches by suffix length bucket
-    (right-padded, which leaves every real position unchanged).
+    Groups are batched by prefix length bucket (:func:`coarse_bucket`), their prefixes
+    left-padded to one width with position ids that count real tokens only; the options then
+    run on copies of the batch's cache rows, in batches by suffix length bucket, right-padded
+    (which leaves every real position unchanged).
 
     Raises:
         ValueError: an empty context or continuation, or ``groups`` not a partition of the
@@ -125,68 +132,62 @@ def causal_logprobs_shared(
     pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
     budget = lm.batch_tokens or CAUSAL_BATCH_TOKENS
 
-    def run_suffixes(cache, prefix: int, members: list[tuple[int, int]]) -> dict[int, list]:
-        """Log-probs at the suffix positions of ``members`` ((cache row, item)), by item."""
-        order = sorted(members, key=lambda m: len(seqs[m[1]]))
-        chunks, current = [], []
-        for member in order:
-            width = width_bucket(len(seqs[member[1]]) - prefix)
-            if current and (
-                width != width_bucket(len(seqs[current[0][1]]) - prefix)
-                or (len(current) + 1) * (prefix + width) > budget
-            ):
-                chunks.append(current)
-                current = []
-            current.append(member)
-        chunks.append(current)
+    def run_suffixes(cache, prefix_mask, members) -> dict[int, list]:
+        """Log-probs at the suffix positions of ``members`` ((cache row, item, prefix)), by
+        item, in batches by suffix length bucket."""
+        order = sorted(members, key=lambda m: len(seqs[m[1]]) - m[2])
+        chunks = _chunks(order, lambda m: len(seqs[m[1]]) - m[2], prefix_mask.shape[1], budget)
         found: dict[int, list] = {}
         for chunk in chunks:
-            suffixes = [seqs[i][prefix:] for _, i in chunk]
-            ids, suffix_mask = pad_rows(suffixes, pad_id)
-            mask = None
-            if not bool(suffix_mask.all()):
-                mask = torch.cat(
-                    [torch.ones(len(chunk), prefix, dtype=torch.long), suffix_mask], 1
-                )
-                mask = mask.to(device)
+            ids, suffix_mask = pad_rows([seqs[i][n:] for _, i, n in chunk], pad_id)
+            rows_at = torch.tensor([r for r, _, _ in chunk], device=device)
+            # The cached (left-padded) prefixes, then the right-padded suffixes.
+            mask = torch.cat([prefix_mask[rows_at], suffix_mask.to(device)], 1)
+            starts = torch.tensor([n for _, _, n in chunk], device=device)
+            positions = starts[:, None] + torch.arange(ids.shape[1], device=device)
             rows, cols, targets, owners = [], [], [], []
-            for b, (_, i) in enumerate(chunk):
+            for b, (_, i, n) in enumerate(chunk):
                 context, continuation = items[i]
                 full = [*context, *continuation]
-                first = max(len(context) - 1, prefix)  # scored positions at or after the prefix
-                positions = range(first, len(seqs[i]))
-                rows += [b] * len(positions)
-                cols += [j - prefix for j in positions]
-                targets += [full[j + 1] for j in positions]
-                owners.append((i, len(positions)))
-            rows_at = torch.tensor([r for r, _ in chunk], device=device)
+                scored = range(max(len(context) - 1, n), len(seqs[i]))  # at or after the prefix
+                rows += [b] * len(scored)
+                cols += [j - n for j in scored]
+                targets += [full[j + 1] for j in scored]
+                owners.append((i, len(scored)))
             where = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
             copy = _rows_of(cache, rows_at)
-            logits, _ = _forward(model, parts, ids.to(device), mask, copy, where)
+            logits, _ = _forward(model, parts, ids.to(device), mask, positions, copy, where)
             values = token_logprobs(logits, torch.tensor(targets, device=device)).double().cpu()
-            for (i, _), v in zip(owners, torch.split(values, [n for _, n in owners]), strict=True):
+            for (i, _), v in zip(owners, torch.split(values, [k for _, k in owners]), strict=True):
                 found[i] = v.tolist()
         return found
 
     @torch.inference_mode()
     def run(batch: list[int]) -> list[list[tuple[int, np.ndarray]]]:
-        prefix = shared[batch[0]][0]
-        ids = torch.tensor([seqs[shared[g][1][0]][:prefix] for g in batch], device=device)
+        # Prefixes LEFT-padded to one width, so every option's suffix starts in the same column
+        # (position ids count real tokens only).
+        ids, prefix_mask = pad_rows([seqs[shared[g][1][0]][: shared[g][0]] for g in batch],
+                                    pad_id, left=True)  # fmt: skip
+        ids, prefix_mask = ids.to(device), prefix_mask.to(device)
+        width = ids.shape[1]
+        positions = (prefix_mask.cumsum(-1) - 1).clamp(min=0)
         # Prefix positions some option scores (from the last token of its context on), once.
         at: dict[tuple[int, int], int] = {}
         picks, members = [], []  # picks: (item, row of the prefix logits, target)
         for b, g in enumerate(batch):
+            prefix = shared[g][0]
             for i in shared[g][1]:
-                members.append((b, i))
+                members.append((b, i, prefix))
                 context, continuation = items[i]
                 full = [*context, *continuation]
                 for j in range(len(context) - 1, prefix):
-                    picks.append((i, at.setdefault((b, j), len(at)), full[j + 1]))
+                    column = width - prefix + j
+                    picks.append((i, at.setdefault((b, column), len(at)), full[j + 1]))
         where = (
             torch.tensor([b for b, _ in at], dtype=torch.long, device=device),
-            torch.tensor([j for _, j in at], dtype=torch.long, device=device),
+            torch.tensor([c for _, c in at], dtype=torch.long, device=device),
         )
-        logits, cache = _forward(model, parts, ids, torch.ones_like(ids), None, where)
+        logits, cache = _forward(model, parts, ids, prefix_mask, positions, None, where)
         logits = logits.float()
         head_lp: dict[int, list[float]] = {}
         if picks:
@@ -196,27 +197,52 @@ def causal_logprobs_shared(
             values = (logits[k, tgt] - lse[k]).double().cpu().tolist()
             for (i, _, _), v in zip(picks, values, strict=True):
                 head_lp.setdefault(i, []).append(v)
-        tail = run_suffixes(cache, prefix, members)
+        tail = run_suffixes(cache, prefix_mask, members)
         return [
             [(i, np.asarray(head_lp.get(i, []) + tail[i], dtype=np.float64)) for i in shared[g][1]]
             for g in batch
         ]
 
     order = sorted(range(len(shared)), key=lambda g: (shared[g][0], g))
-    batches, current = [], []
-    for g in order:
-        prefix = shared[g][0]
-        cost = sum(len(seqs[i]) for i in shared[g][1])
-        if current and (
-            shared[current[0]][0] != prefix
-            or sum(len(seqs[i]) for c in current for i in shared[c][1]) + cost > budget
-        ):
-            batches.append(current)
-            current = []
-        current.append(g)
-    batches.append(current)
+    batches = _chunks(order, lambda g: shared[g][0], 0, budget, cost=lambda g: len(shared[g][1]))
     results = run_batches(batches, run, n_items=len(shared), progress=progress, desc=desc)
     for per_group in results:
         for i, lp in per_group:
             out[i] = lp
     return out
+
+
+def coarse_bucket(n: int) -> int:
+    """The padded width of a prefix or suffix batch holding ``n`` tokens: exact up to 4, then
+    steps of at most a quarter. Coarser than :func:`~debiaslab.scoring.width_bucket`: these
+    batches are short, where a forward pass costs more per call than the padding.
+
+    Example:
+        >>> [coarse_bucket(n) for n in (1, 4, 5, 6, 7, 9, 12, 13)]
+        [1, 4, 5, 6, 7, 10, 12, 15]
+    """
+    bound = 4
+    if n <= bound:
+        return n
+    while bound < n:
+        bound = max(bound + 1, int(bound * 1.25))
+    return bound
+
+
+def _chunks(order, length, extra: int, budget: int, cost=lambda _: 1) -> list[list]:
+    """Consecutive runs of ``order`` (sorted by ``length``) of one :func:`coarse_bucket`, each
+    within ``budget`` tokens: ``cost`` rows per entry, each ``extra`` + the bucket wide."""
+    chunks, current, rows = [], [], 0
+    for entry in order:
+        width = coarse_bucket(length(entry))
+        if current and (
+            width != coarse_bucket(length(current[0]))
+            or (rows + cost(entry)) * (extra + width) > budget
+        ):
+            chunks.append(current)
+            current, rows = [], 0
+        current.append(entry)
+        rows += cost(entry)
+    if current:
+        chunks.append(current)
+    return chunks
