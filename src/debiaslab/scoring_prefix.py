@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from copy import deepcopy
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
 
 from debiaslab.batching import device_of, pad_rows, run_batches, unwrap_model
 from debiaslab.scoring import (
@@ -34,6 +35,8 @@ from debiaslab.scoring import (
 )
 
 Item = tuple[Sequence[int], Sequence[int]]
+# Prefix tokens whose key/value caches are held at once (a window of groups).
+WINDOW_TOKENS = 2 * CAUSAL_BATCH_TOKENS
 
 
 def shared_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
@@ -76,14 +79,19 @@ def _forward(model, parts, ids, mask, positions, cache, where):
     return out.logits[where], after
 
 
-def _rows_of(cache, rows: torch.Tensor):
-    """A new cache holding ``cache``'s batch rows ``rows`` (repeats allowed)."""
-    if hasattr(cache, "layers") and all(hasattr(x, "keys") for x in cache.layers):
-        data = [(layer.keys[rows], layer.values[rows]) for layer in cache.layers]
-        return type(cache)(ddp_cache_data=data)
-    copy = deepcopy(cache)  # transformers 4: key_cache / value_cache lists
-    copy.batch_select_indices(rows)
-    return copy
+def _key_values(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(keys, values) per layer of a dynamic cache (transformers 5 layers, or 4's lists)."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache, strict=True))
+
+
+def _new_cache(data: list[tuple[torch.Tensor, torch.Tensor]]):
+    """A dynamic cache holding ``data`` ((keys, values) per layer)."""
+    try:
+        return DynamicCache(ddp_cache_data=data)
+    except TypeError:  # transformers 4
+        return DynamicCache.from_legacy_cache(tuple(data))
 
 
 def causal_logprobs_shared(
@@ -132,55 +140,25 @@ def causal_logprobs_shared(
     pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
     budget = lm.batch_tokens or CAUSAL_BATCH_TOKENS
 
-    def run_suffixes(cache, prefix_mask, members) -> dict[int, list]:
-        """Log-probs at the suffix positions of ``members`` ((cache row, item, prefix)), by
-        item, in batches by suffix length bucket."""
-        order = sorted(members, key=lambda m: len(seqs[m[1]]) - m[2])
-        chunks = _chunks(order, lambda m: len(seqs[m[1]]) - m[2], prefix_mask.shape[1], budget)
-        found: dict[int, list] = {}
-        for chunk in chunks:
-            ids, suffix_mask = pad_rows([seqs[i][n:] for _, i, n in chunk], pad_id)
-            rows_at = torch.tensor([r for r, _, _ in chunk], device=device)
-            # The cached (left-padded) prefixes, then the right-padded suffixes.
-            mask = torch.cat([prefix_mask[rows_at], suffix_mask.to(device)], 1)
-            starts = torch.tensor([n for _, _, n in chunk], device=device)
-            positions = starts[:, None] + torch.arange(ids.shape[1], device=device)
-            rows, cols, targets, owners = [], [], [], []
-            for b, (_, i, n) in enumerate(chunk):
-                context, continuation = items[i]
-                full = [*context, *continuation]
-                scored = range(max(len(context) - 1, n), len(seqs[i]))  # at or after the prefix
-                rows += [b] * len(scored)
-                cols += [j - n for j in scored]
-                targets += [full[j + 1] for j in scored]
-                owners.append((i, len(scored)))
-            where = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
-            copy = _rows_of(cache, rows_at)
-            logits, _ = _forward(model, parts, ids.to(device), mask, positions, copy, where)
-            values = token_logprobs(logits, torch.tensor(targets, device=device)).double().cpu()
-            for (i, _), v in zip(owners, torch.split(values, [k for _, k in owners]), strict=True):
-                found[i] = v.tolist()
-        return found
-
-    @torch.inference_mode()
-    def run(batch: list[int]) -> list[list[tuple[int, np.ndarray]]]:
-        # Prefixes LEFT-padded to one width, so every option's suffix starts in the same column
-        # (position ids count real tokens only).
+    def run_prefixes(batch: list[int], members: list, head_lp: dict) -> tuple:
+        """One pass over the prefixes of groups ``batch``, LEFT-padded to one width (position
+        ids count real tokens only); the log-probs the options score inside the prefix go to
+        ``head_lp``, each option to ``members`` as (batch, row, item, prefix length). Returns
+        the batch's (keys, values) per layer and its prefix mask."""
         ids, prefix_mask = pad_rows([seqs[shared[g][1][0]][: shared[g][0]] for g in batch],
                                     pad_id, left=True)  # fmt: skip
         ids, prefix_mask = ids.to(device), prefix_mask.to(device)
         width = ids.shape[1]
         positions = (prefix_mask.cumsum(-1) - 1).clamp(min=0)
-        # Prefix positions some option scores (from the last token of its context on), once.
-        at: dict[tuple[int, int], int] = {}
-        picks, members = [], []  # picks: (item, row of the prefix logits, target)
+        at: dict[tuple[int, int], int] = {}  # (row, column) → row of the prefix logits
+        picks = []  # (item, row of the prefix logits, target)
         for b, g in enumerate(batch):
             prefix = shared[g][0]
             for i in shared[g][1]:
                 members.append((b, i, prefix))
                 context, continuation = items[i]
                 full = [*context, *continuation]
-                for j in range(len(context) - 1, prefix):
+                for j in range(len(context) - 1, prefix):  # from its context's last token on
                     column = width - prefix + j
                     picks.append((i, at.setdefault((b, column), len(at)), full[j + 1]))
         where = (
@@ -188,24 +166,95 @@ def causal_logprobs_shared(
             torch.tensor([c for _, c in at], dtype=torch.long, device=device),
         )
         logits, cache = _forward(model, parts, ids, prefix_mask, positions, None, where)
-        logits = logits.float()
-        head_lp: dict[int, list[float]] = {}
         if picks:
-            lse = torch.logsumexp(logits, dim=-1)
             k = torch.tensor([k for _, k, _ in picks], device=device)
             tgt = torch.tensor([t for _, _, t in picks], device=device)
-            values = (logits[k, tgt] - lse[k]).double().cpu().tolist()
+            values = token_logprobs(logits[k], tgt).double().cpu().tolist()
             for (i, _, _), v in zip(picks, values, strict=True):
                 head_lp.setdefault(i, []).append(v)
-        tail = run_suffixes(cache, prefix_mask, members)
+        return _key_values(cache), prefix_mask
+
+    def run_suffixes(chunk: list, sources: list) -> dict[int, list]:
+        """The options ``chunk`` ((source batch, row, item, prefix length)) on a cache built
+        from their prefixes' rows, left-padded to the widest; log-probs by item."""
+        chunk = sorted(chunk, key=lambda m: m[0])
+        width = max(sources[s][1].shape[1] for s, _, _, _ in chunk)
+        by_source: dict[int, list[int]] = {}
+        for s, row, _, _ in chunk:
+            by_source.setdefault(s, []).append(row)
+        picked = [(s, torch.tensor(rows, device=device)) for s, rows in by_source.items()]
+
+        def stack(get):  # rows of every source, left-padded to ``width`` on the sequence axis
+            parts_ = []
+            for s, rows in picked:
+                t = get(s)[rows]
+                pad = width - t.shape[-2 if t.dim() == 4 else -1]
+                spec = (0, 0, pad, 0) if t.dim() == 4 else (pad, 0)
+                parts_.append(F.pad(t, spec) if pad else t)
+            return torch.cat(parts_, 0)
+
+        layers = len(sources[0][0])
+        cache = _new_cache(
+            [
+                (
+                    stack(lambda s, n=n: sources[s][0][n][0]),
+                    stack(lambda s, n=n: sources[s][0][n][1]),
+                )
+                for n in range(layers)
+            ]
+        )
+        ids, suffix_mask = pad_rows([seqs[i][n:] for _, _, i, n in chunk], pad_id)
+        mask = torch.cat([stack(lambda s: sources[s][1]), suffix_mask.to(device)], 1)
+        starts = torch.tensor([n for _, _, _, n in chunk], device=device)
+        positions = starts[:, None] + torch.arange(ids.shape[1], device=device)
+        rows, cols, targets, owners = [], [], [], []
+        for b, (_, _, i, n) in enumerate(chunk):
+            context, continuation = items[i]
+            full = [*context, *continuation]
+            scored = range(max(len(context) - 1, n), len(seqs[i]))  # at or after the prefix
+            rows += [b] * len(scored)
+            cols += [j - n for j in scored]
+            targets += [full[j + 1] for j in scored]
+            owners.append((i, len(scored)))
+        where = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
+        logits, _ = _forward(model, parts, ids.to(device), mask, positions, cache, where)
+        values = token_logprobs(logits, torch.tensor(targets, device=device)).double().cpu()
+        return {
+            i: v.tolist()
+            for (i, _), v in zip(owners, torch.split(values, [k for _, k in owners]), strict=True)
+        }
+
+    @torch.inference_mode()
+    def run(window: list[int]) -> list[list[tuple[int, np.ndarray]]]:
+        """A window of groups: their prefix passes, then all their options in suffix batches
+        across prefix batches (few, full passes rather than many small ones)."""
+        head_lp: dict[int, list[float]] = {}
+        sources, members = [], []
+        for batch in _chunks(window, lambda g: shared[g][0], 0, budget, lambda g: 1):
+            found: list = []
+            sources.append(run_prefixes(batch, found, head_lp))
+            members += [(len(sources) - 1, *m) for m in found]
+        members.sort(key=lambda m: len(seqs[m[2]]) - m[3])
+        widest = max(s[1].shape[1] for s in sources)
+        tail: dict[int, list] = {}
+        for chunk in _chunks(members, lambda m: len(seqs[m[2]]) - m[3], widest, budget):
+            tail.update(run_suffixes(chunk, sources))
         return [
             [(i, np.asarray(head_lp.get(i, []) + tail[i], dtype=np.float64)) for i in shared[g][1]]
-            for g in batch
+            for g in window
         ]
 
+    # Windows of groups (by prefix length) whose prefix caches are held at once.
     order = sorted(range(len(shared)), key=lambda g: (shared[g][0], g))
-    batches = _chunks(order, lambda g: shared[g][0], 0, budget, cost=lambda g: len(shared[g][1]))
-    results = run_batches(batches, run, n_items=len(shared), progress=progress, desc=desc)
+    windows, current, held = [], [], 0
+    for g in order:
+        if current and held + shared[g][0] > WINDOW_TOKENS:
+            windows.append(current)
+            current, held = [], 0
+        current.append(g)
+        held += shared[g][0]
+    windows.append(current)
+    results = run_batches(windows, run, n_items=len(shared), progress=progress, desc=desc)
     for per_group in results:
         for i, lp in per_group:
             out[i] = lp
