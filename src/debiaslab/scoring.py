@@ -338,9 +338,8 @@ def causal_logprobs(
     The context must be non-empty (use ``[prefix_token_id(tokenizer)]`` for a bare sentence).
     Sequences are batched by length bucket (:func:`width_bucket`: exact lengths for short ones,
     at most :data:`CAUSAL_WIDTH_RATIO` padding above), right-padded (which leaves every real
-    position of a causal model unchanged), and
-    for :data:`PLAIN_HEAD_TYPES` the vocabulary projection and log-softmax run only at the
-    scored positions.
+    position of a causal model unchanged), and for :data:`PLAIN_HEAD_TYPES` the vocabulary
+    projection and log-softmax run only at the scored positions.
     """
     model, tokenizer = unwrap_model(lm.model), lm.tokenizer
     device = device_of(model)

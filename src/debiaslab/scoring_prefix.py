@@ -105,10 +105,12 @@ def causal_logprobs_shared(
     """:func:`~debiaslab.scoring.causal_logprobs` of ``items``, the shared prefix of each group
     of item indices (``groups``: every item in exactly one) run once and its KV cache reused.
 
-    Groups are batched by prefix length bucket (:func:`coarse_bucket`), their prefixes
-    left-padded to one width with position ids that count real tokens only; the options then
-    run on copies of the batch's cache rows, in batches by suffix length bucket, right-padded
-    (which leaves every real position unchanged).
+    Groups go in windows of :data:`WINDOW_TOKENS` prefix tokens (their caches are held at
+    once). In a window, prefixes run in batches by length bucket (:func:`coarse_bucket`),
+    left-padded to one width with position ids that count real tokens only; then all the
+    window's options run in batches by suffix length bucket, across prefix batches, on caches
+    gathered from their prefixes' rows and left-padded to the widest (masked), suffixes
+    right-padded (which leaves every real position unchanged).
 
     Raises:
         ValueError: an empty context or continuation, or ``groups`` not a partition of the
@@ -143,7 +145,7 @@ def causal_logprobs_shared(
     def run_prefixes(batch: list[int], members: list, head_lp: dict) -> tuple:
         """One pass over the prefixes of groups ``batch``, LEFT-padded to one width (position
         ids count real tokens only); the log-probs the options score inside the prefix go to
-        ``head_lp``, each option to ``members`` as (batch, row, item, prefix length). Returns
+        ``head_lp``, each option to ``members`` as (row, item, prefix length). Returns
         the batch's (keys, values) per layer and its prefix mask."""
         ids, prefix_mask = pad_rows([seqs[shared[g][1][0]][: shared[g][0]] for g in batch],
                                     pad_id, left=True)  # fmt: skip
