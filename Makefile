@@ -56,9 +56,13 @@ format: $(VENV)/.installed
 
 # Speed: each prints a ratio against a plain baseline measured in the same run, and writes a
 # result file (results/speed/) that the report shows.
+# On SmolLM2-135M-Instruct (offline): causal CrowS-Pairs scoring as % of peak matmul, StereoSet
+# prefix KV reuse vs none, batched BOLD generation vs one prompt at a time; then the masked engine.
 bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/crows_speed.py --model smollm2-135m-instruct --pairs 200 --output results/speed
+	$(BIN)/python benchmarks/stereoset_speed.py --model smollm2-135m-instruct --examples 300 --output results/speed
+	$(BIN)/python benchmarks/generation_speed.py --model smollm2-135m-instruct --prompts 32 --batch-size 16 --output results/speed
 	$(BIN)/python benchmarks/crows_speed.py --output results/speed
-	$(BIN)/python benchmarks/generation_speed.py --prompts 32 --batch-size 16 --output results/speed
 	$(BIN)/python benchmarks/demo_time.py
 
 # Notebooks are generated: edit notebooks/_templates/*.py, then render (tests check the result).

@@ -275,6 +275,54 @@ def masked_logprobs(
 # --------------------------------------------------------------------------- causal LMs
 
 
+# Causal LMs whose logits are exactly ``get_output_embeddings()(trunk(...).last_hidden_state)``
+# (no logit scaling or soft-capping), so the vocabulary projection can run at the scored
+# positions only; other models fall back to the full logits.
+PLAIN_HEAD_TYPES = frozenset(
+    {"gpt2", "llama", "mistral", "qwen2", "qwen3", "gpt_neox", "phi3", "olmo", "olmo2"}
+)
+# A causal batch is at most this much wider than its shortest sequence (padding ≤ ~11%);
+# sequences up to PAD_FREE_UNDER tokens are batched by exact length (no padding at all).
+CAUSAL_WIDTH_RATIO = 1.125
+PAD_FREE_UNDER = 8
+
+
+def causal_head(model) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    """(trunk, LM head) of a causal LM whose logits are the head applied to the trunk's last
+    hidden state (:data:`PLAIN_HEAD_TYPES`), else None."""
+    if getattr(model.config, "model_type", "") not in PLAIN_HEAD_TYPES:
+        return None
+    trunk = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    head = model.get_output_embeddings()
+    return None if trunk is None or head is None else (trunk, head)
+
+
+def width_bucket(n: int) -> int:
+    """The padded width of a causal batch that holds a sequence of ``n`` tokens: ``n`` itself
+    up to :data:`PAD_FREE_UNDER`, then a grid whose steps grow by at most
+    :data:`CAUSAL_WIDTH_RATIO`, so a batch of one bucket pads its shortest sequence by at most
+    that ratio.
+
+    Example:
+        >>> [width_bucket(n) for n in (3, 8, 9, 17, 18, 19, 40)]
+        [3, 8, 9, 18, 18, 20, 41]
+    """
+    if n <= PAD_FREE_UNDER:
+        return n
+    bound = PAD_FREE_UNDER
+    while bound < n:
+        bound = max(bound + 1, int(bound * CAUSAL_WIDTH_RATIO))
+    return bound
+
+
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``log_softmax(logits)[i, targets[i]]`` per row, in float32, without storing the whole
+    log-softmax: the target's logit minus the row's log-sum-exp."""
+    logits = logits.float()
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return picked - torch.logsumexp(logits, dim=-1)
+
+
 def causal_logprobs(
     lm,
     items: Sequence[tuple[Sequence[int], Sequence[int]]],
@@ -288,7 +336,10 @@ def causal_logprobs(
     lm-evaluation-harness scores it.
 
     The context must be non-empty (use ``[prefix_token_id(tokenizer)]`` for a bare sentence).
-    Batches are right-padded, which leaves every real position of a causal model unchanged.
+    Sequences are batched by length bucket (:func:`width_bucket`: exact lengths for short ones,
+    at most :data:`CAUSAL_WIDTH_RATIO` padding above), right-padded (which leaves every real
+    position of a causal model unchanged), and for :data:`PLAIN_HEAD_TYPES` the vocabulary
+    projection and log-softmax run only at the scored positions.
     """
     model, tokenizer = unwrap_model(lm.model), lm.tokenizer
     device = device_of(model)
@@ -299,6 +350,7 @@ def causal_logprobs(
     # The model reads context + continuation without its last token.
     lengths = [len(c) + len(t) - 1 for c, t in items]
     check_lengths(lm, lengths)
+    parts = causal_head(model)
 
     @torch.inference_mode()
     def run(batch: list[int]) -> list[np.ndarray]:
@@ -316,16 +368,21 @@ def causal_logprobs(
             cols.extend(range(start, start + len(continuation)))
             targets.extend(continuation)
             owners.append(len(continuation))
-        logits = model(input_ids=ids.to(device), attention_mask=attention.to(device)).logits
-        picked = logits[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
-        logprobs = torch.log_softmax(picked.float(), dim=-1)
-        values = logprobs[
-            torch.arange(len(targets), device=device), torch.tensor(targets, device=device)
-        ]
+        # An all-ones mask (one length, no padding) keeps attention on its plain causal path.
+        mask = attention.to(device)
+        where = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
+        if parts is not None:
+            trunk, head = parts
+            hidden = trunk(input_ids=ids.to(device), attention_mask=mask).last_hidden_state
+            logits = head(hidden[where])
+        else:
+            logits = model(input_ids=ids.to(device), attention_mask=mask).logits[where]
+        values = token_logprobs(logits, torch.tensor(targets, device=device))
         return [v.numpy() for v in torch.split(values.double().cpu(), owners)]
 
     budget = lm.batch_tokens or CAUSAL_BATCH_TOKENS
-    batches = length_batches(lengths, budget, exact=False, max_size=lm.batch_size)
+    buckets = [width_bucket(n) for n in lengths]
+    batches = length_batches(buckets, budget, exact=True, max_size=lm.batch_size)
     return run_batches(batches, run, n_items=len(items), progress=progress, desc=desc)
 
 

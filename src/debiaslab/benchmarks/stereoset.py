@@ -72,6 +72,7 @@ from debiaslab.scoring import (
     select_by_length,
     seq2seq_logprobs,
 )
+from debiaslab.scoring_prefix import causal_logprobs_shared
 
 # --------------------------------------------------------------------------- likelihood form
 
@@ -178,7 +179,17 @@ def _masked_intrasentence_scores(lm, examples, progress: bool) -> dict[str, floa
     return {sid: float(np.mean(v)) for sid, v in per_sentence.items()}
 
 
-def _bias_bench_causal_scores(lm, examples, progress: bool) -> dict[str, float]:
+def _causal_engine(lm, items, groups, reuse: bool, **kwargs):
+    """:func:`causal_logprobs` of ``items``, or with ``reuse`` the same with the prefix each
+    group of options shares run once (:func:`causal_logprobs_shared`)."""
+    if reuse:
+        return causal_logprobs_shared(lm, items, groups, **kwargs)
+    return causal_logprobs(lm, items, **kwargs)
+
+
+def _bias_bench_causal_scores(
+    lm, examples, progress: bool, reuse: bool = True
+) -> dict[str, float]:
     """bias-bench's ``_likelihood_score_generative`` (and StereoSet's ``eval_generative_models``).
 
     The sentence is encoded as it stands (no leading space, no special tokens). Its first token
@@ -188,17 +199,24 @@ def _bias_bench_causal_scores(lm, examples, progress: bool) -> dict[str, float]:
     """
     tok = lm.tokenizer
     start = prefix_token_id(tok)
-    owners, encoded = [], []
-    for example in examples:
+    owners, encoded, example_of = [], [], []
+    for k, example in enumerate(examples):
         for sentence in example.sentences:
             owners.append(sentence.id)
             encoded.append(tok(sentence.sentence, add_special_tokens=False)["input_ids"])
+            example_of.append(k)
     firsts = sorted({ids[0] for ids in encoded})
     first_lps = causal_logprobs(lm, [([start], [t]) for t in firsts], progress=False)
     first_lp = {t: float(lps[0]) for t, lps in zip(firsts, first_lps, strict=True)}
-    later = causal_logprobs(
+    groups: dict[int, list[int]] = defaultdict(list)  # example → its items in ``later``
+    scored = [k for k, ids in zip(example_of, encoded, strict=True) if len(ids) > 1]
+    for n, k in enumerate(scored):
+        groups[k].append(n)
+    later = _causal_engine(
         lm,
         [([ids[0]], ids[1:]) for ids in encoded if len(ids) > 1],
+        list(groups.values()),
+        reuse,
         progress=progress,
         desc="StereoSet intrasentence",
     )
@@ -210,11 +228,14 @@ def _bias_bench_causal_scores(lm, examples, progress: bool) -> dict[str, float]:
     return scores
 
 
-def _generative_scores(lm, examples, split: str, progress: bool) -> dict[str, float]:
+def _generative_scores(
+    lm, examples, split: str, progress: bool, reuse: bool = True
+) -> dict[str, float]:
     tok = lm.tokenizer
     prefix = [prefix_token_id(tok)]
-    items, owners = [], []
+    items, owners, groups = [], [], []
     for example in examples:
+        groups.append(list(range(len(items), len(items) + len(example.sentences))))
         context = []
         if split == "intersentence":
             context = tok(example.context, add_special_tokens=False)["input_ids"]
@@ -226,8 +247,11 @@ def _generative_scores(lm, examples, split: str, progress: bool) -> dict[str, fl
                 source = tok(example.context)["input_ids"] if context else prefix
                 items.append((source, tok(sentence.sentence)["input_ids"]))
             owners.append(sentence.id)
-    engine = causal_logprobs if lm.family == "causal" else seq2seq_logprobs
-    token_lps = engine(lm, items, progress=progress, desc=f"StereoSet {split}")
+    desc = f"StereoSet {split}"
+    if lm.family == "causal":
+        token_lps = _causal_engine(lm, items, groups, reuse, progress=progress, desc=desc)
+    else:
+        token_lps = seq2seq_logprobs(lm, items, progress=progress, desc=desc)
     return {sid: float(np.exp(lps.mean())) for sid, lps in zip(owners, token_lps, strict=True)}
 
 
@@ -283,11 +307,21 @@ def fitting_examples(
 
 
 def likelihood_scores(
-    lm, gold: StereoSet, splits=None, *, mode: str = "auto", progress: bool = True
+    lm,
+    gold: StereoSet,
+    splits=None,
+    *,
+    mode: str = "auto",
+    progress: bool = True,
+    reuse_prefix: bool = True,
 ):
     """Per-sentence scores ``{split: {sentence_id: score}}`` (official predictions content).
 
     ``mode``: ``auto``, ``bos`` or ``bias-bench`` (see the module card and :func:`check_mode`).
+    ``reuse_prefix`` (causal LMs): run the tokens an example's options share (the words before
+    the blank; BOS and the context) once and reuse their key/value cache
+    (:mod:`debiaslab.scoring_prefix`); the same scores up to float32 noise. False scores every
+    option from its first token (the check).
     """
     splits = default_splits(lm.family, mode) if splits is None else tuple(splits)
     mode = check_mode(mode, lm.family, splits)
@@ -301,9 +335,9 @@ def likelihood_scores(
                 raise ValueError("masked LMs are scored on intrasentence only (no NSP head)")
             out[split] = _masked_intrasentence_scores(lm, examples, progress)
         elif mode == "bias-bench":
-            out[split] = _bias_bench_causal_scores(lm, examples, progress)
+            out[split] = _bias_bench_causal_scores(lm, examples, progress, reuse_prefix)
         else:
-            out[split] = _generative_scores(lm, examples, split, progress)
+            out[split] = _generative_scores(lm, examples, split, progress, reuse_prefix)
     return out
 
 
@@ -322,6 +356,7 @@ def run_likelihood(
     seed: int = 0,
     progress: bool = True,
     too_long: str = "error",
+    reuse_prefix: bool = True,
 ) -> BenchmarkOutput:
     """Score every sentence, aggregate as ``evaluation.py``, bootstrap CIs over examples.
 
@@ -329,6 +364,8 @@ def run_likelihood(
     the config as ``stereoset_mode`` (see the module card for what each reproduces).
     ``too_long``: examples with a sentence longer than the model reads: ``error`` (default,
     names the example) or ``skip`` (left out, counted in the config as ``n_skipped_too_long``).
+    ``reuse_prefix``: see :func:`likelihood_scores` (recorded as ``prefix_kv_reuse`` for
+    causal LMs).
     """
     splits = default_splits(lm.family, mode) if splits is None else tuple(splits)
     resolved = check_mode(mode, lm.family, splits)
@@ -337,7 +374,9 @@ def run_likelihood(
         return _likelihood_lengths(lm, example, resolved)
 
     gold, skipped = fitting_examples(lm, gold, splits, lengths_of, too_long=too_long)
-    by_split = likelihood_scores(lm, gold, splits, mode=resolved, progress=progress)
+    by_split = likelihood_scores(
+        lm, gold, splits, mode=resolved, progress=progress, reuse_prefix=reuse_prefix
+    )
     if not by_split:
         raise ValueError("StereoSet: no examples to score in the requested splits")
     flat = {sid: s for scores in by_split.values() for sid, s in scores.items()}
@@ -360,6 +399,7 @@ def run_likelihood(
             "seed": seed,
             "n_skipped_too_long": len(skipped),
             "skipped_too_long": skipped,
+            **({"prefix_kv_reuse": reuse_prefix} if lm.family == "causal" else {}),
         },
         artifacts={
             "predictions": {  # the official predictions format
