@@ -193,6 +193,32 @@ def test_sentence_scores_condition_causal_on_bos_and_seq2seq_on_prefix(causal, s
     assert len(got_t5) == len(target)
 
 
+def test_causal_items_with_one_model_input_share_a_forward_pass(causal, monkeypatch):
+    """Three one-token answers to one question (a multiple-choice item), plus a longer
+    continuation of the same context: the answers share one row, every score as if alone."""
+    tok = causal.tokenizer
+    context = [prefix_token_id(tok), *tok("The nurse said", add_special_tokens=False)["input_ids"]]
+    answers = [
+        tok(f" {w}", add_special_tokens=False)["input_ids"][:1] for w in ("he", "she", "it")
+    ]
+    longer = tok(" that he was", add_special_tokens=False)["input_ids"]
+    items = [(context, a) for a in answers] + [(context, longer)] + [(context, answers[0])]
+    rows = []  # rows the model embeds: every forward pass, whichever head path reads it
+    hook = causal.model.get_input_embeddings().register_forward_hook(
+        lambda module, args, out: rows.append(args[0].shape[0])
+    )
+    try:
+        got = causal_logprobs(causal, items, progress=False)
+    finally:
+        hook.remove()
+    assert sum(rows) == 2  # the context alone (answers and the repeat) and the longer one
+    for item, value in zip(items, got, strict=True):
+        alone = causal_logprobs(causal, [item], progress=False)[0]
+        np.testing.assert_allclose(value, alone, atol=LOGPROB_ATOL)
+        assert len(value) == len(item[1])
+    assert len({float(v[0]) for v in got[:3]}) == 3 and got[4] == pytest.approx(got[0])
+
+
 def test_out_of_memory_halves_the_batch_and_gives_the_same_scores(masked, monkeypatch, caplog):
     queries = _queries(masked.tokenizer, SENTENCES * 4)
     want = masked_logprobs(masked, queries, progress=False)

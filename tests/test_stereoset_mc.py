@@ -39,17 +39,18 @@ def llama():
 
 
 def plain_letter_logprob(model, tok, prompt: str, letter: str, chat: bool) -> float:
-    """lm-evaluation-harness's loglikelihood of the continuation " <letter>": encode the
-    context and context + continuation, score the tokens after the context, summed."""
+    """lm-evaluation-harness's loglikelihood of the continuation " <letter>" (with a chat
+    template: "<letter>", its delimiter is "" there): encode the context and context +
+    continuation, score the tokens after the context, summed."""
     if chat:
         context = tok.apply_chat_template(
             [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
         )
-        prefix = []
+        prefix, delimiter = [], ""
     else:
-        context, prefix = prompt, [tok.bos_token_id]
+        context, prefix, delimiter = prompt, [tok.bos_token_id], " "
     context_ids = prefix + tok.encode(context, add_special_tokens=False)
-    whole = prefix + tok.encode(f"{context} {letter}", add_special_tokens=False)
+    whole = prefix + tok.encode(f"{context}{delimiter}{letter}", add_special_tokens=False)
     assert whole[: len(context_ids)] == context_ids
     with torch.inference_mode():
         logp = torch.log_softmax(model(torch.tensor([whole])).logits[0].float(), -1)
@@ -66,7 +67,14 @@ def test_sentencepiece_letters_are_scored_whole_and_differ(small, llama, legacy,
     assert len(firsts) == (1 if legacy else 3)
     lm = from_objects(model, tok)
     choices = mc.mc_choices(lm, small, orders="one", progress=False)
-    assert choices.attrs["letter_tokens"] == {c: [f"▁{c}"] for c in "ABC"}
+    letters = choices.attrs["letter_tokens"]
+    if chat:  # the letter right after "[/INST]": one piece each, the letter itself
+        assert {c: tok.convert_tokens_to_string(t).strip() for c, t in letters.items()} == {
+            c: c for c in "ABC"
+        }
+        assert len({tuple(t) for t in letters.values()}) == 3
+    else:
+        assert letters == {c: [f"▁{c}"] for c in "ABC"}
     examples = {e.id: e for e in small.intrasentence + small.intersentence}
     for _, row in choices.iterrows():
         example = examples[row["example_id"]]

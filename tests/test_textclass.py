@@ -201,6 +201,12 @@ def test_tiny_preset_builds_once_then_loads_from_its_directory(monkeypatch, tmp_
     path = tmp_path / "tiny" / "tiny-toxicity"
     assert (path / classifiers.MANIFEST).is_file() and (path / "model.safetensors").is_file()
     assert first.info["source"] == str(path) and first.info["task"] == "toxicity"
+    # Results copy this info: a tiny classifier's scores must say so.
+    assert first.info["tiny_offline"] is True
+    assert (
+        first.info["note"].startswith(textclass.TINY_NOTE)
+        and "tiny-toxicity" in first.info["note"]
+    )
     assert first.labels == ["nothate", "hate"] and not first.model.training
     assert [p.name for p in tmp_path.joinpath("tiny").iterdir()] == ["tiny-toxicity"]
     expected = toxicity.predict(MIXED, progress=False)
@@ -233,6 +239,7 @@ def test_saved_classifier_loads_from_a_local_path(tmp_path, toxicity):
     loaded = load_classifier(str(tmp_path / "clf"), device="cpu", batch_size=2)
     assert loaded.labels == toxicity.labels and loaded.batch_size == 2
     assert loaded.info["n_parameters"] == toxicity.info["n_parameters"]
+    assert loaded.info["tiny_offline"] is False and "note" not in loaded.info  # a named model
     np.testing.assert_allclose(
         loaded.predict(MIXED, progress=False), toxicity.predict(MIXED, progress=False), atol=1e-6
     )

@@ -9,6 +9,7 @@ taken in float32.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -293,7 +294,7 @@ def causal_head(model) -> tuple[torch.nn.Module, torch.nn.Module] | None:
     if getattr(model.config, "model_type", "") not in PLAIN_HEAD_TYPES:
         return None
     trunk = getattr(model, getattr(model, "base_model_prefix", ""), None)
-    head = model.get_output_embeddings()
+    head = getattr(model, "get_output_embeddings", lambda: None)()  # a stand-in may have none
     return None if trunk is None or head is None else (trunk, head)
 
 
@@ -339,7 +340,10 @@ def causal_logprobs(
     Sequences are batched by length bucket (:func:`width_bucket`: exact lengths for short ones,
     at most :data:`CAUSAL_WIDTH_RATIO` padding above), right-padded (which leaves every real
     position of a causal model unchanged), and for :data:`PLAIN_HEAD_TYPES` the vocabulary
-    projection and log-softmax run only at the scored positions.
+    projection and log-softmax run only at the scored positions. Items whose model input is the
+    same (context + continuation without its last token: the answer letters of one
+    multiple-choice question) share one forward pass, as lm-evaluation-harness shares one for
+    one-token continuations of a context.
     """
     model, tokenizer = unwrap_model(lm.model), lm.tokenizer
     device = device_of(model)
@@ -348,26 +352,32 @@ def causal_logprobs(
         if len(context) == 0 or len(continuation) == 0:
             raise ValueError(f"item {k}: context and continuation must both be non-empty")
     # The model reads context + continuation without its last token.
-    lengths = [len(c) + len(t) - 1 for c, t in items]
-    check_lengths(lm, lengths)
+    check_lengths(lm, [len(c) + len(t) - 1 for c, t in items])
     parts = causal_head(model)
+    inputs: dict[tuple[int, ...], list[int]] = {}  # model input -> the items that read it
+    for k, (context, continuation) in enumerate(items):
+        inputs.setdefault(tuple([*context, *continuation][:-1]), []).append(k)
+    unique = list(inputs)
+    lengths = [len(seq) for seq in unique]
 
     @torch.inference_mode()
-    def run(batch: list[int]) -> list[np.ndarray]:
-        width = max(lengths[i] for i in batch)
+    def run(batch: list[int]) -> list[list[np.ndarray]]:
+        width = max(lengths[u] for u in batch)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         attention = torch.zeros((len(batch), width), dtype=torch.long)
-        rows, cols, targets, owners = [], [], [], []
-        for b, i in enumerate(batch):
-            context, continuation = items[i]
-            seq = [*context, *continuation][:-1]
+        rows, cols, targets, owners, per_input = [], [], [], [], []
+        for b, u in enumerate(batch):
+            seq = unique[u]
             ids[b, : len(seq)] = torch.tensor(seq)
             attention[b, : len(seq)] = 1
-            start = len(context) - 1
-            rows.extend([b] * len(continuation))
-            cols.extend(range(start, start + len(continuation)))
-            targets.extend(continuation)
-            owners.append(len(continuation))
+            per_input.append(len(inputs[seq]))
+            for i in inputs[seq]:
+                context, continuation = items[i]
+                start = len(context) - 1
+                rows.extend([b] * len(continuation))
+                cols.extend(range(start, start + len(continuation)))
+                targets.extend(continuation)
+                owners.append(len(continuation))
         # An all-ones mask (one length, no padding) keeps attention on its plain causal path.
         mask = attention.to(device)
         where = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
@@ -378,12 +388,19 @@ def causal_logprobs(
         else:
             logits = model(input_ids=ids.to(device), attention_mask=mask).logits[where]
         values = token_logprobs(logits, torch.tensor(targets, device=device))
-        return [v.numpy() for v in torch.split(values.double().cpu(), owners)]
+        flat = [v.numpy() for v in torch.split(values.double().cpu(), owners)]
+        cuts = np.cumsum([0, *per_input])
+        return [flat[a:b] for a, b in itertools.pairwise(cuts)]
 
     budget = lm.batch_tokens or CAUSAL_BATCH_TOKENS
     buckets = [width_bucket(n) for n in lengths]
     batches = length_batches(buckets, budget, exact=True, max_size=lm.batch_size)
-    return run_batches(batches, run, n_items=len(items), progress=progress, desc=desc)
+    shared = run_batches(batches, run, n_items=len(unique), progress=progress, desc=desc)
+    out: list[np.ndarray] = [np.empty(0)] * len(items)
+    for seq, values in zip(unique, shared, strict=True):
+        for i, value in zip(inputs[seq], values, strict=True):
+            out[i] = value
+    return out
 
 
 # --------------------------------------------------------------------------- seq2seq LMs

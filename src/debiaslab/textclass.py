@@ -228,6 +228,24 @@ class TextClassifier:
         return [dict(zip(self.labels, map(float, row), strict=True)) for row in probs]
 
 
+TINY_NOTE = "scored by a tiny offline classifier"
+
+
+def tiny_marking(name: str) -> dict[str, Any]:
+    """What a result records about a classifier's kind: ``tiny_offline`` (True for the
+    ``tiny-*`` presets, trained here on ~80 lines: crude, for tests and the demo, not a
+    measurement of real text) and, for those, ``note`` (:data:`TINY_NOTE`). Scorers copy a
+    classifier's info into ``config.scorers.<metric>`` of every BOLD/HONEST result.
+
+    Example:
+        >>> tiny_marking("tiny-regard")["tiny_offline"], tiny_marking(REGARD_MODEL)
+        (True, {'tiny_offline': False})
+    """
+    if name in TINY_CLASSIFIERS:
+        return {"tiny_offline": True, "note": f"{TINY_NOTE} ({name}), not a published one"}
+    return {"tiny_offline": False}
+
+
 def load_classifier(
     name: str,
     *,
@@ -311,7 +329,7 @@ def load_classifier(
         name=name,
         batch_size=batch_size,
         max_length=max_length,
-        info={"source": source, "revision": revision, "task": task},
+        info={"source": source, "revision": revision, "task": task, **tiny_marking(name)},
     )
     classifier.info["load_seconds"] = round(time.perf_counter() - started, 3)
     return classifier

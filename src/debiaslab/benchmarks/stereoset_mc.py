@@ -17,9 +17,12 @@ Card:
         tokenised as lm-evaluation-harness tokenises a continuation: causal LMs encode the
         question and the answer " A" together and score the tokens after the question's, so a
         SentencePiece tokenizer (Llama-2, Mistral) scores ``▁A``, not a ``▁`` that every letter
-        shares; seq2seq LMs score the letter as the decoder target without special tokens
-        (no ``</s>``, as lm-evaluation-harness: what is asked is which letter comes first,
-        and causal answers get no end token either).
+        shares. In a chat template the answer follows the assistant's turn marker with no
+        space ("A"; lm-evaluation-harness drops its " " delimiter with ``apply_chat_template``
+        since v0.4.6): SmolLM2's template ends in ``assistant\n``, after which " A" has
+        probability ~0 and "A" 5-20%. seq2seq LMs score the letter as the decoder target
+        without special tokens (no ``</s>``, as lm-evaluation-harness: what is asked is which
+        letter comes first, and causal answers get no end token either).
     Orders (``orders``): ``one`` asks each example once, options in a seeded random order;
         ``cyclic`` (default) asks it under the three rotations of that order, so every option
         sits under every letter once; ``all`` under the six permutations.
@@ -143,10 +146,13 @@ def letter_requests(tok, family: str, prompt: str, use_chat_template: bool = Tru
 
     Causal LMs: as lm-evaluation-harness's ``_encode_pair``, the question and " A" are
     encoded together and the continuation is what follows the question's own tokens (when a
-    token straddles the boundary, the letter is encoded alone). Seq2seq LMs: the question is
-    the encoder input and the bare letter, without special tokens, the target.
+    token straddles the boundary, the letter is encoded alone). In a chat template the
+    delimiter is "" (the letter starts the assistant's reply: "…assistant\nA"), as
+    lm-evaluation-harness with ``apply_chat_template``. Seq2seq LMs: the question is the
+    encoder input and the bare letter, without special tokens, the target.
     """
     chat = use_chat_template and getattr(tok, "chat_template", None)
+    delimiter = "" if chat else " "
     if chat:
         text = tok.apply_chat_template(
             [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
@@ -165,11 +171,11 @@ def letter_requests(tok, family: str, prompt: str, use_chat_template: bool = Tru
     context = prefix + encode(text)
     out = []
     for letter in LETTERS:
-        whole = prefix + encode(f"{text} {letter}")
+        whole = prefix + encode(f"{text}{delimiter}{letter}")
         if whole[: len(context)] == context and len(whole) > len(context):
             out.append((context, whole[len(context) :]))
         else:
-            out.append((context, encode(f" {letter}")))
+            out.append((context, encode(f"{delimiter}{letter}")))
     for letter, (_, continuation) in zip(LETTERS, out, strict=True):
         if not continuation:
             raise ValueError(f"the tokenizer encodes the answer letter {letter!r} as nothing")
