@@ -34,11 +34,11 @@ def test_plan_orders_every_notebook_after_what_it_needs():
 def test_the_real_slice_runs_first_beside_the_notebooks_and_before_speed_and_results():
     real = collection.real_step("demo")
     steps = collection.collection_steps(real=real)
-    assert steps[0] == real and real.after == () and not real.alone
+    assert steps[0] == real and real.after == ()
     assert real.command[1:5] == ("-m", "debiaslab.cli", "track", "--size")
     assert "{output}/results" in real.command  # the output root, filled in at run time
     speed = [s for s in steps if s.name.startswith("speed/")]
-    assert real.name in speed[0].after and all(s.alone for s in speed)
+    assert real.name in speed[0].after
     assert real.name in steps[-1].after  # the results notebook sees the real results
     paper = collection.real_step("full", "adapters/x")
     assert paper.command[-2:] == ("--adapter-dir", "adapters/x") and "full" in paper.command

@@ -51,8 +51,9 @@ class Step:
     notebook: Path | None
     parameters: dict
     after: tuple[str, ...] = ()
-    command: tuple[str, ...] = ()  # "{output}" in it stands for the output root
-    alone: bool = False  # a command that runs with nothing beside it, on every core
+    # "{output}" in it stands for the output root. A command gets every core: the speed
+    # benchmarks run alone (after every notebook), the real-model track is the longest step.
+    command: tuple[str, ...] = ()
 
 
 # The speed benchmarks the report's speed table shows, at sizes that take seconds here. They
@@ -141,7 +142,7 @@ def collection_steps(
     for name, script, args in SPEED if only is None else ():
         command = (sys.executable, str(root / "benchmarks" / script), *args, "--output")
         command += ("{output}/results/speed",)
-        steps.append(Step(name, None, {}, previous, command, alone=True))
+        steps.append(Step(name, None, {}, previous, command))
         previous = (name,)
     results = nb.results_notebook(root)
     steps.append(Step(RESULTS_STEP, results, {}, tuple(s.name for s in steps)))
@@ -193,11 +194,10 @@ def _execute(step: Step, run_dir: Path, env: dict[str, str], cwd: Path) -> Outco
     log_file = run_dir / "logs" / f"{step.name.replace('/', '__')}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     executed: Path | None = None
-    if step.command:  # a script; a speed benchmark alone on the machine, with every core
+    if step.command:  # a script, with every core
         command = [part.replace("{output}", str(cwd)) for part in step.command]
-        if step.alone:
-            threads = str(os.cpu_count() or 1)
-            env = {**env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        threads = str(os.cpu_count() or 1)
+        env = {**env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     else:
         executed = run_dir / "notebooks" / f"{step.name}.ipynb"
         executed.parent.mkdir(parents=True, exist_ok=True)
