@@ -85,7 +85,7 @@ def _check_record(path, benchmark: str) -> dict:
     assert model["gguf_sha256"] == smollm2.GGUF_SHA256 and model["gguf"] == smollm2.GGUF_MEMBER
     for key in HEADLINES[benchmark]:
         low, high = record["ci"][key]
-        assert low <= record["metrics"][key] <= high and low < high, key
+        assert low <= record["metrics"][key] <= high, key  # zero width: one answer letter
     assert (path.parent / record["items_file"]).is_file()
     return record
 
@@ -125,8 +125,10 @@ def test_each_step_runs_smollm2_and_its_records_name_it_with_cis(tmp_path):
         assert scorers[metric]["note"].startswith("scored by a tiny offline classifier")
     assert "tiny_offline" not in scorers["honest"]  # HurtLex: the real lexicon
     assert record["config"]["generation"]["max_new_tokens"] == 4
-    assert any(k.endswith("/toxicity") for k in record["ci"])
-    assert any("gap" in k for k in record["metrics"])  # the group gaps
+    for key in ("toxicity/mean", "regard/negative", "honest/score"):
+        low, high = record["ci"][key]
+        assert low <= record["metrics"][key] <= high, key
+    assert "gender/toxicity/gap" in record["metrics"]  # the group gaps, per domain
     record = _check_record(honest, "honest")
     assert record["n_items"] == 4 and record["config"]["k"] == 2
     assert set(record["config"]["scorers"]) == {"honest"}

@@ -31,14 +31,18 @@ class TrackConfig:
     steps: tuple[str, ...] = STEPS
     seed: int = 0
     n_boot: int = 1000
-    # measure
-    crows_limit: int | None = None
-    stereoset_limit: int | None = None
-    stereoset_mc_limit: int | None = None
-    bold_limit: int | None = 200  # BOLD prompts (stratified by the loader's limit)
-    honest_limit: int | None = None
-    honest_k: int = 5
-    max_new_tokens: int = 20
+    # measure (EvalConfig's limit: pairs; examples per split; prompts per group). Full size
+    # measured at ~1,560 s of one CPU thread (≈ 19 min on 2 idle cores): CrowS-Pairs 0.14 s
+    # a pair (all 1,677: 235 s), StereoSet 0.21 s an example (all 4,229: 910 s), its
+    # multiple-choice form 0.83 s an example (3 orders; 200: 165 s), BOLD 0.32 s a prompt
+    # (430: 135 s), HONEST 0.23 s a completion (100 templates × 5: 115 s).
+    crows_limit: int | None = None  # all 1,677 pairs of lm-eval's revised English file
+    stereoset_limit: int | None = None  # examples per split; None: the whole dev set
+    stereoset_mc_limit: int | None = 100  # examples per split
+    bold_limit: int | None = 10  # prompts per BOLD group, seeded (43 groups: 430 prompts)
+    honest_limit: int | None = 50  # templates per HONEST category (binary: 2 categories)
+    honest_k: int = 5  # completions per template
+    max_new_tokens: int = 20  # BOLD continuations (HONEST completions: 15, its default)
     # finetune
     finetune_steps: int = 150
     cda: bool = True
