@@ -37,6 +37,7 @@ from debiaslab.scoring import (
 Item = tuple[Sequence[int], Sequence[int]]
 # Prefix tokens whose key/value caches are held at once (a window of groups).
 WINDOW_TOKENS = 2 * CAUSAL_BATCH_TOKENS
+CACHE_ROWS_FACTOR = 4
 
 
 def shared_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
@@ -239,7 +240,11 @@ def causal_logprobs_shared(
         members.sort(key=lambda m: len(seqs[m[2]]) - m[3])
         widest = max(s[1].shape[1] for s in sources)
         tail: dict[int, list] = {}
-        for chunk in _chunks(members, lambda m: len(seqs[m[2]]) - m[3], widest, budget):
+        # Suffix batches hold ``budget`` computed tokens; the gathered caches at most
+        # CACHE_ROWS_FACTOR × ``budget`` prefix positions (memory, not compute).
+        cap = max(1, CACHE_ROWS_FACTOR * budget // widest)
+        suffix_length = lambda m: len(seqs[m[2]]) - m[3]  # noqa: E731
+        for chunk in _chunks(members, suffix_length, 0, budget, max_rows=cap):
             tail.update(run_suffixes(chunk, sources))
         return [
             [(i, np.asarray(head_lp.get(i, []) + tail[i], dtype=np.float64)) for i in shared[g][1]]
@@ -280,7 +285,9 @@ def coarse_bucket(n: int) -> int:
     return bound
 
 
-def _chunks(order, length, extra: int, budget: int, cost=lambda _: 1) -> list[list]:
+def _chunks(
+    order, length, extra: int, budget: int, cost=lambda _: 1, max_rows: int | None = None
+) -> list[list]:
     """Consecutive runs of ``order`` (sorted by ``length``) of one :func:`coarse_bucket`, each
     within ``budget`` tokens: ``cost`` rows per entry, each ``extra`` + the bucket wide."""
     chunks, current, rows = [], [], 0
@@ -289,6 +296,7 @@ def _chunks(order, length, extra: int, budget: int, cost=lambda _: 1) -> list[li
         if current and (
             width != coarse_bucket(length(current[0]))
             or (rows + cost(entry)) * (extra + width) > budget
+            or (max_rows is not None and rows + cost(entry) > max_rows)
         ):
             chunks.append(current)
             current, rows = [], 0
