@@ -87,7 +87,9 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 
 
-def track_config(size: str, results: str | Path, work: str | Path, **overrides: Any) -> TrackConfig:
+def track_config(
+    size: str, results: str | Path, work: str | Path, **overrides: Any
+) -> TrackConfig:
     """The config of a size (``full`` or ``demo``) with ``overrides`` (not None) applied."""
     if size not in SIZES:
         raise ConfigError(f"unknown size {size!r}; expected one of {', '.join(SIZES)}")
