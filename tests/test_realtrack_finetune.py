@@ -68,6 +68,26 @@ def test_a_card_names_dequantized_base_weights_and_the_hub_release():
     assert "GGUF" not in card and "- **Base model:** [`openai-community/gpt2`]" in card
 
 
+def test_the_cda_corpus_holds_only_training_pairs_sentences(tmp_path, shared_data):
+    from types import SimpleNamespace
+
+    from debiaslab.data.crows_pairs_revised import load_pairs
+    from debiaslab.mitigation.data import recipe_texts, split_pairs
+    from debiaslab.realtrack.finetune import cda_source
+
+    track = SimpleNamespace(config=SimpleNamespace(seed=3), work=tmp_path)
+    path = cda_source(track)
+    lines = path.read_text("utf-8").splitlines()
+    pairs = load_pairs("original", "english")
+    flat = {p.index: {" ".join(s.split()) for s in (p.sent_more, p.sent_less)} for p in pairs}
+    train = set().union(*(flat[p.index] for p in split_pairs(pairs, "train", seed=3)))
+    heldout = set().union(*(flat[p.index] for p in split_pairs(pairs, "heldout", seed=3)))
+    assert set(lines) == train and len(lines) == 2 * len(split_pairs(pairs, "train", seed=3))
+    assert not set(lines) & (heldout - train)
+    texts, info = recipe_texts("cda", path)
+    assert len(texts) > len(lines) and info["n_original"] == len(lines)  # swapped copies added
+
+
 # --------------------------------------------------------------------------- the real model
 
 
