@@ -1,8 +1,9 @@
 """Real-track fine-tuning: LoRA on the CrowS-Pairs counter-stereotypical train half (and CDA).
 
-For each recipe (``crows_counter``; ``cda`` too when ``config.cda``), in its own results folder
-``finetune-<recipe>/`` (one experiment each, so the report pairs one ``pre`` with one
-``post`` per benchmark):
+For each recipe (``cda`` first when ``config.cda``, then ``crows_counter``), in its own results
+folder ``finetune-<recipe>/`` (one experiment each when the report is rooted at the track's
+results, so it pairs one ``pre`` with one ``post`` per benchmark; rooted above, both folders
+are one experiment and the latest ``post``, the headline's, is paired):
 
 - a LoRA adapter trained for ``config.finetune_steps`` steps with the preset's ``cpu-ci``
   settings (:func:`debiaslab.mitigation.finetune.config_for`), in ``work/lora-<recipe>/``;
@@ -73,7 +74,9 @@ METRICS = {
 def lora_and_post_eval(track) -> list[Path]:
     """Train, evaluate pre/post on the held-out half, write the effect; the result files."""
     config = track.config
-    recipes = ["crows_counter", *(["cda"] if config.cda else [])]
+    # The headline last: where a report reads both folders as one experiment (rooted above
+    # the track's results), the latest post record, crows_counter's, is the one it pairs.
+    recipes = [*(["cda"] if config.cda else []), "crows_counter"]
     texts = ppl_texts(config.seed, config.extra.get("ppl_per_group", PPL_PER_GROUP))
     base = load_model(config.model, dtype="float32")
     base_nlls = text_nlls(base, texts)
