@@ -241,6 +241,40 @@ def _provenance(results: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     return ", ".join(versions) or debiaslab.__version__, ", ".join(hashes) or "unknown"
 
 
+# What a result or a fine-tuning manifest records about base weights that are not the Hub
+# release they stand for (debiaslab.smollm2.source_record: a dequantized GGUF).
+WEIGHT_KEYS = ("display_name", "gguf", "gguf_sha256", "wheel")
+
+
+def base_weights_of(results: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The base weights the ``pre``/``post`` records were measured on, where they name them
+    (``display_name``, ``gguf_sha256`` …; the offline SmolLM2 GGUF), else ``None``."""
+    for record in results:
+        model = record.get("model") or {}
+        if record.get("stage") in ("pre", "post") and model.get("display_name"):
+            return {k: model[k] for k in WEIGHT_KEYS if model.get(k)}
+    return None
+
+
+def _weights_lines(weights: Mapping[str, Any], hub_base: str | None) -> list[str]:
+    """The card's base-model lines when the trained weights are not the Hub release."""
+    source = f"`{weights['gguf']}`" if weights.get("gguf") else "a GGUF file"
+    if weights.get("wheel"):
+        source += f" from the `{weights['wheel']}` package"
+    sha = f", sha256 `{weights['gguf_sha256']}`" if weights.get("gguf_sha256") else ""
+    lines = [
+        f"- **Base model (trained and measured on):** {weights['display_name']}: {source}{sha}, "
+        "dequantized to float32"
+    ]
+    if hub_base:
+        lines.append(
+            f"- **Base model on the Hub:** [`{hub_base}`]({HUB_URL}/{hub_base}), the release "
+            "that GGUF was quantized from; load the adapter on it. Its weights are not the "
+            "dequantized ones, so its scores with this adapter may differ from those below."
+        )
+    return lines
+
+
 def model_card(
     results: Sequence[Mapping[str, Any]],
     *,
@@ -251,6 +285,7 @@ def model_card(
     limitations: Sequence[str] | None = None,
     adapter: bool = True,
     license: str | None = None,
+    base_weights: Mapping[str, Any] | None = None,
 ) -> str:
     """The ``README.md`` of a shared adapter or model: front matter, config, pre/post metrics.
 
@@ -267,6 +302,11 @@ def model_card(
         limitations: extra limitations, after the standard ones.
         adapter: a PEFT adapter (``library_name: peft``) rather than full model weights.
         license: an SPDX-like license id for the front matter, if known.
+        base_weights: the weights trained and measured on when they are not ``base_model``'s
+            Hub release (``display_name``, ``gguf``, ``gguf_sha256``, ``wheel``: the offline
+            SmolLM2 GGUF); default: what the ``pre``/``post`` records say
+            (:func:`base_weights_of`). The card then names them, with the Hub release as the
+            base to load the adapter on.
 
     Returns:
         Markdown with YAML front matter; deterministic, with local absolute paths and token-like
@@ -274,6 +314,7 @@ def model_card(
     """
     hub_base = hub_id(base_model)
     shown_base = hub_base or scrub(base_model)
+    weights = dict(base_weights) if base_weights else base_weights_of(results)
     pairs = pair_results(results)
     version, commit = _provenance(results)
     families = [
@@ -300,13 +341,17 @@ def model_card(
         base_link = f"`{shown_base}` (a local model)"
     else:
         base_link = f"`{shown_base}`"
+    trained_on = f" (trained on {weights['display_name']})" if weights else ""
+    base_lines = [f"- **Base model:** {base_link}"]
+    if weights:
+        base_lines = _weights_lines(weights, hub_base)
     lines += [
-        f"A {kind} for {base_link}, fine-tuned with debiaslab to reduce social bias by "
-        f"**{method}**, and measured on bias benchmarks before (`pre`) and after (`post`).",
+        f"A {kind} for {base_link}{trained_on}, fine-tuned with debiaslab to reduce social bias "
+        f"by **{method}**, and measured on bias benchmarks before (`pre`) and after (`post`).",
         "",
         "## Model details",
         "",
-        f"- **Base model:** {base_link}",
+        *base_lines,
         f"- **Type:** {kind}",
         f"- **Mitigation method:** {method}",
     ]
@@ -393,6 +438,11 @@ def model_card(
     extra = list(DEFAULT_LIMITATIONS)
     if any(b in ("bold", "honest") for b in benchmarks):
         extra.append(_CLASSIFIER_LIMITATION)
+    if weights:
+        extra.append(
+            f"Trained and measured on {weights['display_name']}, not on the Hub release: the "
+            "numbers above are those of the dequantized weights."
+        )
     extra += [str(item) for item in limitations or ()]
     lines += ["## Limitations", "", *(f"- {item}" for item in extra), ""]
 

@@ -158,7 +158,7 @@ def _publish_base(stage: Path, base: str) -> None:
     write_bytes_atomic(path, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
 
 
-def _training_from_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
+def training_from_manifest(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """The training facts of a fine-tuning run (its ``finetune.json``) for the card."""
 
     manifest = read_training_manifest(folder) or {}
@@ -229,7 +229,8 @@ def push(
     records = _load_records(results)
     base = _public_base(base_model, records, folder)
     if card is None:
-        training = dict(training or _training_from_manifest(folder))
+        training = dict(training or training_from_manifest(folder))
+        trained_on = (read_training_manifest(folder) or {}).get("base_weights")
         card = model_card(
             records,
             base_model=base,
@@ -239,6 +240,7 @@ def push(
             limitations=limitations,
             adapter=kind == "adapter",
             license=license,
+            base_weights=trained_on,  # else what the pre/post records say
         )
     message = commit_message or f"debiaslab {debiaslab.__version__}: upload {kind}"
     return upload(

@@ -23,7 +23,7 @@ from debiaslab.data.fetch import decode_utf8, resolve
 from debiaslab.errors import ConfigError, DataFormatError
 from debiaslab.generation import GenerationSettings, _pad_id, generate
 from debiaslab.mitigation.tradeoff import tradeoff_row, tradeoff_table
-from debiaslab.scoring import prefix_token_id
+from debiaslab.scoring import causal_logprobs, prefix_token_id
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,6 @@ def balance(
     return factory, key
 
 
-@torch.inference_mode()
 def perplexity(lm, texts: Sequence[str], processors: Sequence = ()) -> float:
     """Perplexity of a causal LM on ``texts`` (after BOS), under the processed distribution.
 
@@ -204,24 +203,40 @@ def perplexity(lm, texts: Sequence[str], processors: Sequence = ()) -> float:
     sample from: the processors (built with prompt length 1, the BOS) applied to the logits
     given the text so far. This is the cost of a decoding-time method on fluent text.
     """
+    nlls = text_nlls(lm, texts, processors)
+    total, count = sum(n for n, _ in nlls), sum(c for _, c in nlls)
+    return math.exp(total / max(count, 1))
+
+
+@torch.inference_mode()
+def text_nlls(lm, texts: Sequence[str], processors: Sequence = ()) -> list[tuple[float, int]]:
+    """Per text: the summed negative log-likelihood (nats) of its tokens after BOS, and how
+    many tokens that is (what :func:`perplexity` pools; per text for a bootstrap over texts)."""
 
     if lm.family != "causal":
         raise ConfigError("perplexity under decoding-time processors needs a causal LM")
+    prefix = prefix_token_id(lm.tokenizer)
+    encoded = [lm.tokenizer(text)["input_ids"] for text in texts]
+    if not processors and all(encoded):  # the same terms, batched by the scoring engine
+        items = [([prefix], ids) for ids in encoded]
+        scored = causal_logprobs(lm, items, progress=False, desc="perplexity")
+        return [(-float(values.sum()), len(values)) for values in scored]
     device = device_of(lm.model)
-    total, count = 0.0, 0
-    for text in texts:
-        ids = [prefix_token_id(lm.tokenizer), *lm.tokenizer(text)["input_ids"]]
+    out = []
+    for body in encoded:
+        ids = [prefix, *body]
         input_ids = torch.tensor([ids], device=device)
         mask = torch.ones_like(input_ids)
         logits = lm.model(input_ids=input_ids, attention_mask=mask).logits[0].float()
         chain = [make(1) for make in processors]
+        total = 0.0
         for t in range(1, len(ids)):
             scores = logits[t - 1 : t]
             for processor in chain:
                 scores = processor(input_ids[:, :t], scores)
             total -= float(torch.log_softmax(scores.float(), dim=-1)[0, ids[t]])
-            count += 1
-    return math.exp(total / max(count, 1))
+        out.append((total, len(ids) - 1))
+    return out
 
 
 def mention_shares(

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from debiaslab.cards.model import WEIGHT_KEYS
 from debiaslab.config import get_preset
 from debiaslab.env import check_fp16_ok
 from debiaslab.errors import ConfigError
@@ -360,6 +361,8 @@ def finetune(
         manifest = {
             "base_model": model,
             "base_source": lm.info.get("source"),
+            # the weights trained on, where they are not the Hub release (a dequantized GGUF)
+            "base_weights": {k: lm.info[k] for k in WEIGHT_KEYS if k in lm.info} or None,
             "family": lm.family,
             "method": config.method,
             "recipe": recipe,
