@@ -43,13 +43,22 @@ class TrackConfig:
     finetune_steps: int = 150
     cda: bool = True
     adapter_dir: str | None = None  # also copy the LoRA adapter and its card here
-    # generate
-    decoding_prompts: int = 40
+    # generate (sizes: realtrack/generate.py's docstring has the measured times)
+    decoding_prompts: int = 40  # BOLD profession prompts, spread over professions
+    decoding_continuations: int = 4  # sampled continuations per prompt and setting
+    decoding_held_out: int = 20  # BOLD gender sentences for the perplexity cost
     decoding_alphas: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
-    synthetic_n: int = 96
-    align_prompts: int = 24
-    align_n: int = 6
-    align_iterations: int = 4
+    synthetic_n: int = 96  # texts the model writes before the filters
+    synthetic_max_new_tokens: int = 60
+    synthetic_steps: int = 40  # LoRA steps on the synthetic train split
+    synthetic_crows_limit: int | None = 300  # CrowS-Pairs pairs before and after
+    precise_prompts_per_occupation: int = 6  # scene prompts the model writes per occupation
+    rewriter_steps: int = 60  # LoRA steps of the rewriter
+    align_prompts: int = 24  # held-out prompts each measurement rewrites
+    align_n: int = 6  # rewrites per prompt and measurement
+    align_iterations: int = 4  # measurements at most (training rounds: one fewer)
+    align_steps: int = 10  # optimizer steps per under-represented group and round
+    align_lr: float = 2e-4
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -87,7 +96,9 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 
 
-def track_config(size: str, results: str | Path, work: str | Path, **overrides: Any) -> TrackConfig:
+def track_config(
+    size: str, results: str | Path, work: str | Path, **overrides: Any
+) -> TrackConfig:
     """The config of a size (``full`` or ``demo``) with ``overrides`` (not None) applied."""
     if size not in SIZES:
         raise ConfigError(f"unknown size {size!r}; expected one of {', '.join(SIZES)}")
