@@ -53,6 +53,8 @@ class TrackConfig:
     synthetic_steps: int = 40  # LoRA steps on the synthetic train split
     synthetic_crows_limit: int | None = 300  # CrowS-Pairs pairs before and after
     precise_prompts_per_occupation: int = 6  # scene prompts the model writes per occupation
+    precise_prompt_tokens: int = 48  # tokens of each written prompt (rewrites get 16 more)
+    precise_batch_size: int = 4  # training texts per step of the rewriter and the align rounds
     rewriter_steps: int = 60  # LoRA steps of the rewriter
     align_prompts: int = 24  # held-out prompts each measurement rewrites
     align_n: int = 6  # rewrites per prompt and measurement

@@ -11,6 +11,7 @@ track's preset, so every record names the model honestly (``models.load_model`` 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,7 @@ def synthetic(track) -> list[Path]:
         f"[real] synthetic: {manifest['n_generated']} texts written by {written_by['name']}, "
         f"{manifest['n_rows']} rows after filters"
     )
+    track.log("[real] synthetic: fine-tuning on it")
     config = FinetuneConfig(
         method="lora", steps=cfg.synthetic_steps, batch_size=8, seq_len=96, seed=cfg.seed
     )
@@ -160,6 +162,7 @@ def synthetic(track) -> list[Path]:
     common = dict(
         limit=cfg.synthetic_crows_limit, n_boot=cfg.n_boot, seed=cfg.seed, progress=False
     )
+    track.log(f"[real] synthetic: LoRA done ({run.manifest.get('metrics', {})}); CrowS-Pairs")
     pre = evaluate(
         EvalConfig.of(cfg.model, "crows_pairs", track.results, stage="synthetic-pre", **common)
     )
@@ -203,7 +206,9 @@ def precise_debias(track) -> list[Path]:
     """
     cfg = track.config
     work = track.work / "precise_debias"
-    writer = backends.make_backend("hf", cfg.model, max_new_tokens=80, seed=cfg.seed)
+    writer = backends.make_backend(
+        "hf", cfg.model, max_new_tokens=cfg.precise_prompt_tokens, seed=cfg.seed
+    )
     generic = pairs.synthesize_prompts(
         writer, OCCUPATIONS, cfg.precise_prompts_per_occupation, work / "raw.jsonl", progress=False
     )
@@ -223,11 +228,12 @@ def precise_debias(track) -> list[Path]:
     config = FinetuneConfig(
         method="lora",
         steps=cfg.rewriter_steps,
-        batch_size=8,
+        batch_size=cfg.precise_batch_size,
         seq_len=rewriter.REWRITER_SEQ_LEN,
         seed=cfg.seed,
     )
     run = rewriter.train_rewriter(cfg.model, train, work / "rewriter", config, progress=False)
+    track.log(f"[real] precise_debias: rewriter trained ({run.manifest.get('metrics', {})})")
     lm = load_model(cfg.model, adapter=str(run.weights))
     aligned = align.align(
         lm,
@@ -238,9 +244,15 @@ def precise_debias(track) -> list[Path]:
         max_iterations=cfg.align_iterations,
         base_lr=cfg.align_lr,
         steps=cfg.align_steps,
+        batch_size=cfg.precise_batch_size,
+        # a rewrite is its prompt plus a few words: room for that, not the default 96 tokens
+        settings=replace(
+            rewriter.MEASURE_SETTINGS, max_new_tokens=cfg.precise_prompt_tokens + 16, seed=cfg.seed
+        ),
         seed=cfg.seed,
         save_adapter=False,
     )
+    track.log(f"[real] precise_debias: align stopped by {aligned.stopped}")
     curve = json.loads(aligned.curve_path.read_text("utf-8"))
     curve["prompts"] = {
         "written_by": written_by,
