@@ -43,7 +43,7 @@ class TrackConfig:
     finetune_steps: int = 150
     cda: bool = True
     adapter_dir: str | None = None  # also copy the LoRA adapter and its card here
-    # generate (full ≈ 5 + 3 + 6 min on 2 idle cores, demo's precise_debias ≈ 1.5 min:
+    # generate (full ≈ 5 + 3 + 7 min on 2 idle cores, demo's precise_debias ≈ 1.5 min:
     # extrapolated from CPU seconds of small runs, see realtrack/generate.py)
     decoding_prompts: int = 24  # BOLD profession prompts, spread over professions
     decoding_continuations: int = 4  # sampled continuations per prompt and setting

@@ -7,16 +7,16 @@ sizes, and returns the result files it wrote into ``track.results``. Models are 
 track's preset, so every record names the model honestly (``models.load_model`` adds
 :func:`debiaslab.smollm2.source_record` for the dequantized GGUF).
 
-Sizes (:mod:`.config`): measured as CPU seconds (one thread) of small runs on a shared 2-core
-machine, extrapolated linearly; idle 2-core wall time taken as ~0.65 of single-thread CPU time.
-Decoding: ~0.55 s per 20-token continuation per setting (Self-Debias counts twice) and ~5 s per
-held-out sentence over all settings; full (24 prompts x 4, 20 sentences, 4 strengths + Self-
-Debias) ~440 CPU s, ~5 min. Synthetic: ~1.2 s per 60-token text, ~4.5 s per LoRA step, ~0.15 s
-per CrowS pair; full (48 texts, 30 steps, 2 x 200 pairs) ~270 CPU s, ~3 min. PreciseDebias:
-~1 s per written prompt, ~2.8 s per rewriter step (batch 4), ~1.5 s per rewrite, ~1.2 s per
-align training step per group; full (72 prompts, 40 steps, 3 x 16 x 4 rewrites, 2 rounds of
-3 steps) ~530 CPU s, ~6 min; the demo's (24 prompts of 32 tokens, 6 steps, 2 x 8 x 4 rewrites,
-one round of 1 step) ~135 CPU s, ~1.5 min.
+Sizes (:mod:`.config`): CPU seconds (one thread) of runs on a shared 2-core machine (load ~4.5),
+extrapolated linearly; idle 2-core wall time taken as ~0.65 of that. Decoding: ~0.55 s per
+20-token continuation per setting (Self-Debias counts twice), ~5 s per held-out sentence over
+all settings; full (24 prompts x 4, 20 sentences, 4 strengths + Self-Debias) ~440 CPU s, ~5 min.
+Synthetic: ~1.2 s per 60-token text, ~4.5 s per LoRA step, ~0.15 s per CrowS pair; full (48
+texts, 30 steps, 2 x 200 pairs) ~270 CPU s, ~3 min. PreciseDebias, measured at full size up to
+the align loop: 71 written prompts 80 s, 40 rewriter steps (batch 4) 197 s; the align loop
+~1-1.4 s per rewrite and ~1.3 s per training step and group, so ~330 s for 3 x 16 x 4 rewrites
+and 2 rounds: ~610 CPU s, ~7 min. The demo's PreciseDebias measured whole: 124 CPU s (208 s
+wall on the shared machine), ~80 s idle.
 """
 
 from __future__ import annotations
