@@ -146,7 +146,9 @@ def test_tradeoff_table_and_plot(tmp_path):
     back = tradeoff_from_record(record)
     columns = ["method", "strength", "share", "ci_low", "ci_high", "n", "ppl_ratio"]
     pd.testing.assert_frame_equal(back[columns], table[columns], check_dtype=False)
-    assert table.loc[0, "ppl_ratio"] == 1.0  # alpha 0 is plain decoding
+    # alpha 0 is plain decoding (the base goes through the batched engine, the strengths
+    # through the per-token loop: the same sums in another order)
+    assert table.loc[0, "ppl_ratio"] == pytest.approx(1.0, abs=1e-6)
     assert (table["ppl"] > 0).all()
     written = plots.tradeoff(table, tmp_path / "tradeoff")
     assert [p.suffix for p in written] == [".png", ".pdf"] and all(
@@ -285,3 +287,62 @@ def test_cli_refuses_decoding_on_a_masked_lm_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and not out.exists()
     assert err[-1].startswith("debiaslab eval: error: --decoding balance does not apply to")
+
+
+def _plain_logprob_sum(model, ids: list[int], start: int) -> float:
+    """log p(ids[start:] | ids[:start]) by the definition: one forward pass, no batching."""
+    logits = model(input_ids=torch.tensor([ids])).logits[0].float()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    return float(sum(logprobs[t - 1, ids[t]] for t in range(start, len(ids))))
+
+
+def test_perplexity_reads_one_bos_on_a_tokenizer_that_adds_its_own():
+    from debiaslab.tiny.llama import build_tiny_llama
+
+    lm = from_objects(*build_tiny_llama(seed=0))
+    tok = lm.tokenizer
+    assert tok("The nurse")["input_ids"][0] == tok.bos_token_id  # Llama adds <s> itself
+    texts = ["The nurse said hello.", "A doctor walked in."]
+    total, count = 0.0, 0
+    for text in texts:
+        ids = [tok.bos_token_id, *tok(text, add_special_tokens=False)["input_ids"]]
+        with torch.no_grad():
+            total -= _plain_logprob_sum(lm.model, ids, 1)
+        count += len(ids) - 1
+    assert perplexity(lm, texts) == pytest.approx(np.exp(total / count), rel=1e-5)
+
+
+def test_self_debias_keeps_a_tokenizer_added_bos_first_before_the_prefix():
+    from debiaslab.mitigation.decoding import SelfDebias
+    from debiaslab.tiny.llama import build_tiny_llama
+
+    lm = from_objects(*build_tiny_llama(seed=0))
+    tok = lm.tokenizer
+    prompt = tok("The nurse said")["input_ids"]  # as the generation engine encodes it: <s> first
+    prefix = tok("Bias:\n", add_special_tokens=False)["input_ids"]
+    seen = []
+    hook = lm.model.register_forward_pre_hook(
+        lambda _m, _a, kwargs: seen.append(kwargs["input_ids"][0].tolist()), with_kwargs=True
+    )
+    ids = torch.tensor([prompt])
+    try:
+        SelfDebias(lm, ["Bias:\n"], decay=50.0)(ids, torch.zeros(1, lm.model.config.vocab_size))
+    finally:
+        hook.remove()
+    assert seen == [[tok.bos_token_id, *prefix, *prompt[1:]]]
+
+
+def test_head_attribution_logprobs_read_one_bos_on_a_llama_tokenizer():
+    from debiaslab.mitigation.heads import _continuation_logprobs
+    from debiaslab.tiny.llama import build_tiny_llama
+
+    lm = from_objects(*build_tiny_llama(seed=0))
+    tok = lm.tokenizer
+    pairs = [("The nurse said", " hello there"), ("A doctor", " walked in")]
+    with torch.no_grad():
+        got = _continuation_logprobs(lm, pairs)
+        for k, (prompt, continuation) in enumerate(pairs):
+            context = [tok.bos_token_id, *tok(prompt, add_special_tokens=False)["input_ids"]]
+            target = tok(continuation, add_special_tokens=False)["input_ids"]
+            want = _plain_logprob_sum(lm.model, context + target, len(context))
+            assert float(got[k]) == pytest.approx(want, rel=1e-5, abs=1e-5)

@@ -23,7 +23,7 @@ from debiaslab.data.fetch import decode_utf8, resolve
 from debiaslab.errors import ConfigError, DataFormatError
 from debiaslab.generation import GenerationSettings, _pad_id, generate
 from debiaslab.mitigation.tradeoff import tradeoff_row, tradeoff_table
-from debiaslab.scoring import causal_logprobs, prefix_token_id
+from debiaslab.scoring import causal_logprobs, empty_context_items
 
 log = logging.getLogger(__name__)
 
@@ -215,16 +215,16 @@ def text_nlls(lm, texts: Sequence[str], processors: Sequence = ()) -> list[tuple
 
     if lm.family != "causal":
         raise ConfigError("perplexity under decoding-time processors needs a causal LM")
-    prefix = prefix_token_id(lm.tokenizer)
-    encoded = [lm.tokenizer(text)["input_ids"] for text in texts]
-    if not processors and all(encoded):  # the same terms, batched by the scoring engine
-        items = [([prefix], ids) for ids in encoded]
+    # One prefix token, as the scoring engine reads a sentence: a tokenizer that adds a BOS
+    # itself (Llama's) would otherwise give two, and the second would be scored.
+    items = empty_context_items(lm.tokenizer, texts)
+    if not processors:  # the same terms, batched by the scoring engine
         scored = causal_logprobs(lm, items, progress=False, desc="perplexity")
         return [(-float(values.sum()), len(values)) for values in scored]
     device = device_of(lm.model)
     out = []
-    for body in encoded:
-        ids = [prefix, *body]
+    for context, continuation in items:
+        ids = context + continuation
         input_ids = torch.tensor([ids], device=device)
         mask = torch.ones_like(input_ids)
         logits = lm.model(input_ids=input_ids, attention_mask=mask).logits[0].float()
@@ -298,6 +298,10 @@ class SelfDebias(LogitsProcessor):
         self.prefixes = [lm.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prefixes]
 
         self.pad = _pad_id(lm.tokenizer)
+        # The BOS the tokenizer adds itself (Llama's), if it does; not a BOS-like token that
+        # merely starts the text (SmolLM2's chat turns begin with its BOS, <|im_start|>).
+        bos = lm.tokenizer.bos_token_id
+        self.bos = bos if bos is not None and lm.tokenizer("x")["input_ids"][:1] == [bos] else None
 
     def __call__(
         self, input_ids: torch.LongTensor, scores: torch.FloatTensor
@@ -310,7 +314,12 @@ class SelfDebias(LogitsProcessor):
             start = 0
             while start < len(ids) - 1 and ids[start] == self.pad:
                 start += 1
-            rows += [prefix + ids[start:] for prefix in self.prefixes]
+            # The BOS the tokenizer put before the prompt stays first, before the prefix.
+            lead = (
+                ids[start : start + 1] if self.bos is not None and ids[start] == self.bos else []
+            )
+            body = ids[start + len(lead) :]
+            rows += [lead + prefix + body for prefix in self.prefixes]
         device = device_of(self.lm.model)
         ids, mask = pad_rows(rows, self.pad, left=True)
         with torch.inference_mode():

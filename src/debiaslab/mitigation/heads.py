@@ -179,8 +179,10 @@ def _continuation_logprobs(
     bos = prefix_token_id(tok)
     rows, spans = [], []
     for prompt, continuation in pairs:
-        context = [bos, *tok(prompt)["input_ids"]]
-        target = tok(continuation)["input_ids"]
+        # No special tokens: a tokenizer that adds a BOS (Llama's) would put a second one after
+        # ``bos`` and a third before the continuation.
+        context = [bos, *tok(prompt, add_special_tokens=False)["input_ids"]]
+        target = tok(continuation, add_special_tokens=False)["input_ids"]
         if tokens is not None:
             target = target[:tokens]
         rows.append(context + target)

@@ -51,13 +51,25 @@ class TrackConfig:
     finetune_steps: int = 150
     cda: bool = True
     adapter_dir: str | None = None  # also copy the LoRA adapter and its card here
-    # generate
-    decoding_prompts: int = 40
+    # generate (full ≈ 5 + 3 + 7 min on 2 idle cores, demo's precise_debias ≈ 1.5 min:
+    # extrapolated from CPU seconds of small runs, see realtrack/generate.py)
+    decoding_prompts: int = 24  # BOLD profession prompts, spread over professions
+    decoding_continuations: int = 4  # sampled continuations per prompt and setting
+    decoding_held_out: int = 20  # BOLD gender sentences for the perplexity cost
     decoding_alphas: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
-    synthetic_n: int = 96
-    align_prompts: int = 24
-    align_n: int = 6
-    align_iterations: int = 4
+    synthetic_n: int = 48  # texts the model writes before the filters
+    synthetic_max_new_tokens: int = 60
+    synthetic_steps: int = 30  # LoRA steps on the synthetic train split
+    synthetic_crows_limit: int | None = 200  # CrowS-Pairs pairs before and after
+    precise_prompts_per_occupation: int = 6  # scene prompts the model writes per occupation
+    precise_prompt_tokens: int = 48  # tokens of each written prompt (rewrites get 16 more)
+    precise_batch_size: int = 4  # training texts per step of the rewriter and the align rounds
+    rewriter_steps: int = 40  # LoRA steps of the rewriter
+    align_prompts: int = 16  # held-out prompts each measurement rewrites
+    align_n: int = 4  # rewrites per prompt and measurement
+    align_iterations: int = 3  # measurements at most (training rounds: one fewer)
+    align_steps: int = 3  # optimizer steps per under-represented group and round
+    align_lr: float = 2e-4
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -90,6 +102,10 @@ SIZES: dict[str, dict[str, Any]] = {
         "align_prompts": 8,
         "align_n": 4,
         "align_iterations": 2,
+        "align_steps": 1,
+        "precise_prompts_per_occupation": 2,
+        "precise_prompt_tokens": 32,
+        "rewriter_steps": 6,
         "n_boot": 1000,
     },
 }

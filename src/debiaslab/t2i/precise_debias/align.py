@@ -352,14 +352,31 @@ ALIGN_METRICS = {
     "tv": Metric(False, None, "fraction", "total variation distance to the target"),
     "undetected": Metric(False, None, "fraction", "share of rewrites with no group detected"),
     "share/*": Metric(None, None, "fraction", "share of the rewrites naming this group"),
+    "gender/*": Metric(None, None, "fraction", "share of detected rewrites naming this gender"),
+    "ethnicity/*": Metric(None, None, "fraction", "share of detected rewrites naming it"),
     "iterations": Metric(None, None, "count", "iterations of the align loop"),
 }  # fmt: skip
 
 
+def _marginals(shares: Mapping[str, float]) -> dict[str, float]:
+    """``gender/<g>`` and ``ethnicity/<e>`` shares summed from ``"<ethnicity> <gender>"`` group
+    shares (:data:`GROUPS` keys)."""
+    out: dict[str, float] = {}
+    for group, value in shares.items():
+        if " " not in group:  # not an "<ethnicity> <gender>" group: no marginal to add to
+            continue
+        ethnicity, gender = group.rsplit(" ", 1)
+        out[f"gender/{gender}"] = out.get(f"gender/{gender}", 0.0) + value
+        out[f"ethnicity/{ethnicity}"] = out.get(f"ethnicity/{ethnicity}", 0.0) + value
+    return out
+
+
 def align_record(curve_record: Mapping[str, Any], lm) -> dict[str, Any]:
     """The align loop's curve (``align_curve.json``) as a result record: per iteration the
-    largest |Δ|, the TV distance to the target, the undetected share and each group's share;
-    ``final/*`` for the last measurement. :func:`curve_from_record` reads it back."""
+    largest |Δ|, the TV distance to the target, the undetected share, each group's share and
+    the gender and ethnicity shares they add up to (``gender/*``, ``ethnicity/*``; the
+    target's as ``target/...``); ``final/*`` for the last measurement.
+    :func:`curve_from_record` reads it back."""
 
     curve = curve_record["curve"]
     metrics: dict[str, float] = {}
@@ -368,6 +385,9 @@ def align_record(curve_record: Mapping[str, Any], lm) -> dict[str, Any]:
         for key in ("max_abs_delta", "tv", "undetected"):
             metrics[f"{prefix}/{key}"] = entry[key]
         metrics.update({f"{prefix}/share/{g}": v for g, v in entry["shares"].items()})
+        metrics.update({f"{prefix}/{k}": v for k, v in _marginals(entry["shares"]).items()})
+    if curve_record.get("target"):
+        metrics.update({f"target/{k}": v for k, v in _marginals(curve_record["target"]).items()})
     metrics["final/max_abs_delta"] = curve[-1]["max_abs_delta"]
     metrics["final/tv"] = curve[-1]["tv"]
     metrics["iterations"] = float(len(curve))
