@@ -107,8 +107,9 @@ def t2i_cache(tmp_path_factory):
 def demo_run(tmp_path_factory, shared_data):
     """The whole collection executed once, as `make demo` does (every notebook on its tiny
     offline preset, two at a time, beside the real-model slice on SmolLM2, then the results
-    notebook and the report), into a private output root. Returns the :class:`debiaslab.collection.RunSummary` even when a notebook
-    failed: ``summary.executed(name)`` then fails the tests that need it, with its log's tail.
+    notebook and the report), into a private output root. Returns the
+    :class:`debiaslab.collection.RunSummary` even when a notebook failed:
+    ``summary.executed(name)`` then fails the tests that need it, with its log's tail.
     """
     from debiaslab import collection
 
@@ -118,7 +119,10 @@ def demo_run(tmp_path_factory, shared_data):
         patch.delenv("HF_TOKEN", raising=False)
         try:
             return collection.run_collection(
-                root / "run", output_root=root / "out", workers=2, real=collection.real_step("demo")
+                root / "run",
+                output_root=root / "out",
+                workers=2,
+                real=collection.real_step("demo"),
             )
         except collection.CollectionError as exc:
             return exc.summary

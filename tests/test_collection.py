@@ -55,7 +55,8 @@ def test_a_command_step_gets_the_output_root_and_logs_to_its_file(tmp_path):
         log=lambda line: None,
     )  # fmt: skip
     assert (tmp_path / "out" / "x.txt").read_text() == "ran"
-    assert "hello" in open(summary.outcomes[0].log).read()
+    with open(summary.outcomes[0].log) as log:
+        assert "hello" in log.read()
 
 
 def test_quiet_libraries_silences_what_a_user_cannot_act_on_and_says_so():

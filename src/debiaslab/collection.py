@@ -242,9 +242,9 @@ def run_collection(
     Notebooks write where they would on Kaggle: ``results/``, ``figures/``, ``runs/`` under the
     output root (``$DEBIASLAB_OUTPUT``, set here to ``output_root``). The executed copies, one
     log per notebook, ``timings.json`` and the report (``report/``; never the committed paper
-    in the checkout's ``report/``, which only ``make paper`` writes) go to the run folder. A failing notebook does not
-    stop the others; the notebooks that depend on it are skipped, and :class:`CollectionError`
-    names each failure and its log at the end.
+    in the checkout's ``report/``, which only ``make paper`` writes) go to the run folder. A
+    failing notebook does not stop the others; the notebooks that depend on it are skipped, and
+    :class:`CollectionError` names each failure and its log at the end.
 
     Args:
         run_dir: where executed notebooks, logs and ``timings.json`` go (default
