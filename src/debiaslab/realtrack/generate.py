@@ -239,6 +239,7 @@ def precise_debias(track) -> list[Path]:
     config = FinetuneConfig(
         method="lora",
         steps=cfg.rewriter_steps,
+        lr=cfg.rewriter_lr,
         batch_size=cfg.precise_batch_size,
         seq_len=rewriter.REWRITER_SEQ_LEN,
         seed=cfg.seed,

@@ -71,9 +71,11 @@ def run_track(config: TrackConfig, log: Callable[[str], None] = print) -> dict[s
                 str(Path(f).resolve().relative_to(config.results_path.resolve())) for f in files
             ]})  # fmt: skip
             log(f"[real] {name}: ok in {seconds:.0f} s")
-    except DebiaslabError as error:
-        steps.append({"step": name, "error": str(error)})
-        raise TrackError(f"real-model track step {name!r} failed: {error}") from error
+    except Exception as error:  # recorded in track.json whatever it is, then raised
+        steps.append({"step": name, "error": f"{type(error).__name__}: {error}"})
+        if isinstance(error, DebiaslabError):
+            raise TrackError(f"real-model track step {name!r} failed: {error}") from error
+        raise
     finally:
         record["seconds"] = round(time.perf_counter() - started, 1)
         text = json.dumps(record, indent=2) + "\n"
