@@ -178,9 +178,46 @@ def _ppl_cost(records: list[tuple[Path, dict[str, Any]]]) -> str:
     return "no perplexity measurement found"
 
 
+EFFECT = "finetune_effect"  # realtrack.finetune's record: paired change and perplexity ratio
+
+
+def _effects(records: list[tuple[Path, dict[str, Any]]], kind: str, model: str) -> list[Finding]:
+    """One finding per fine-tuning recipe from its ``finetune_effect`` record: the held-out
+    CrowS-Pairs change with its paired CI, the perplexity ratio with its CI in the note."""
+    rows = []
+    for _, record in sorted(records, key=lambda pr: recency(pr[1])):
+        if record["benchmark"] != EFFECT:
+            continue
+        key, metrics = "crows_pairs/pct_stereotype/change", record["metrics"]
+        if key not in metrics:
+            continue
+        config = record.get("config") or {}
+        recipe = config.get("recipe", "?")
+        method = {"lora": "LoRA", "qlora": "QLoRA"}.get(config.get("method"), "fine-tuning")
+        notes = ["paired bootstrap over the held-out pairs"]
+        if "perplexity/ratio" in metrics:
+            value, ci = float(metrics["perplexity/ratio"]), _ci(record, "perplexity/ratio")
+            ratio = Finding("", value, ci, None, "", "")
+            on = config.get("perplexity_texts")
+            notes.append(f"perplexity ×{ratio.text}" + (f" on {on}" if on else ""))
+        n = record.get("n_items")
+        rows.append(Finding(
+            f"{method} on {recipe}: change of CrowS-Pairs % stereotype on held-out pairs",
+            float(metrics[key]), _ci(record, key), None if n is None else int(n), kind, model,
+            # the headline's key ("lora", which the prose cites) is the counter-stereotypical run
+            "", "held-out pairs", "; ".join(notes),
+            "lora" if recipe == "crows_counter" else f"lora/{recipe}",
+        ))  # fmt: skip
+    return rows
+
+
 def _lora(records: list[tuple[Path, dict[str, Any]]], kind: str, model: str) -> list[Finding]:
     """Post − pre of the CrowS-Pairs score on the held-out pairs (paired bootstrap CI when
-    both item tables are there), with the perplexity cost in the note."""
+    both item tables are there), with the perplexity cost in the note; from the
+    ``finetune_effect`` records where there are some."""
+    effects = _effects(records, kind, model)
+    if effects:
+        return effects
     crows = [(p, r) for p, r in records if r["benchmark"] == "crows_pairs"]
     pre = [pr for pr in crows if pr[1].get("stage") == "pre"]
     post = [pr for pr in crows if pr[1].get("stage") == "post"]
