@@ -277,3 +277,21 @@ def test_the_committed_pdf_is_built_from_the_committed_results():
         f"and prose give {expected}; rebuild it with `make paper` (or `debiaslab report "
         "--results results/paper --out report`) and commit it"
     )
+
+
+def test_each_finetune_effect_record_is_a_lora_finding_with_its_intervals(tmp_path):
+    from debiaslab.realtrack.finetune import EFFECT, METRICS
+
+    for recipe, change, ci in (("crows_counter", -4.0, (-7.5, -0.5)), ("cda", 1.0, (-2.0, 4.0))):
+        metrics = {"crows_pairs/pct_stereotype/change": change, "perplexity/ratio": 1.08}
+        cis = {"crows_pairs/pct_stereotype/change": ci, "perplexity/ratio": (1.05, 1.11)}
+        output = BenchmarkOutput(EFFECT, metrics, cis, METRICS, n_items=300)
+        config = {"recipe": recipe, "method": "lora", "perplexity_texts": "BOLD gender"}
+        record = make_record(output, model=SMOL, config=config, timing={}, stage="effect")
+        write_result(record, tmp_path / recipe)
+    rows = {r.key: r for r in findings.headline_rows(tmp_path)}
+    headline, cda = rows["lora"], rows["lora/cda"]
+    assert headline.kind == cda.kind == "real" and headline.n == 300
+    assert headline.value == -4.0 and headline.ci == (-7.5, -0.5)
+    assert "crows_counter" in headline.name and "cda" in cda.name
+    assert "perplexity ×1.08 [1.05, 1.11] on BOLD gender" in headline.note
