@@ -45,9 +45,9 @@ class TrackConfig:
     max_new_tokens: int = 20  # BOLD continuations (HONEST completions: 15, its default)
     # finetune
     # LoRA steps per recipe (batch 8). Measured single-threaded on the shared 2-core box:
-    # ~2 CPU-s a step; held-out CrowS-Pairs ~16 CPU-s per 100 pairs. Full (2 runs × 150 steps,
-    # 3 × 858 held-out pairs): ~950 CPU-s, ≤ ~15 min on 2 idle cores; demo (30 steps, 200
-    # pairs, no CDA): ~126 CPU-s, its 30 steps ~1 min.
+    # ~2 CPU-s a step; held-out CrowS-Pairs ~16 CPU-s per 100 pairs. The finetune step at full
+    # size (2 runs × 150 steps, 3 × 858 held-out pairs) took 797 CPU-s (≤ ~13 min on one idle
+    # core); demo (30 steps, 200 pairs, no CDA) 126 CPU-s, its 30 steps ~1 min.
     finetune_steps: int = 150
     cda: bool = True
     adapter_dir: str | None = None  # also copy the LoRA adapter and its card here
