@@ -85,7 +85,9 @@ def test_decoding_tradeoff_on_the_real_model(tmp_path):
         ["balance", "0.0"], ["balance", "1.0"], ["self-debias", "50.0"]
     ]  # fmt: skip
     ratios = [float(line.split(",")[-1]) for line in table[1:]]
-    assert ratios[0] == pytest.approx(1.0)  # alpha 0 is plain decoding
+    # alpha 0 is plain decoding: the base perplexity comes from the batched engine, alpha 0's
+    # from the per-token loop, float32 sums in another order (4e-6 apart here)
+    assert ratios[0] == pytest.approx(1.0, abs=1e-4)
     assert all(r > 0 for r in ratios)
 
 
