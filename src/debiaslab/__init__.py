@@ -8,7 +8,7 @@ top of a module or inside a function). A name covers a module or a whole package
     records    results plots plots_mc plots_t2i cards
     data       data
     models     models planner batching tiny smollm2
-    engines    scoring scoring_prefix generation generation_cache textclass
+    engines    scoring_head scoring scoring_prefix generation generation_cache textclass
     benchmarks benchmarks evalconfig
     methods    mitigation synth t2i
     evaluate   runner suites

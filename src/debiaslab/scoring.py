@@ -20,6 +20,7 @@ import torch
 
 from debiaslab.batching import device_of, length_batches, run_batches, unwrap_model
 from debiaslab.errors import DebiaslabError
+from debiaslab.scoring_head import causal_head, token_logprobs, width_bucket
 
 log = logging.getLogger(__name__)
 
@@ -276,54 +277,6 @@ def masked_logprobs(
 # --------------------------------------------------------------------------- causal LMs
 
 
-# Causal LMs whose logits are exactly ``get_output_embeddings()(trunk(...).last_hidden_state)``
-# (no logit scaling or soft-capping), so the vocabulary projection can run at the scored
-# positions only; other models fall back to the full logits.
-PLAIN_HEAD_TYPES = frozenset(
-    {"gpt2", "llama", "mistral", "qwen2", "qwen3", "gpt_neox", "phi3", "olmo", "olmo2"}
-)
-# A causal batch is at most this much wider than its shortest sequence (padding ≤ ~11%);
-# sequences up to PAD_FREE_UNDER tokens are batched by exact length (no padding at all).
-CAUSAL_WIDTH_RATIO = 1.125
-PAD_FREE_UNDER = 8
-
-
-def causal_head(model) -> tuple[torch.nn.Module, torch.nn.Module] | None:
-    """(trunk, LM head) of a causal LM whose logits are the head applied to the trunk's last
-    hidden state (:data:`PLAIN_HEAD_TYPES`), else None."""
-    if getattr(model.config, "model_type", "") not in PLAIN_HEAD_TYPES:
-        return None
-    trunk = getattr(model, getattr(model, "base_model_prefix", ""), None)
-    head = getattr(model, "get_output_embeddings", lambda: None)()  # a stand-in may have none
-    return None if trunk is None or head is None else (trunk, head)
-
-
-def width_bucket(n: int) -> int:
-    """The padded width of a causal batch that holds a sequence of ``n`` tokens: ``n`` itself
-    up to :data:`PAD_FREE_UNDER`, then a grid whose steps grow by at most
-    :data:`CAUSAL_WIDTH_RATIO`, so a batch of one bucket pads its shortest sequence by at most
-    that ratio.
-
-    Example:
-        >>> [width_bucket(n) for n in (3, 8, 9, 17, 18, 19, 40)]
-        [3, 8, 9, 18, 18, 20, 41]
-    """
-    if n <= PAD_FREE_UNDER:
-        return n
-    bound = PAD_FREE_UNDER
-    while bound < n:
-        bound = max(bound + 1, int(bound * CAUSAL_WIDTH_RATIO))
-    return bound
-
-
-def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``log_softmax(logits)[i, targets[i]]`` per row, in float32, without storing the whole
-    log-softmax: the target's logit minus the row's log-sum-exp."""
-    logits = logits.float()
-    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    return picked - torch.logsumexp(logits, dim=-1)
-
-
 def causal_logprobs(
     lm,
     items: Sequence[tuple[Sequence[int], Sequence[int]]],
@@ -337,10 +290,10 @@ def causal_logprobs(
     lm-evaluation-harness scores it.
 
     The context must be non-empty (use ``[prefix_token_id(tokenizer)]`` for a bare sentence).
-    Sequences are batched by length bucket (:func:`width_bucket`: exact lengths for short ones,
-    at most :data:`CAUSAL_WIDTH_RATIO` padding above), right-padded (which leaves every real
-    position of a causal model unchanged), and for :data:`PLAIN_HEAD_TYPES` the vocabulary
-    projection and log-softmax run only at the scored positions. Items whose model input is the
+    Sequences are batched by length bucket (:mod:`~debiaslab.scoring_head`: exact lengths for
+    short ones, little padding above), right-padded (which leaves every real position of a
+    causal model unchanged), and for plain-head architectures the vocabulary projection and
+    log-softmax run only at the scored positions. Items whose model input is the
     same (context + continuation without its last token: the answer letters of one
     multiple-choice question) share one forward pass, as lm-evaluation-harness shares one for
     one-token continuations of a context.

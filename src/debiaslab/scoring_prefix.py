@@ -26,13 +26,8 @@ import torch.nn.functional as F
 from transformers import DynamicCache
 
 from debiaslab.batching import device_of, pad_rows, run_batches, unwrap_model
-from debiaslab.scoring import (
-    CAUSAL_BATCH_TOKENS,
-    causal_head,
-    causal_logprobs,
-    check_lengths,
-    token_logprobs,
-)
+from debiaslab.scoring import CAUSAL_BATCH_TOKENS, causal_logprobs, check_lengths
+from debiaslab.scoring_head import causal_head, token_logprobs
 
 Item = tuple[Sequence[int], Sequence[int]]
 # Prefix tokens whose key/value caches are held at once (a window of groups).
@@ -270,7 +265,7 @@ def causal_logprobs_shared(
 
 def coarse_bucket(n: int) -> int:
     """The padded width of a prefix or suffix batch holding ``n`` tokens: exact up to 4, then
-    steps of at most a quarter. Coarser than :func:`~debiaslab.scoring.width_bucket`: these
+    steps of at most a quarter. Coarser than :func:`~debiaslab.scoring_head.width_bucket`: these
     batches are short, where a forward pass costs more per call than the padding.
 
     Example:
