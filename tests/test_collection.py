@@ -59,6 +59,32 @@ def test_a_command_step_gets_the_output_root_and_logs_to_its_file(tmp_path):
         assert "hello" in log.read()
 
 
+@pytest.mark.slow
+def test_a_step_beside_others_gets_its_share_of_the_cores_a_lone_one_every_core(tmp_path):
+    import os
+    import sys
+
+    code = "import os, sys; open(sys.argv[1], 'w').write(os.environ['OMP_NUM_THREADS'])"
+    steps = [
+        collection.Step(name, None, {}, (), (sys.executable, "-c", code, f"{{output}}/{name}"))
+        for name in ("a", "b")
+    ]
+    steps.append(
+        collection.Step(
+            "c", None, {}, ("a", "b"), (*steps[0].command[:3], "{output}/c"), every_core=True
+        )
+    )
+    collection.run_collection(
+        tmp_path / "run", output_root=tmp_path / "out", steps=steps, workers=2, report=False,
+        log=lambda line: None,
+    )  # fmt: skip
+    cores = os.cpu_count() or 1
+    threads = {name: int((tmp_path / "out" / name).read_text()) for name in "abc"}
+    assert threads == {"a": max(1, cores // 2), "b": max(1, cores // 2), "c": cores}
+    assert collection.real_step("full", every_core=True).every_core
+    assert not collection.real_step("demo").every_core
+
+
 def test_quiet_libraries_silences_what_a_user_cannot_act_on_and_says_so():
     import logging
 

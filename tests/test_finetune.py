@@ -141,6 +141,39 @@ def test_bad_settings_are_config_errors(tiny_dirs, tmp_path):
         finetune(str(tiny_dirs["causal"]), tmp_path, ["one"], progress=False)
 
 
+def test_prompts_put_the_loss_on_the_completion_only(tiny_dirs, tmp_path):
+    from debiaslab.mitigation import finetune as ft
+    from debiaslab.t2i.precise_debias import align, rewriter
+
+    lm = load_model(str(tiny_dirs["causal"]))
+    pair = {"instruction": "Expand.", "input": "A nurse at work", "output": "A Black male nurse"}
+    prompt, completion = rewriter.prompt_and_completion(**pair, tokenizer=lm.tokenizer)
+    config = FinetuneConfig(seq_len=256)
+    [row] = ft._encode(lm, [prompt + completion], config, [prompt])
+    [whole] = ft._encode(lm, [prompt + completion], config)
+    assert row["input_ids"] == whole["input_ids"] and "labels" not in whole
+    # The same tokens and the same masking as the align loop's further training.
+    assert (row["input_ids"], row["labels"]) == align._encode_pair(lm.tokenizer, pair)
+    n = row["labels"].count(-100)
+    assert set(row["labels"][:n]) == {-100} and row["labels"][n:] == row["input_ids"][n:]
+    assert lm.tokenizer.decode(row["input_ids"][n:], skip_special_tokens=True) == completion
+    assert row["labels"][-1] == lm.tokenizer.eos_token_id  # the end is learned (pad is EOS)
+
+    texts = [prompt + completion, prompt + " A White female nurse"]
+    small = FinetuneConfig(steps=2, batch_size=2, seq_len=256, save_steps=2, eval_fraction=0)
+    run = finetune(str(tiny_dirs["causal"]), tmp_path / "run", texts, small, prompts=[prompt] * 2)
+    assert run.manifest["loss"] == "completion" and run.manifest["metrics"]["steps"] == 2
+    # Another loss is another run: the finished one is not taken for it.
+    with pytest.raises(ConfigError, match="loss"):
+        finetune(str(tiny_dirs["causal"]), tmp_path / "run", texts, small, resume=True)
+    with pytest.raises(ConfigError, match=r"prompts\[1\] is not the beginning"):
+        finetune(str(tiny_dirs["causal"]), tmp_path / "x", texts, small, prompts=["", "Z"])
+    with pytest.raises(ConfigError, match="one per text"):
+        finetune(str(tiny_dirs["causal"]), tmp_path / "x", texts, small, prompts=[prompt])
+    with pytest.raises(ConfigError, match="need a causal LM"):
+        finetune(str(tiny_dirs["masked"]), tmp_path / "m", texts, small, prompts=[prompt] * 2)
+
+
 # ------------------------------------------------------------------------------- acceptance
 
 # LoRA settings that move a planted rate-0.8 model within seconds on a CPU (measured: causal

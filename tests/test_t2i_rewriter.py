@@ -221,6 +221,7 @@ def test_train_rewriter_records_the_recipe(tiny_dirs, tmp_path):
     assert info["method"] == "precise_debias" and info["n_pairs"] == 8
     assert info["groups"] == {"black female": 4, "white male": 4}
     assert info["prompt_format"] == "alpaca" and (result.weights / "adapter_config.json").is_file()
+    assert info["loss"] == result.manifest["loss"] == "completion"
     # Rerunning the notebook takes the finished run as it is (nothing trained) instead of refusing.
     again = rewriter.train_rewriter(str(tiny_dirs["causal"]), pairs, tmp_path / "run", config)
     assert again.skipped and again.manifest["metrics"]["steps"] == 2

@@ -51,9 +51,12 @@ class Step:
     notebook: Path | None
     parameters: dict
     after: tuple[str, ...] = ()
-    # "{output}" in it stands for the output root. A command gets every core: the speed
-    # benchmarks run alone (after every notebook), the real-model track is the longest step.
+    # "{output}" in it stands for the output root.
     command: tuple[str, ...] = ()
+    # Threads: the speed benchmarks run alone (after every notebook) and get every core; every
+    # other step its share (cores / workers). The real-model track got every core beside a
+    # notebook once: 3 busy threads on 2 cores took its demo slice from 258 s to 564 s.
+    every_core: bool = False
 
 
 # The speed benchmarks the report's speed table shows, at sizes that take seconds here. They
@@ -107,10 +110,14 @@ class RunSummary:
         }
 
 
-def real_step(size: str, adapter_dir: str | Path | None = None) -> Step:
+def real_step(
+    size: str, adapter_dir: str | Path | None = None, *, every_core: bool = False
+) -> Step:
     """The real-model track (:mod:`debiaslab.realtrack`) at ``size`` as a collection step: its
     results go to the output root's ``results/``, its adapters and caches to
-    ``runs/realtrack/<size>``. It comes first, as the longest step."""
+    ``runs/realtrack/<size>``. It comes first, as the longest step, with its share of the
+    cores, or ``every_core`` where it outlasts the notebooks by far (the paper's full size:
+    ~45 min against their ~5) and runs alone most of the time."""
 
     command = [
         sys.executable, "-m", "debiaslab.cli", "track", "--size", size,
@@ -118,7 +125,7 @@ def real_step(size: str, adapter_dir: str | Path | None = None) -> Step:
     ]  # fmt: skip
     if adapter_dir is not None:
         command += ["--adapter-dir", str(adapter_dir)]
-    return Step(REAL_STEP, None, {}, (), tuple(command))
+    return Step(REAL_STEP, None, {}, (), tuple(command), every_core=every_core)
 
 
 def collection_steps(
@@ -142,7 +149,7 @@ def collection_steps(
     for name, script, args in SPEED if only is None else ():
         command = (sys.executable, str(root / "benchmarks" / script), *args, "--output")
         command += ("{output}/results/speed",)
-        steps.append(Step(name, None, {}, previous, command))
+        steps.append(Step(name, None, {}, previous, command, every_core=True))
         previous = (name,)
     results = nb.results_notebook(root)
     steps.append(Step(RESULTS_STEP, results, {}, tuple(s.name for s in steps)))
@@ -194,10 +201,11 @@ def _execute(step: Step, run_dir: Path, env: dict[str, str], cwd: Path) -> Outco
     log_file = run_dir / "logs" / f"{step.name.replace('/', '__')}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     executed: Path | None = None
-    if step.command:  # a script, with every core
-        command = [part.replace("{output}", str(cwd)) for part in step.command]
+    if step.every_core:
         threads = str(os.cpu_count() or 1)
         env = {**env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    if step.command:  # a script
+        command = [part.replace("{output}", str(cwd)) for part in step.command]
     else:
         executed = run_dir / "notebooks" / f"{step.name}.ipynb"
         executed.parent.mkdir(parents=True, exist_ok=True)

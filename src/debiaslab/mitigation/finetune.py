@@ -137,7 +137,9 @@ class _Texts:
         return self.rows[i]
 
 
-def _encode(lm, texts: list[str], config: FinetuneConfig) -> list[dict[str, list[int]]]:
+def _encode(
+    lm, texts: list[str], config: FinetuneConfig, prompts: list[str] | None = None
+) -> list[dict[str, list[int]]]:
 
     tok = lm.tokenizer
     encode = {"truncation": True, "max_length": config.seq_len}
@@ -153,26 +155,42 @@ def _encode(lm, texts: list[str], config: FinetuneConfig) -> list[dict[str, list
                 }
             )
         return rows
-    rows = []
-    for text in texts:
+
+    def causal_ids(text: str) -> list[int]:
+        # As the scoring engine reads a sentence: after BOS (unless the tokenizer adds one).
         ids = list(tok(text, **encode)["input_ids"])
-        if lm.family == "causal":
-            # As the scoring engine reads a sentence: after BOS (unless the tokenizer adds one),
-            # ending with EOS.
-            bos = prefix_token_id(tok)
-            body = ids[1:] if ids and ids[0] == bos else ids
-            ids = [bos, *body[: config.seq_len - 2]]
-            if tok.eos_token_id is not None:
-                ids.append(tok.eos_token_id)
-        rows.append({"input_ids": ids})
+        bos = prefix_token_id(tok)
+        body = ids[1:] if ids and ids[0] == bos else ids
+        return [bos, *body[: config.seq_len - 2]]
+
+    rows = []
+    for k, text in enumerate(texts):
+        if lm.family != "causal":
+            rows.append({"input_ids": list(tok(text, **encode)["input_ids"])})
+            continue
+        ids = causal_ids(text)
+        if tok.eos_token_id is not None:
+            ids.append(tok.eos_token_id)  # ending with EOS
+        row = {"input_ids": ids}
+        if prompts is not None:
+            # Loss on the completion only: the prompt's tokens (as far as they agree with the
+            # text's, so a merge across the boundary is learned) get the ignored label.
+            given = causal_ids(prompts[k])
+            n = next(
+                (i for i, (a, b) in enumerate(zip(given, ids, strict=False)) if a != b), len(given)
+            )
+            row["labels"] = [-100] * n + ids[n:]
+        rows.append(row)
     return rows
 
 
-def _collator(lm, model, config: FinetuneConfig):
+def _collator(lm, model, config: FinetuneConfig, labelled: bool = False):
     from transformers import DataCollatorForLanguageModeling, DataCollatorForSeq2Seq
 
     if lm.family == "seq2seq":
         return DataCollatorForSeq2Seq(lm.tokenizer, model=model, label_pad_token_id=-100)
+    if labelled:  # completion-only rows carry their labels: pad them, mask nothing more
+        return DataCollatorForSeq2Seq(lm.tokenizer, label_pad_token_id=-100)
     return DataCollatorForLanguageModeling(
         lm.tokenizer, mlm=lm.family == "masked", mlm_probability=config.mlm_probability
     )
@@ -217,6 +235,7 @@ def finetune(
     progress: bool = True,
     trust_remote_code: bool = False,
     callbacks: list | None = None,
+    prompts: list[str] | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``model`` on ``texts`` and save the adapter (or model) under ``output``.
 
@@ -257,6 +276,13 @@ def finetune(
         progress: show the Trainer's progress bar.
         trust_remote_code: as for model loading.
         callbacks: extra ``transformers.TrainerCallback`` objects (e.g. early stopping).
+        prompts: causal LMs only: the prompt each text begins with (one per text). The loss
+            then covers the rest of the text (the completion and EOS), as instruction tuning
+            without ``train_on_inputs`` does; None: the whole text.
+
+    Raises:
+        ConfigError: an unknown recipe, fewer than 2 texts, ``prompts`` not one per text or
+            not a prefix of it, or given for a model that is not causal.
     """
     from transformers import Trainer, TrainingArguments, set_seed
 
@@ -265,6 +291,20 @@ def finetune(
     config = config or FinetuneConfig()
     if recipe not in RECIPES:
         raise ConfigError(f"unknown recipe {recipe!r}; expected one of {RECIPES}")
+    if prompts is not None:
+        if len(prompts) != len(texts):
+            raise ConfigError(f"prompts: {len(prompts)} for {len(texts)} texts (one per text)")
+        bad = next(
+            (
+                i
+                for i, (p, t) in enumerate(zip(prompts, texts, strict=True))
+                if not t.startswith(p)
+            ),
+            None,
+        )
+        if bad is not None:
+            raise ConfigError(f"prompts[{bad}] is not the beginning of texts[{bad}]")
+        prompts = [p for p, t in zip(prompts, texts, strict=True) if t.strip()]
     texts = [t for t in texts if t.strip()]
     if len(texts) < 2:
         raise ConfigError(f"fine-tuning needs at least 2 non-empty texts, got {len(texts)}")
@@ -279,6 +319,9 @@ def finetune(
         "config": {**asdict(config), "learning_rate": config.learning_rate},
         "texts_sha256": ckpt.texts_sha256(texts),
     }
+    settings["loss"] = "whole text" if prompts is None else "completion"
+    if prompts is not None:
+        settings["prompts_sha256"] = ckpt.texts_sha256(prompts)
     settings = json.loads(json.dumps(settings))  # as the manifest reads back (lists, not tuples)
     finished = ckpt.finished_run(output / MANIFEST, weights, settings, resume)
     if finished is not None:
@@ -313,8 +356,16 @@ def finetune(
     order = list(range(len(texts)))
     random.Random(f"eval-split:{config.seed}").shuffle(order)
     n_eval = int(len(texts) * config.eval_fraction)
-    eval_rows = _encode(lm, [texts[i] for i in order[:n_eval]], config)
-    train_rows = _encode(lm, [texts[i] for i in order[n_eval:]], config)
+    if prompts is not None and lm.family != "causal":
+        raise ConfigError(
+            f"prompts (completion-only loss) need a causal LM; {model} is {lm.family}"
+        )
+
+    def rows(indices: list[int]) -> list[dict[str, list[int]]]:
+        given = None if prompts is None else [prompts[i] for i in indices]
+        return _encode(lm, [texts[i] for i in indices], config, given)
+
+    eval_rows, train_rows = rows(order[:n_eval]), rows(order[n_eval:])
     args = TrainingArguments(
         output_dir=str(checkpoints),
         max_steps=config.steps,
@@ -343,7 +394,7 @@ def finetune(
         args=args,
         train_dataset=_Texts(train_rows),
         eval_dataset=_Texts(eval_rows) if eval_rows else None,
-        data_collator=_collator(lm, trainable, config),
+        data_collator=_collator(lm, trainable, config, labelled=prompts is not None),
         callbacks=[ckpt.LogAtSave(), *(callbacks or [])],
     )
     last = ckpt.last_complete(checkpoints, remove_incomplete=trainer.is_world_process_zero())
@@ -371,6 +422,8 @@ def finetune(
             "n_eval_texts": len(eval_rows),
             "config": settings["config"],
             "texts_sha256": settings["texts_sha256"],
+            "loss": settings["loss"],
+            **({"prompts_sha256": settings["prompts_sha256"]} if prompts is not None else {}),
             "metrics": metrics,
             "seconds": round(seconds, 1),
             "resumed_from": Path(last).name if last else None,

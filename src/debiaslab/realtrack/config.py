@@ -98,7 +98,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "demo": {
         "steps": ("crows_pairs", "stereoset", "finetune", "precise_debias"),
         "crows_limit": 200,
-        "stereoset_limit": 200,
+        "stereoset_limit": 100,  # per split: 200 examples
         "finetune_steps": 30,
         "cda": False,
         "align_prompts": 8,

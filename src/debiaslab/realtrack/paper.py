@@ -62,7 +62,7 @@ def make_paper(
         stage / "run",
         output_root=stage,
         workers=workers,
-        real=real_step("full", root / ADAPTER),
+        real=real_step("full", root / ADAPTER, every_core=True),
         report=False,
         root=root,
         log=log,
