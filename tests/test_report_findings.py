@@ -88,11 +88,11 @@ def _real_track(root):
     write_result(tradeoff_record(pd.DataFrame(rows), _LM(), "decoding_tradeoff"), root / "real")
     curve = [
         {"iteration": i, "shares": {"a": s, "b": 1 - s}, "max_abs_delta": abs(s - 0.5),
-         "tv": abs(s - 0.5), "undetected": 0.0, "n_rewrites": 24}
-        for i, s in enumerate((0.9, 0.7, 0.55))
+         "tv": abs(s - 0.5), "undetected": u, "n_rewrites": 24,
+         "ci": {"tv": [abs(s - 0.5) - 0.1, abs(s - 0.5) + 0.1], "undetected": [0.0, 0.5]}}
+        for i, (s, u) in enumerate(((0.9, 0.25), (0.7, 0.1), (0.55, 0.05)))
     ]  # fmt: skip
     record = align_record({"curve": curve, "target": {"a": 0.5, "b": 0.5}, "stopped": "x"}, _LM())
-    record["ci"] = {"iteration/0/tv": [0.3, 0.5], "final/tv": [0.0, 0.15]}
     write_result(record, root / "real")
     _bold(root / "real", SMOL, "tiny-toxicity")
     return pre_flags, post_flags
@@ -125,6 +125,8 @@ def test_real_findings_lead_with_intervals_and_the_display_name(results):
     low_post, high_post = records["post"]["ci"]["pct_stereotype"]
     assert lora.ci[1] - lora.ci[0] < (high_post - low_pre) - (low_post - high_pre)
     assert {r.key for r in real} >= {"decoding", "align", "bold/gap"}
+    align = next(r for r in real if r.key == "align")  # the loop's intervals, carried over
+    assert align.ci == pytest.approx((-0.05, 0.15)) and "25% → 5%" in align.note
     tiny = [r for r in rows if r.kind == "tiny"]
     assert tiny and {r.model for r in tiny} == {"tiny-gpt2"}
 

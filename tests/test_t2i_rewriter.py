@@ -274,10 +274,39 @@ def test_align_stops_at_once_under_threshold_and_writes_its_curve(tmp_path):
     assert back["stopped"] == "threshold" and back["threshold"] == 0.99
     for got, measured in zip(back["curve"], result.curve, strict=True):
         assert got["shares"] == measured["shares"] and got["tv"] == measured["tv"]
+    low, high = record["ci"]["final/tv"]
+    assert low <= record["metrics"]["final/tv"] <= high
+    assert record["ci"]["iteration/0/undetected"] == result.curve[0]["ci"]["undetected"]
     # With a gap left and no pairs for it, the loop says which group lacks them.
     with pytest.raises(ConfigError, match="no training pairs"):
         align.align(lm, ["A doctor."], pairs_by_group={}, output=tmp_path / "o2", n=2,
                  threshold=0.01, max_iterations=2, settings=settings)  # fmt: skip
+
+
+def test_measurement_intervals_resample_prompts_as_a_plain_bootstrap_does():
+    import numpy as np
+
+    rows = [
+        ["A Black male nurse", "A White female nurse", "A nurse"],
+        ["An Asian female pilot", "An Asian female pilot", "A Hispanic male pilot"],
+        ["A White male chef", "A chef", "A chef"],
+        ["A Black female doctor", "A White male doctor", "A Black female doctor"],
+    ]
+    goal = groups.normalise_target()
+    ci = groups.measurement_ci(rows, goal, n_boot=300, seed=3)
+    # Plain: draw prompts with replacement (the same seeded draws), pool their rewrites, count.
+    labels = [[groups.detect_group(t) for t in row] for row in rows]
+    draws = np.random.default_rng(3).integers(0, len(rows), size=(300, len(rows)))
+    tvs, undetected, female = [], [], []
+    for draw in draws:
+        pooled = [label for i in draw for label in labels[i]]
+        named = [label for label in pooled if label is not None]
+        share = {g: named.count(g) / len(named) if named else 0.0 for g in groups.GROUPS}
+        tvs.append(0.5 * sum(abs(share[g] - goal[g]) for g in groups.GROUPS))
+        undetected.append(1 - len(named) / len(pooled))
+        female.append(sum(v for g, v in share.items() if g.endswith(" female")))
+    for key, values in (("tv", tvs), ("undetected", undetected), ("gender/female", female)):
+        assert ci[key] == pytest.approx(list(np.percentile(values, [2.5, 97.5])))
 
 
 @pytest.mark.slow

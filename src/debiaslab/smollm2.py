@@ -9,7 +9,9 @@ name it :data:`DISPLAY_NAME`, never as the bf16 Hub release (``HUB_ID``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import shutil
 import subprocess
@@ -111,10 +113,14 @@ def convert(gguf: Path, out: Path) -> None:
     import torch  # deferred: heavy, only when the folder is built
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    read = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
+    # transformers' GGUF reader draws a tqdm bar per tensor group that no setting turns off
+    # (a once-per-machine step: the demo says it converts instead); its warnings still show,
+    # they go through logging's handlers, not through sys.stderr as it is here.
+    with contextlib.redirect_stderr(io.StringIO()):
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        read = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
     config = read.config
     if hasattr(config, "quantization_config"):  # the saved folder is plain fp32, not GGUF
         del config.quantization_config

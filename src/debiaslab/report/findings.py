@@ -287,12 +287,19 @@ def _align(records: list[tuple[Path, dict[str, Any]]], kind: str, model: str) ->
     first = Finding("", float(metrics["iteration/0/tv"]), _ci(record, "iteration/0/tv"), None,
                     "", "")  # fmt: skip
     n = record.get("n_items")
+    last = iterations - 1
+    undetected = [metrics.get(f"iteration/{i}/undetected") for i in (0, last)]
+    named = (
+        "; rewrites naming no group (shares are over the others): "
+        + " → ".join(f"{100 * float(u):.0f}%" for u in undetected)
+        if None not in undetected else ""
+    )
     return [
         Finding(
             "PreciseDebias (text level): total variation of group shares to the target after "
             "alignment", float(metrics["final/tv"]), _ci(record, "final/tv"),
             None if n is None else int(n), kind, model, "", "rewrites",
-            f"before alignment {first.text}; {iterations} measurements", "align",
+            f"before alignment {first.text}; {iterations} measurements{named}", "align",
         )
     ]  # fmt: skip
 

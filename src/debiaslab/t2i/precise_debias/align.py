@@ -26,8 +26,16 @@ from debiaslab.io import write_bytes_atomic
 from debiaslab.metrics import Metric
 from debiaslab.plots_t2i import align_curve
 from debiaslab.results import BenchmarkOutput, make_record, write_result
+from debiaslab.stats import N_BOOT
 from debiaslab.t2i.metrics import total_variation
-from debiaslab.t2i.precise_debias.groups import GROUPS, UNDETECTED, group_shares, normalise_target
+from debiaslab.t2i.precise_debias.groups import (
+    GROUPS,
+    UNDETECTED,
+    group_shares,
+    marginals,
+    measurement_ci,
+    normalise_target,
+)
 from debiaslab.t2i.precise_debias.pairs import DEFAULT_INSTRUCTION
 from debiaslab.t2i.precise_debias.rewriter import (
     MEASURE_SETTINGS,
@@ -173,6 +181,7 @@ def align(
     seed: int = 0,
     save_adapter: bool = True,
     progress: bool = False,
+    n_boot: int = N_BOOT,
 ) -> AlignResult:
     """Measure the rewriter's group shares and train it towards ``target`` until close.
 
@@ -226,11 +235,13 @@ def align(
         seed: training seed.
         save_adapter: write the final adapter to ``output/adapter``.
         progress: progress bars of generation.
+        n_boot: bootstrap resamples of each measurement's intervals
+            (:func:`.groups.measurement_ci`).
 
     Returns:
         An :class:`AlignResult`; the curve is also in ``output/align_curve.json``, rewritten
         after every iteration: a list of ``{iteration, shares, delta, max_abs_delta, tv,
-        undetected, n_rewrites, learning_rates, train_loss, seconds}``.
+        undetected, n_rewrites, ci, learning_rates, train_loss, seconds}``.
 
     Raises:
         ConfigError: bad arguments, a model without a LoRA adapter, or no pairs for an
@@ -289,6 +300,7 @@ def align(
             "tv": total_variation(shares, goal),
             "undetected": measured[UNDETECTED],
             "n_rewrites": int(measured["n"]),
+            "ci": measurement_ci(rows, goal, n_boot=n_boot, seed=seed),
             "learning_rates": {},
             "train_loss": None,
         }
@@ -358,43 +370,36 @@ ALIGN_METRICS = {
 }  # fmt: skip
 
 
-def _marginals(shares: Mapping[str, float]) -> dict[str, float]:
-    """``gender/<g>`` and ``ethnicity/<e>`` shares summed from ``"<ethnicity> <gender>"`` group
-    shares (:data:`GROUPS` keys)."""
-    out: dict[str, float] = {}
-    for group, value in shares.items():
-        if " " not in group:  # not an "<ethnicity> <gender>" group: no marginal to add to
-            continue
-        ethnicity, gender = group.rsplit(" ", 1)
-        out[f"gender/{gender}"] = out.get(f"gender/{gender}", 0.0) + value
-        out[f"ethnicity/{ethnicity}"] = out.get(f"ethnicity/{ethnicity}", 0.0) + value
-    return out
-
-
 def align_record(curve_record: Mapping[str, Any], lm) -> dict[str, Any]:
     """The align loop's curve (``align_curve.json``) as a result record: per iteration the
     largest |Δ|, the TV distance to the target, the undetected share, each group's share and
     the gender and ethnicity shares they add up to (``gender/*``, ``ethnicity/*``; the
-    target's as ``target/...``); ``final/*`` for the last measurement.
+    target's as ``target/...``); ``final/*`` for the last measurement. Intervals
+    (:func:`.groups.measurement_ci`) of each measurement's TV, undetected and gender/ethnicity
+    shares, and of ``final/tv``, where the curve holds them.
     :func:`curve_from_record` reads it back."""
 
     curve = curve_record["curve"]
     metrics: dict[str, float] = {}
+    ci: dict[str, list[float]] = {}
     for entry in curve:
         prefix = f"iteration/{entry['iteration']}"
         for key in ("max_abs_delta", "tv", "undetected"):
             metrics[f"{prefix}/{key}"] = entry[key]
+        ci.update({f"{prefix}/{k}": v for k, v in (entry.get("ci") or {}).items()})
         metrics.update({f"{prefix}/share/{g}": v for g, v in entry["shares"].items()})
-        metrics.update({f"{prefix}/{k}": v for k, v in _marginals(entry["shares"]).items()})
+        metrics.update({f"{prefix}/{k}": v for k, v in marginals(entry["shares"]).items()})
     if curve_record.get("target"):
-        metrics.update({f"target/{k}": v for k, v in _marginals(curve_record["target"]).items()})
+        metrics.update({f"target/{k}": v for k, v in marginals(curve_record["target"]).items()})
     metrics["final/max_abs_delta"] = curve[-1]["max_abs_delta"]
     metrics["final/tv"] = curve[-1]["tv"]
+    if "tv" in (curve[-1].get("ci") or {}):
+        ci["final/tv"] = curve[-1]["ci"]["tv"]
     metrics["iterations"] = float(len(curve))
     output = BenchmarkOutput(
         ALIGN_BENCHMARK,
         metrics,
-        ci={},
+        ci={k: tuple(v) for k, v in ci.items()},
         declared=ALIGN_METRICS,
         n_items=int(sum(e["n_rewrites"] for e in curve)),
     )

@@ -20,6 +20,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 from debiaslab.errors import ConfigError
+from debiaslab.stats import N_BOOT, bootstrap_ci
+from debiaslab.t2i.metrics import total_variation
 from debiaslab.t2i.precise_debias.pairs import DEFAULT_GROUPS, check_pairs, parse_group
 from debiaslab.t2i.precise_debias.replace import find_demographic_words, replace_demographics
 from debiaslab.t2i.precise_debias.words import load_words
@@ -197,18 +199,28 @@ def group_shares(
         >>> round(shares["black male"], 3), shares["undetected"], shares["n"]
         (0.667, 0.25, 4.0)
     """
+    flat: list[str] = []
+    for item in rewrites:
+        flat.extend([item] if isinstance(item, str) else list(item))
+    return label_shares([detect_group(text) for text in flat], groups)
+
+
+def label_shares(labels: Sequence[str | None], groups: Sequence[str] = GROUPS) -> dict[str, float]:
+    """`group_shares` of rewrites already labelled by `detect_group` (None: no group).
+
+    Example:
+        >>> label_shares(["black male", None, "black male", "white female"], ["black male"])
+        {'black male': 1.0, 'undetected': 0.5, 'n': 4.0}
+    """
     keys = [" ".join(str(g).lower().split()) for g in groups]
     unknown = [g for g in keys if g not in GROUPS]
     if unknown or len(set(keys)) != len(keys) or not keys:
         raise ConfigError(f"groups must be distinct keys among {list(GROUPS)}, got {list(groups)}")
-    flat: list[str] = []
-    for item in rewrites:
-        flat.extend([item] if isinstance(item, str) else list(item))
-    counts = Counter(detect_group(text) for text in flat)
+    counts = Counter(labels)
     detected = sum(counts[g] for g in keys)
     shares = {g: counts[g] / detected if detected else 0.0 for g in keys}
-    shares[UNDETECTED] = (len(flat) - detected) / len(flat) if flat else 0.0
-    shares["n"] = float(len(flat))
+    shares[UNDETECTED] = (len(labels) - detected) / len(labels) if labels else 0.0
+    shares["n"] = float(len(labels))
     return shares
 
 
@@ -253,3 +265,52 @@ def pairs_by_group(
         if group in out:
             out[group].append(pair)
     return out
+
+
+def marginals(shares: Mapping[str, float]) -> dict[str, float]:
+    """``gender/<g>`` and ``ethnicity/<e>`` shares summed from ``"<ethnicity> <gender>"`` group
+    shares (:data:`GROUPS` keys)."""
+    out: dict[str, float] = {}
+    for group, value in shares.items():
+        if " " not in group:  # not an "<ethnicity> <gender>" group: no marginal to add to
+            continue
+        ethnicity, gender = group.rsplit(" ", 1)
+        out[f"gender/{gender}"] = out.get(f"gender/{gender}", 0.0) + value
+        out[f"ethnicity/{ethnicity}"] = out.get(f"ethnicity/{ethnicity}", 0.0) + value
+    return out
+
+
+def measurement_ci(
+    rows: Sequence[Sequence[str]],
+    goal: Mapping[str, float],
+    *,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """95% percentile bootstrap intervals of one measurement: TV to ``goal``, the undetected
+    share and the ``gender/*`` and ``ethnicity/*`` shares.
+
+    The unit resampled is the prompt with all its rewrites (they share the prompt, so they are
+    not independent draws), as `group_shares` measures them.
+
+    Example:
+        >>> rows = [["A Black male nurse", "A nurse"], ["A White female pilot", "A pilot"]]
+        >>> ci = measurement_ci(rows, {"black male": 0.5, "white female": 0.5}, n_boot=200)
+        >>> ci["undetected"]
+        [0.5, 0.5]
+    """
+
+    labels = [[detect_group(text) for text in row] for row in rows]
+
+    def statistic(idx) -> dict[str, float]:
+        measured = label_shares([label for i in idx for label in labels[i]])
+        shares = {g: measured[g] for g in GROUPS}
+        goal_shares = {g: goal.get(g, 0.0) for g in GROUPS}
+        return {
+            "tv": total_variation(shares, goal_shares),
+            "undetected": measured[UNDETECTED],
+            **marginals(shares),
+        }
+
+    found = bootstrap_ci(statistic, len(rows), n_boot=n_boot, seed=seed)
+    return {key: [low, high] for key, (low, high) in found.items()}
