@@ -42,6 +42,12 @@ def test_the_real_slice_runs_first_beside_the_notebooks_and_before_speed_and_res
     assert real.name in steps[-1].after  # the results notebook sees the real results
     paper = collection.real_step("full", "adapters/x")
     assert paper.command[-2:] == ("--adapter-dir", "adapters/x") and "full" in paper.command
+    # With every core it runs alone: after every notebook, before the speed steps.
+    alone = collection.collection_steps(real=collection.real_step("full", every_core=True))
+    names = [s.name for s in alone]
+    at = names.index(real.name)
+    notebooks = [s.name for s in alone if s.notebook is not None and s.name != "results"]
+    assert set(alone[at].after) == set(notebooks) and names[at + 1].startswith("speed/")
 
 
 @pytest.mark.slow

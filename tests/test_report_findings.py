@@ -282,12 +282,13 @@ def test_the_committed_pdf_is_built_from_the_committed_results():
 
 
 def test_each_finetune_effect_record_is_a_lora_finding_with_its_intervals(tmp_path):
-    from debiaslab.realtrack.finetune import EFFECT, METRICS
+    from debiaslab.mitigation.tradeoff import EFFECT_BENCHMARK
+    from debiaslab.realtrack.finetune import METRICS
 
     for recipe, change, ci in (("crows_counter", -4.0, (-7.5, -0.5)), ("cda", 1.0, (-2.0, 4.0))):
         metrics = {"crows_pairs/pct_stereotype/change": change, "perplexity/ratio": 1.08}
         cis = {"crows_pairs/pct_stereotype/change": ci, "perplexity/ratio": (1.05, 1.11)}
-        output = BenchmarkOutput(EFFECT, metrics, cis, METRICS, n_items=300)
+        output = BenchmarkOutput(EFFECT_BENCHMARK, metrics, cis, METRICS, n_items=300)
         config = {"recipe": recipe, "method": "lora", "perplexity_texts": "BOLD gender"}
         record = make_record(output, model=SMOL, config=config, timing={}, stage="effect")
         write_result(record, tmp_path / recipe)

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from debiaslab import notebooks as nb
@@ -115,9 +115,9 @@ def real_step(
 ) -> Step:
     """The real-model track (:mod:`debiaslab.realtrack`) at ``size`` as a collection step: its
     results go to the output root's ``results/``, its adapters and caches to
-    ``runs/realtrack/<size>``. It comes first, as the longest step, with its share of the
-    cores, or ``every_core`` where it outlasts the notebooks by far (the paper's full size:
-    ~45 min against their ~5) and runs alone most of the time."""
+    ``runs/realtrack/<size>``. It comes first, as the longest step, beside the notebooks with
+    its share of the cores; or, ``every_core``, after every notebook, alone (the paper's full
+    size: ~45 min against their ~5, where one core would double it)."""
 
     command = [
         sys.executable, "-m", "debiaslab.cli", "track", "--size", size,
@@ -133,10 +133,11 @@ def collection_steps(
 ) -> list[Step]:
     """The collection's steps in dependency order (``only``: these families and what they need,
     by slug, e.g. ``["gpt2", "socratic"]``; ``real``: the real-model track's step
-    (:func:`real_step`), first; the results notebook always comes last)."""
+    (:func:`real_step`): first, beside the notebooks; with ``every_core``, after them, alone;
+    the results notebook always comes last)."""
 
     root = root or nb.repo_root()
-    steps: list[Step] = [real] if real is not None else []
+    steps: list[Step] = [real] if real is not None and not real.every_core else []
     # The calibration study first: the longest single notebook, it should not run last.
     ordered = sorted(nb.targets(root).items(), key=lambda item: item[1][1] not in nb.STUDIES)
     for path, (stage, entry) in ordered:
@@ -145,6 +146,8 @@ def collection_steps(
         index = entry.stages.index(stage)
         after = (f"{entry.slug}/{entry.stages[index - 1]}",) if index else ()
         steps.append(Step(f"{entry.slug}/{stage}", path, nb.ci_parameters(entry, stage), after))
+    if real is not None and real.every_core:  # alone: no notebook beside it to share cores
+        steps.append(replace(real, after=tuple(s.name for s in steps)))
     previous = tuple(s.name for s in steps)
     for name, script, args in SPEED if only is None else ():
         command = (sys.executable, str(root / "benchmarks" / script), *args, "--output")

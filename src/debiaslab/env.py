@@ -298,10 +298,13 @@ def quiet_libraries() -> str:
     For command-line runs (``make demo``, ``make paper``), called before the libraries load:
     bitsandbytes' and ``kernels``' offline warnings about the Hub kernel, transformers' notice
     that image processors fall back to PIL without torchvision, and transformers' per-model
-    "Writing model shards" / "Loading weights" bars. Errors still show.
+    "Writing model shards" / "Loading weights" bars; the tiny models' build lines. Errors
+    still show.
     """
     for name in ("bitsandbytes.backends.cpu.ops", "kernels", "transformers.utils.import_utils"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    # The tiny models' build lines (the collection says "tiny models ready in N s" once).
+    logging.getLogger("debiaslab.tiny").setLevel(logging.WARNING)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()

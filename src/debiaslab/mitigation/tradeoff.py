@@ -65,6 +65,10 @@ def _tradeoff_metrics(share: Metric) -> dict[str, Metric]:
 
 
 # Trade-off result files: which metric the "share" column is, and its declarations.
+# The benchmark of a fine-tuning run's effect record: the paired pre/post change of a metric
+# and the perplexity ratio, each with its interval (debiaslab.realtrack.finetune writes it, the
+# report's findings read it).
+EFFECT_BENCHMARK = "finetune_effect"
 TRADEOFF_KINDS = {
     "decoding_tradeoff": {
         "quantity": "share of the first group among group mentions",

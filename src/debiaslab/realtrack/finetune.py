@@ -44,6 +44,7 @@ from debiaslab.metrics import Metric
 from debiaslab.mitigation.data import recipe_texts, split_pairs
 from debiaslab.mitigation.decoding import text_nlls
 from debiaslab.mitigation.finetune import MANIFEST, config_for, finetune
+from debiaslab.mitigation.tradeoff import EFFECT_BENCHMARK
 from debiaslab.models import load_model
 from debiaslab.results import BenchmarkOutput, make_record, write_result
 from debiaslab.runner import RunResult
@@ -52,7 +53,6 @@ from debiaslab.suites import compare, evaluate_suite
 
 HARDWARE = "cpu-ci"  # the preset's fine-tuning settings for a CPU runner
 PPL_PER_GROUP = 100  # BOLD gender prompts per group (config.extra["ppl_per_group"])
-EFFECT = "finetune_effect"
 # finetune_effect's metrics: <benchmark>/<metric>/{pre,post,change} (pre and post declared as
 # the benchmark declares the metric) and perplexity/*.
 METRICS = {
@@ -206,7 +206,9 @@ def effect_record(pre, post, base_nlls, tuned_nlls, lm, manifest, config) -> dic
     ppl, ppl_ci = perplexity_effect(base_nlls, tuned_nlls, n_boot=config.n_boot, seed=config.seed)
     metrics.update(ppl)
     ci.update(ppl_ci)
-    output = BenchmarkOutput(EFFECT, metrics, ci, METRICS, n_items=pre[0].record["n_items"])
+    output = BenchmarkOutput(
+        EFFECT_BENCHMARK, metrics, ci, METRICS, n_items=pre[0].record["n_items"]
+    )
     settings = {
         "recipe": manifest.get("recipe"),
         "method": manifest.get("method"),

@@ -1,4 +1,4 @@
-"""``make paper``: the real-model track at full size beside the tiny collection, the results
+"""``make paper``: the tiny collection, then the real-model track at full size, the results
 committed in ``results/paper/``, the report in ``report/debiaslab-report.pdf``.
 
 Everything runs under ``runs/paper/<UTC time>/`` first (the collection's output root there);
@@ -48,8 +48,8 @@ def make_paper(
 ) -> Path:
     """Run the paper's experiments and build its PDF; return the PDF's path.
 
-    The tiny collection (the calibration study and the pipeline checks) and the real-model
-    track at full size run together (:func:`debiaslab.collection.run_collection` with
+    The tiny collection (the calibration study and the pipeline checks), then the real-model
+    track at full size alone with every core (:func:`debiaslab.collection.run_collection` with
     :func:`~debiaslab.collection.real_step`), then the results replace ``results/paper/`` and
     the report is built from them into ``report/``.
     """

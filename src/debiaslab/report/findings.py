@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from debiaslab.benchmarks.crows_pairs import paired_difference
-from debiaslab.mitigation.tradeoff import tradeoff_from_record
+from debiaslab.mitigation.tradeoff import EFFECT_BENCHMARK, tradeoff_from_record
 from debiaslab.report.tables import (
     GAP_KEY,
     Results,
@@ -178,15 +178,12 @@ def _ppl_cost(records: list[tuple[Path, dict[str, Any]]]) -> str:
     return "no perplexity measurement found"
 
 
-EFFECT = "finetune_effect"  # realtrack.finetune's record: paired change and perplexity ratio
-
-
 def _effects(records: list[tuple[Path, dict[str, Any]]], kind: str, model: str) -> list[Finding]:
     """One finding per fine-tuning recipe from its ``finetune_effect`` record: the held-out
     CrowS-Pairs change with its paired CI, the perplexity ratio with its CI in the note."""
     rows = []
     for _, record in sorted(records, key=lambda pr: recency(pr[1])):
-        if record["benchmark"] != EFFECT:
+        if record["benchmark"] != EFFECT_BENCHMARK:
             continue
         key, metrics = "crows_pairs/pct_stereotype/change", record["metrics"]
         if key not in metrics:
@@ -292,7 +289,8 @@ def _align(records: list[tuple[Path, dict[str, Any]]], kind: str, model: str) ->
     named = (
         "; rewrites naming no group (shares are over the others): "
         + " → ".join(f"{100 * float(u):.0f}%" for u in undetected)
-        if None not in undetected else ""
+        if None not in undetected
+        else ""
     )
     return [
         Finding(

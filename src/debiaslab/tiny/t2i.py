@@ -130,7 +130,9 @@ def build_clip_tokenizer(
     # ones also put the character inside one ("x" then "x</w>").
     alphabet = [" ".join(chars), " ".join(c * 2 for c in chars)] * 2
     corpus = [*texts, *T2I_TEXTS * 5, *GENERAL_ENGLISH * 3, *alphabet]
-    trained = CLIPTokenizer().train_new_from_iterator(corpus, vocab_size=vocab_size)
+    trained = CLIPTokenizer().train_new_from_iterator(
+        corpus, vocab_size=vocab_size, show_progress=False
+    )
     model = json.loads(trained.backend_tokenizer.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
     merges.sort(key=lambda pair: (len("".join(pair).removesuffix("</w>")), "".join(pair)))
