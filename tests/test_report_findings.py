@@ -85,6 +85,7 @@ def _real_track(root):
         tradeoff_row("balance", a, rng.random(30) < p, 10.0 * (1 + a / 10), 10.0, n_boot=200)
         for a, p in ((0.0, 0.8), (1.0, 0.6), (2.0, 0.5))
     ]
+    rows.append(tradeoff_row("self-debias", 50.0, rng.random(30) < 0.9, 60.0, 10.0, n_boot=200))
     write_result(tradeoff_record(pd.DataFrame(rows), _LM(), "decoding_tradeoff"), root / "real")
     curve = [
         {"iteration": i, "shares": {"a": s, "b": 1 - s}, "max_abs_delta": abs(s - 0.5),
@@ -125,6 +126,11 @@ def test_real_findings_lead_with_intervals_and_the_display_name(results):
     low_post, high_post = records["post"]["ci"]["pct_stereotype"]
     assert lora.ci[1] - lora.ci[0] < (high_post - low_pre) - (low_post - high_pre)
     assert {r.key for r in real} >= {"decoding", "align", "bold/gap"}
+    # Decoding: the balancing sweep at its strongest, against its own strength 0 (not the
+    # sweep's costliest row, Self-Debias here).
+    decoding = next(r for r in real if r.key == "decoding")
+    assert "(balance 2)" in decoding.name and "×1.2 of plain" in decoding.note
+    assert "plain decoding" in decoding.note and "(n = 30)" in decoding.note
     align = next(r for r in real if r.key == "align")  # the loop's intervals, carried over
     assert align.ci == pytest.approx((-0.05, 0.15)) and "25% → 5%" in align.note
     tiny = [r for r in rows if r.kind == "tiny"]
@@ -277,7 +283,7 @@ def test_the_committed_pdf_is_built_from_the_committed_results():
     assert expected in carried, (
         f"{pdf} is stale: it carries {sorted(carried) or 'no digest'}, the committed results "
         f"and prose give {expected}; rebuild it with `make paper` (or `debiaslab report "
-        "--results results/paper --out report`) and commit it"
+        "--results results/paper --figures report/figures --out report`) and commit it"
     )
 
 
