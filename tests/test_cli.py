@@ -25,6 +25,21 @@ def test_every_verb_has_help(capsys):
         assert "usage: debiaslab " + verb in capsys.readouterr().out
 
 
+def test_python_dash_m_debiaslab_is_the_command_and_says_its_version():
+    import subprocess
+    import sys
+
+    from debiaslab import __version__
+
+    run = [sys.executable, "-m", "debiaslab"]
+    version = subprocess.run([*run, "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.strip() == f"debiaslab {__version__}"
+    helped = subprocess.run([*run, "eval", "--help"], capture_output=True, text=True, check=True)
+    assert helped.stdout.startswith("usage: debiaslab eval")
+    wrong = subprocess.run([*run, "no-such-verb"], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "invalid choice: 'no-such-verb'" in wrong.stderr
+
+
 def test_eval_crows_pairs_writes_result_and_items(tiny_dirs, data_env, tmp_path, capsys):
     out = tmp_path / "results"
     argv = [

@@ -16,6 +16,7 @@ import argparse
 import logging
 import sys
 
+from debiaslab import __version__
 from debiaslab import validate as check
 from debiaslab.cli import evaluation, images, outputs, synthetic, training
 from debiaslab.data.pull import add_data_commands
@@ -25,6 +26,7 @@ from debiaslab.errors import DebiaslabError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="debiaslab", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=f"debiaslab {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for group in (evaluation, training, outputs, synthetic, images):
         group.add_commands(sub)
