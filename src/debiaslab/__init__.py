@@ -14,7 +14,7 @@ top of a module or inside a function). A name covers a module or a whole package
     evaluate   runner suites
     outputs    gather hub results_share report calibration_tables
     studies    calibration notebooks realtrack collection
-    cli        cli
+    cli        cli __main__
 
 Where this corrects DESIGN.md's order: ``results``, ``plots`` and ``cards`` sit low, as
 benchmarks, methods and the t2i audit build records, draw curves and write cards (reading
