@@ -142,15 +142,14 @@ def test_bad_settings_are_config_errors(tiny_dirs, tmp_path):
 
 
 def test_prompts_put_the_loss_on_the_completion_only(tiny_dirs, tmp_path):
-    from debiaslab.mitigation import finetune as ft
+    from debiaslab.mitigation.encoding import encode_rows
     from debiaslab.t2i.precise_debias import align, rewriter
 
     lm = load_model(str(tiny_dirs["causal"]))
     pair = {"instruction": "Expand.", "input": "A nurse at work", "output": "A Black male nurse"}
     prompt, completion = rewriter.prompt_and_completion(**pair, tokenizer=lm.tokenizer)
-    config = FinetuneConfig(seq_len=256)
-    [row] = ft._encode(lm, [prompt + completion], config, [prompt])
-    [whole] = ft._encode(lm, [prompt + completion], config)
+    [row] = encode_rows(lm, [prompt + completion], 256, prompts=[prompt])
+    [whole] = encode_rows(lm, [prompt + completion], 256)
     assert row["input_ids"] == whole["input_ids"] and "labels" not in whole
     # The same tokens and the same masking as the align loop's further training.
     assert (row["input_ids"], row["labels"]) == align._encode_pair(lm.tokenizer, pair)

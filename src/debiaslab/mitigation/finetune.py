@@ -24,8 +24,7 @@ from debiaslab.errors import ConfigError
 from debiaslab.io import write_bytes_atomic
 from debiaslab.mitigation import checkpoints as ckpt
 from debiaslab.mitigation.data import recipe_texts
-from debiaslab.scoring import prefix_token_id
-from debiaslab.tiny.train import sentinel_input
+from debiaslab.mitigation.encoding import TokenRows, collator, encode_rows
 
 log = logging.getLogger(__name__)
 
@@ -122,78 +121,6 @@ def _lora_targets(model, config: FinetuneConfig) -> list[str]:
             f"no default LoRA target modules for model type {model_type!r}; give lora_targets"
         )
     return LORA_TARGETS[model_type]
-
-
-class _Texts:
-    """A list of tokenized examples as a map-style dataset (what Trainer needs)."""
-
-    def __init__(self, rows: list[dict[str, list[int]]]) -> None:
-        self.rows = rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> dict[str, list[int]]:
-        return self.rows[i]
-
-
-def _encode(
-    lm, texts: list[str], config: FinetuneConfig, prompts: list[str] | None = None
-) -> list[dict[str, list[int]]]:
-
-    tok = lm.tokenizer
-    encode = {"truncation": True, "max_length": config.seq_len}
-    if lm.family == "seq2seq":
-        rng = random.Random(f"seq2seq-input:{config.seed}")
-        rows = []
-        for text in texts:
-            source = sentinel_input(text, rng, 0.3)
-            rows.append(
-                {
-                    "input_ids": tok(source, **encode)["input_ids"],
-                    "labels": tok(text, **encode)["input_ids"],
-                }
-            )
-        return rows
-
-    def causal_ids(text: str) -> list[int]:
-        # As the scoring engine reads a sentence: after BOS (unless the tokenizer adds one).
-        ids = list(tok(text, **encode)["input_ids"])
-        bos = prefix_token_id(tok)
-        body = ids[1:] if ids and ids[0] == bos else ids
-        return [bos, *body[: config.seq_len - 2]]
-
-    rows = []
-    for k, text in enumerate(texts):
-        if lm.family != "causal":
-            rows.append({"input_ids": list(tok(text, **encode)["input_ids"])})
-            continue
-        ids = causal_ids(text)
-        if tok.eos_token_id is not None:
-            ids.append(tok.eos_token_id)  # ending with EOS
-        row = {"input_ids": ids}
-        if prompts is not None:
-            # Loss on the completion only: the prompt's tokens (as far as they agree with the
-            # text's, so a merge across the boundary is learned) get the ignored label.
-            given = causal_ids(prompts[k])
-            n = next(
-                (i for i, (a, b) in enumerate(zip(given, ids, strict=False)) if a != b), len(given)
-            )
-            row["labels"] = [-100] * n + ids[n:]
-        rows.append(row)
-    return rows
-
-
-def _collator(lm, model, config: FinetuneConfig, labelled: bool = False):
-    from transformers import DataCollatorForLanguageModeling, DataCollatorForSeq2Seq
-
-    if lm.family == "seq2seq":
-        return DataCollatorForSeq2Seq(lm.tokenizer, model=model, label_pad_token_id=-100)
-    if labelled:  # completion-only rows carry their labels: pad them, mask nothing more
-        return DataCollatorForSeq2Seq(lm.tokenizer, label_pad_token_id=-100)
-    return DataCollatorForLanguageModeling(
-        lm.tokenizer, mlm=lm.family == "masked", mlm_probability=config.mlm_probability
-    )
 
 
 def _prepare(lm, config: FinetuneConfig):
@@ -363,7 +290,7 @@ def finetune(
 
     def rows(indices: list[int]) -> list[dict[str, list[int]]]:
         given = None if prompts is None else [prompts[i] for i in indices]
-        return _encode(lm, [texts[i] for i in indices], config, given)
+        return encode_rows(lm, [texts[i] for i in indices], config.seq_len, config.seed, given)
 
     eval_rows, train_rows = rows(order[:n_eval]), rows(order[n_eval:])
     args = TrainingArguments(
@@ -392,9 +319,11 @@ def finetune(
     trainer = Trainer(
         model=trainable,
         args=args,
-        train_dataset=_Texts(train_rows),
-        eval_dataset=_Texts(eval_rows) if eval_rows else None,
-        data_collator=_collator(lm, trainable, config, labelled=prompts is not None),
+        train_dataset=TokenRows(train_rows),
+        eval_dataset=TokenRows(eval_rows) if eval_rows else None,
+        data_collator=collator(
+            lm, trainable, config.mlm_probability, labelled=prompts is not None
+        ),
         callbacks=[ckpt.LogAtSave(), *(callbacks or [])],
     )
     last = ckpt.last_complete(checkpoints, remove_incomplete=trainer.is_world_process_zero())
