@@ -102,3 +102,28 @@ def test_setup_on_cpu(monkeypatch, tmp_path):
             env.select_device("cuda")
         else:
             raise ConfigError("no CUDA GPU")  # keeps the assertion meaningful on GPU hosts
+
+
+def test_setup_prints_what_it_found_not_logs_it(monkeypatch, tmp_path):
+    monkeypatch.setenv(env.OUTPUT_ENV, str(tmp_path))
+    said: list[str] = []
+    env.setup(seed=0, device="cpu", say=said.append)
+    assert said[0].startswith("debiaslab ") and str(tmp_path) in said[0]
+    assert said[1] == f"torch {torch.__version__}; device cpu, dtype float32"
+    assert said[2] == "GPU: none visible to torch"
+
+
+@pytest.mark.parametrize("platform", ["kaggle", "colab"])
+def test_a_real_checkpoint_without_a_gpu_on_kaggle_or_colab_stops_with_advice(
+    monkeypatch, tmp_path, platform
+):
+    monkeypatch.setenv(env.OUTPUT_ENV, str(tmp_path))
+    variable = "KAGGLE_KERNEL_RUN_TYPE" if platform == "kaggle" else "COLAB_RELEASE_TAG"
+    monkeypatch.setenv(variable, "x")
+    where = "GPU T4 x2" if platform == "kaggle" else "Change runtime type"
+    with pytest.raises(ConfigError, match=f"'gpt2', which needs a GPU.*{where}"):
+        env.setup(device="cpu", model="gpt2", say=lambda line: None)
+    for model in ("tiny-gpt2", "smollm2-135m-instruct", None):  # these run on a CPU
+        assert env.setup(device="cpu", model=model, say=lambda line: None).platform == platform
+    monkeypatch.delenv(variable)
+    assert env.setup(device="cpu", model="gpt2", say=lambda line: None).device == "cpu"

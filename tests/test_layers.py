@@ -39,7 +39,9 @@ def layer_table(doc: str) -> list[tuple[str, list[str]]]:
     for line in doc[start:].splitlines()[1:]:
         if rows and not line.strip():
             break
-        if line.startswith("    ") and line.strip():
+        if rows and line.startswith("     "):  # a row's names continued on the next line
+            rows[-1][1].extend(line.split())
+        elif line.startswith("    ") and line.strip():
             layer, *names = line.split()
             rows.append((layer, names))
     return rows

@@ -30,7 +30,7 @@ SEED = 0
 # %%
 from debiaslab import env, suites
 
-environment = env.setup(seed=SEED)
+environment = env.setup(seed=SEED, model=MODEL)
 output = environment.output_root / RESULTS
 
 # %%

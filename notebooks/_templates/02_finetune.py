@@ -34,7 +34,7 @@ SEED = 0
 from debiaslab import env
 from debiaslab.mitigation import finetune
 
-environment = env.setup(seed=SEED)
+environment = env.setup(seed=SEED, model=MODEL)
 config = finetune.config_for(
     MODEL, HARDWARE, method=METHOD, steps=STEPS, lr=LEARNING_RATE, save_steps=SAVE_STEPS, seed=SEED
 )

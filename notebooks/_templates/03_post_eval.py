@@ -34,7 +34,7 @@ SEED = 0
 from debiaslab import env, suites
 from debiaslab.hub.client import pull, push
 
-environment = env.setup(seed=SEED)
+environment = env.setup(seed=SEED, model=MODEL)
 output = environment.output_root / RESULTS
 adapter = pull(ADAPTER, local_root=environment.output_root)
 settings = dict(

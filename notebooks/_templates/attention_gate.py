@@ -45,7 +45,7 @@ from debiaslab.generation import GenerationSettings
 from debiaslab.mitigation import heads
 from debiaslab.models import load_model
 
-environment = env.setup(seed=SEED)
+environment = env.setup(seed=SEED, model=MODEL)
 output = environment.output_root / RESULTS
 lm = load_model(MODEL)
 classifier = textclass.load_classifier(TOXICITY_MODEL)

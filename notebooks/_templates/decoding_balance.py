@@ -36,7 +36,7 @@ from debiaslab.generation import GenerationSettings
 from debiaslab.mitigation import decoding
 from debiaslab.models import load_model
 
-environment = env.setup(seed=SEED)
+environment = env.setup(seed=SEED, model=MODEL)
 output = environment.output_root / RESULTS
 lm = load_model(MODEL)
 settings = GenerationSettings(

@@ -47,7 +47,7 @@ from debiaslab.hub.client import push_dataset
 from debiaslab.mitigation import finetune
 from debiaslab.synth import backends, pipeline, spec
 
-environment = env.setup(seed=SEED)
+environment = env.setup(seed=SEED, model=MODEL)
 dataset = environment.output_root / DATASET
 request = spec.load_spec(SPEC)
 writer = backends.make_backend(

@@ -44,7 +44,7 @@ SEED = 0
 from debiaslab import env
 from debiaslab.t2i import audit, classify, clip
 
-environment = env.setup(seed=SEED)
+environment = env.setup(seed=SEED, model=PIPELINE)
 output = environment.output_root / RESULTS
 result, path = audit.run_audit(
     OCCUPATIONS,

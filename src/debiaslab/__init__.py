@@ -4,7 +4,8 @@ Layers, lowest first. A module imports only from its own layer or below, and the
 form no cycle (``tests/test_layers.py`` reads this table and checks every import, at the
 top of a module or inside a function). A name covers a module or a whole package.
 
-    base       debiaslab errors env config io folders validate stats model_source metrics hub.scrub
+    base       debiaslab errors gpucheck env config io folders validate stats model_source metrics
+               hub.scrub
     records    results plots plots_mc plots_t2i cards
     data       data
     models     models planner batching tiny smollm2

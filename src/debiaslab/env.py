@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from debiaslab import __version__, gpucheck
 from debiaslab.config import get_preset
 from debiaslab.errors import ConfigError
 
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 PLATFORMS = ("kaggle", "colab", "ci", "local")
 OUTPUT_ENV = "DEBIASLAB_OUTPUT"
+INPUT_ENV = "DEBIASLAB_INPUT_ROOT"
 
 
 def detect_platform(environ: dict[str, str] | None = None) -> str:
@@ -57,7 +59,14 @@ def output_root(platform: str | None = None) -> Path:
 
 
 def input_root(platform: str | None = None) -> Path | None:
-    """Where attached read-only inputs live (Kaggle datasets), or ``None``."""
+    """Where attached read-only inputs live: ``/kaggle/input`` (datasets, and the outputs of
+    the notebooks named in ``kernel_sources``), ``/content`` on Colab, else ``None``.
+
+    ``$DEBIASLAB_INPUT_ROOT`` overrides it: the emulated-Kaggle collection run
+    (:mod:`debiaslab.collection`) mounts each notebook's upstream outputs there, read-only.
+    """
+    if os.environ.get(INPUT_ENV):
+        return Path(os.environ[INPUT_ENV])
     platform = platform or detect_platform()
     if platform == "kaggle":
         return Path("/kaggle/input")
@@ -71,20 +80,17 @@ def input_root(platform: str | None = None) -> Path | None:
 
 def _cuda_kernel_problem(torch) -> str | None:
     """A message if the installed torch has no kernels for the visible GPU, else ``None``."""
-    major, minor = torch.cuda.get_device_capability(0)
-    arch = f"sm_{major}{minor}"
+    capability = torch.cuda.get_device_capability(0)
     supported = torch.cuda.get_arch_list()
-    # A build runs on its listed archs and, through PTX, on newer ones of the same major.
-    if arch in supported or any(
-        a.startswith("compute_") and int(a.split("_")[1]) <= major * 10 + minor for a in supported
-    ):
+    if gpucheck.runs_on(capability, supported):
         return None
-    name = torch.cuda.get_device_name(0)
+    gpu = gpucheck.Gpu(torch.cuda.get_device_name(0), tuple(capability))
+    command = " ".join(gpucheck.install_command()[1:]).replace("-m pip", "pip", 1)
     return (
-        f"the installed torch {torch.__version__} has no CUDA kernels for {name} ({arch}); "
-        f"it supports {', '.join(supported)}. On Kaggle pick the 'GPU T4 x2' accelerator, or "
-        "install a torch build that still ships this architecture "
-        "(e.g. pip install 'torch<2.6' --index-url https://download.pytorch.org/whl/cu118)."
+        f"the installed torch {torch.__version__} has no CUDA kernels for {gpu.name} "
+        f"({gpu.arch}); it supports {', '.join(supported)}. Install a build that has them "
+        f"(`{command}`, which the notebooks' bootstrap cell does on its own), then restart; "
+        "or, on Kaggle, pick the 'GPU T4 x2' accelerator."
     )
 
 
@@ -260,11 +266,70 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup(seed: int = 0, device: str | None = None, dtype: str = "auto") -> Environment:
-    """Detect the platform, pick device and dtype, seed RNGs, and log a one-line summary."""
+def needs_gpu(model: str | None) -> bool:
+    """Whether a notebook running ``model`` needs a GPU: any real checkpoint (a Hub preset or
+    id, a Stable Diffusion pipeline) does; tiny offline models (``tiny-*``) and SmolLM2 (its
+    own offline source) run on a CPU."""
+    if model is None or model.startswith("tiny-"):
+        return False
+    preset = get_preset(model)
+    return preset is None or not (preset.tiny or preset.offline)
+
+
+def hardware_lines(dev, dtype) -> list[str]:
+    """What a user should see first: GPU names, compute capability, torch's CUDA
+    architectures, the dtype chosen and free memory (or that there is no GPU)."""
+    import torch
+
+    lines = [f"torch {torch.__version__}; device {dev}, dtype {str(dtype).replace('torch.', '')}"]
+    if not torch.cuda.is_available():
+        return [*lines, "GPU: none visible to torch"]
+    lines.append(f"CUDA architectures in this torch: {' '.join(torch.cuda.get_arch_list())}")
+    for index in range(torch.cuda.device_count()):
+        major, minor = torch.cuda.get_device_capability(index)
+        free, total = torch.cuda.mem_get_info(index)
+        lines.append(
+            f"GPU {index}: {torch.cuda.get_device_name(index)}, compute capability "
+            f"{major}.{minor}, {free / 2**30:.1f} of {total / 2**30:.1f} GiB free"
+        )
+    return lines
+
+
+def setup(
+    seed: int = 0,
+    device: str | None = None,
+    dtype: str = "auto",
+    *,
+    model: str | None = None,
+    say=print,
+) -> Environment:
+    """Detect the platform, pick device and dtype, seed RNGs, and print what was found.
+
+    The first thing a notebook shows (printed, not logged): platform, GPU name(s), compute
+    capability, torch's CUDA architectures, the dtype chosen and free memory.
+
+    Args:
+        model: the notebook's model; on Kaggle or Colab a real checkpoint (see
+            :func:`needs_gpu`) without a GPU stops here with advice, instead of an hour later.
+
+    Raises:
+        ConfigError: a GPU is needed and none is visible (Kaggle or Colab); see
+            :func:`select_device` for unusable GPUs.
+    """
     platform = detect_platform()
     dev = select_device(device)
     chosen = select_dtype(dev, dtype)
+    if dev.type == "cpu" and platform in ("kaggle", "colab") and needs_gpu(model):
+        where = (
+            "Settings → Accelerator → GPU T4 x2"
+            if platform == "kaggle"
+            else "Runtime → Change runtime type → T4 GPU"
+        )
+        raise ConfigError(
+            f"this notebook runs {model!r}, which needs a GPU, and none is visible: turn one "
+            f"on ({where}) and run it again; or set MODEL to a tiny preset (e.g. 'tiny-gpt2') "
+            "to try it on the CPU."
+        )
     seed_everything(seed)
     env = Environment(
         platform=platform,
@@ -274,7 +339,9 @@ def setup(seed: int = 0, device: str | None = None, dtype: str = "auto") -> Envi
         input_root=input_root(platform),
         seed=seed,
     )
-    log.info("debiaslab environment: %s", env.describe())
+    say(f"debiaslab {__version__} on {platform}; outputs in {env.output_root}")
+    for line in hardware_lines(dev, chosen):
+        say(line)
     return env
 
 

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from debiaslab import __version__
 from debiaslab.data.fetch import data_dir
 from debiaslab.env import repo_root
 from debiaslab.errors import ConfigError
@@ -23,16 +24,54 @@ from debiaslab.io import write_bytes_atomic
 
 STAGES = ("01_pre_eval", "02_finetune", "03_post_eval")
 REPOSITORY = "https://github.com/debiaslab/debiaslab"
-RELEASE = "v0.1.0"
-PIP_SPEC = f"debiaslab @ git+{REPOSITORY}@{RELEASE}"
-# The one bootstrap cell every notebook has (a template writes {{BOOTSTRAP}} for it).
-BOOTSTRAP = f"""# Bootstrap: use the installed debiaslab, else install it at the pinned release.
+# The one release constant: the package's version. The bootstrap cell pins it, the badges open
+# the notebooks at its tag, pyproject.toml reads it (``dynamic = ["version"]``).
+RELEASE = f"v{__version__}"
+# Where a Colab user keeps the wheel (Google Drive, mounted at /content/drive).
+COLAB_WHEELS = "/content/drive/MyDrive/debiaslab"
+# The one bootstrap cell every notebook has (a template writes {{BOOTSTRAP}} for it). It must
+# work before debiaslab exists, so it is plain code with the platform's paths; everything after
+# it calls the package. $DEBIASLAB_INPUT_ROOT is the emulated-Kaggle input root (CI).
+BOOTSTRAP = f"""# Bootstrap: debiaslab as installed, else from the first of: a wheel in an
+# attached input (Kaggle: the dataset `debiaslab kaggle build` makes; Colab:
+# {COLAB_WHEELS} on Drive), the package index, the release's git tag.
+# The index and git need the internet (Kaggle: Settings → Internet on). Then, before
+# torch loads: a GPU the installed torch has no kernels for (a P100) gets a build that has.
+import glob
 import importlib.util
+import os
 import subprocess
 import sys
 
+VERSION = "{__version__}"
 if importlib.util.find_spec("debiaslab") is None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "{PIP_SPEC}"], check=True)"""
+    roots = [os.environ.get("DEBIASLAB_INPUT_ROOT") or "/kaggle/input", "{COLAB_WHEELS}"]
+    wheels = sorted(
+        path for root in roots
+        for path in glob.glob(f"{{root}}/**/debiaslab-{{VERSION}}-*.whl", recursive=True)
+    )
+    sources = [("attached wheel", ["--find-links", os.path.dirname(w), w]) for w in wheels[-1:]]
+    sources += [
+        ("package index", [f"debiaslab=={{VERSION}}"]),
+        ("git", [f"debiaslab @ git+{REPOSITORY}@v{{VERSION}}"]),
+    ]
+    for name, source in sources:
+        print(f"installing debiaslab {{VERSION}} from the {{name}}: {{source[-1]}}")
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", *source])
+        if pip.returncode == 0:
+            importlib.invalidate_caches()
+            break
+        print(f"... the {{name}} did not work (pip exited with {{pip.returncode}})")
+    else:
+        raise RuntimeError(
+            "debiaslab could not be installed. Attach its wheel (Kaggle: Add Input → the "
+            "dataset made by `debiaslab kaggle build`; Colab: put the wheel in "
+            "{COLAB_WHEELS} and mount Drive), or turn the internet on (Kaggle: "
+            "Settings → Internet on), then run this cell again."
+        )
+from debiaslab import gpucheck
+
+gpucheck.ensure_torch()"""
 _T4 = "Kaggle T4×2 (default) or P100, or a Colab T4; 16 GB of GPU memory is enough."
 
 
@@ -287,7 +326,7 @@ def lint(notebook: dict, name: str = "notebook") -> list[str]:
             problems.append(
                 f"{where}: the bootstrap cell differs from debiaslab.notebooks.BOOTSTRAP"
             )
-        if _PLATFORM_PATH.search(source):
+        if _PLATFORM_PATH.search(source) and source != BOOTSTRAP:  # it runs before the package
             problems.append(f"{where}: platform path (use env.output_root)")
         if _TOKEN.search(source):
             problems.append(f"{where}: something that looks like a token")
@@ -450,8 +489,8 @@ def readme_table() -> str:
     for entry in entries():
         for stage in entry.stages:
             rel = notebook_path(entry, stage, Path(".")).as_posix()
-            colab = f"https://colab.research.google.com/github/{github}/blob/main/{rel}"
-            kaggle = f"https://kaggle.com/kernels/welcome?src={REPOSITORY}/blob/main/{rel}"
+            colab = f"https://colab.research.google.com/github/{github}/blob/{RELEASE}/{rel}"
+            kaggle = f"https://kaggle.com/kernels/welcome?src={REPOSITORY}/blob/{RELEASE}/{rel}"
             lines.append(
                 f"| {entry.title} (`{entry.model}`) | [{STAGE_NAMES[stage]}]({rel}) | "
                 f"[Colab]({colab}) · [Kaggle]({kaggle}) | {needs[entry.hardware]} |"

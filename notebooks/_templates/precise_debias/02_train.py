@@ -41,7 +41,7 @@ from debiaslab.mitigation import finetune
 from debiaslab.models import load_model
 from debiaslab.t2i.precise_debias import align, groups, pairs, rewriter
 
-environment = env.setup(seed=SEED)
+environment = env.setup(seed=SEED, model=MODEL)
 run_dir = environment.output_root / RUN
 train = pairs.load_seed_pairs(environment.output_root / DATA / "train.json")
 config = finetune.config_for(

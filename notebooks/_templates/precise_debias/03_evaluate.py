@@ -38,7 +38,7 @@ from debiaslab.models import load_model
 from debiaslab.t2i import audit
 from debiaslab.t2i.precise_debias import align, pairs
 
-environment = env.setup(seed=SEED)
+environment = env.setup(seed=SEED, model=PIPELINE)
 output = environment.output_root / RESULTS
 adapter = pull(ADAPTER, local_root=environment.output_root)
 test = pairs.load_seed_pairs(environment.output_root / DATA / "test.json")

@@ -28,7 +28,7 @@ from debiaslab.hub.client import pull
 from debiaslab.models import load_model
 from debiaslab.t2i.precise_debias import rewriter
 
-environment = env.setup(seed=SEED)
+environment = env.setup(seed=SEED, model=MODEL)
 adapter = pull(ADAPTER, local_root=environment.output_root)
 lm = load_model(MODEL, adapter=str(adapter))
 rewrites = rewriter.rewrite(lm, PROMPTS, n=N)

@@ -39,7 +39,7 @@ from debiaslab import env
 from debiaslab.data import prompts
 from debiaslab.t2i import socratic
 
-environment = env.setup(seed=SEED)
+environment = env.setup(seed=SEED, model=PIPELINE)
 output = environment.output_root / RESULTS
 chosen = prompts.load_partiprompts(categories=CATEGORIES, limit=LIMIT, seed=SEED)
 settings = socratic.SocraticSettings(
