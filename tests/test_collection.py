@@ -3,6 +3,8 @@ notebook draws the figures and the report is built to a PDF whose pages render."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nbformat
 import pytest
 
@@ -25,7 +27,11 @@ def test_plan_orders_every_notebook_after_what_it_needs():
     # The speed benchmarks run alone: after every notebook, one after the other.
     first_speed = next(s for s in steps if s.command)
     assert set(first_speed.after) == expected and first_speed.notebook is None
-    assert dict((s.name, s.after) for s in steps)["gpt2/03_post_eval"] == ("gpt2/02_finetune",)
+    after = dict((s.name, s.after) for s in steps)
+    assert after["gpt2/03_post_eval"] == ("gpt2/01_pre_eval", "gpt2/02_finetune")
+    assert after["gpt2/02_finetune"] == () and after["precise_debias/04_infer"] == (
+        "precise_debias/02_train",
+    )
     assert dict((s.name, s.after) for s in steps)["t2i_audit/t2i_audit"] == ()
     only = [s.name for s in collection.collection_steps(only=["socratic"])]
     assert only == ["socratic/01_run", "socratic/02_evaluate", "results"]
@@ -60,9 +66,48 @@ def test_a_command_step_gets_the_output_root_and_logs_to_its_file(tmp_path):
         tmp_path / "run", output_root=tmp_path / "out", steps=[step], report=False,
         log=lambda line: None,
     )  # fmt: skip
-    assert (tmp_path / "out" / "x.txt").read_text() == "ran"
+    assert (summary.working("cmd/one") / "x.txt").read_text() == "ran"
     with open(summary.outcomes[0].log) as log:
         assert "hello" in log.read()
+
+
+@pytest.mark.slow
+def test_each_step_is_a_kaggle_session_with_its_upstream_mounted_read_only(tmp_path):
+    """A fresh working folder per step; what it reads mounted under its input root, and only
+    that; writing there fails; the network is off; results are gathered at the end."""
+    import sys
+
+    up = (
+        "import os, pathlib; here = pathlib.Path(os.environ['DEBIASLAB_OUTPUT']);"
+        "assert here == pathlib.Path.cwd() and not any(here.iterdir());"
+        "(here / 'runs').mkdir(); (here / 'runs' / 'adapter.txt').write_text('weights')"
+    )
+    down = (
+        "import os, pathlib, socket; inputs = pathlib.Path(os.environ['DEBIASLAB_INPUT_ROOT']);"
+        "print(sorted(p.name for p in inputs.iterdir()));"
+        "mounted = inputs / 'debiaslab-up';"
+        "print((mounted / 'runs' / 'adapter.txt').read_text())\n"
+        "try: (mounted / 'runs' / 'adapter.txt').write_text('changed')\n"
+        "except OSError as exc: print('refused', exc.strerror)\n"
+        "try: socket.create_connection(('huggingface.co', 443), timeout=5)\n"
+        "except OSError as exc: print('offline', exc)"
+    )
+    steps = [
+        collection.Step("up", None, {}, (), (sys.executable, "-c", up)),
+        collection.Step("other", None, {}, (), (sys.executable, "-c", down.split(";")[0])),
+        collection.Step("down", None, {}, ("up",), (sys.executable, "-c", down)),
+    ]
+    summary = collection.run_collection(
+        tmp_path / "run", output_root=tmp_path / "out", steps=steps, report=False,
+        log=lambda line: None,
+    )  # fmt: skip
+    log = Path(summary.outcomes[2].log).read_text()
+    assert "['debiaslab-up']\nweights\nrefused Read-only file system\noffline" in log
+    assert "cannot look up huggingface.co" in log
+    assert (summary.working("up") / "runs" / "adapter.txt").read_text() == "weights"
+    assert not any(summary.run_dir.joinpath("kaggle", "input", "debiaslab-other").iterdir())
+    # Finished: the sessions are writable again (a user can delete the run folder).
+    (summary.working("up") / "runs" / "adapter.txt").write_text("mine")
 
 
 @pytest.mark.slow
@@ -80,12 +125,12 @@ def test_a_step_beside_others_gets_its_share_of_the_cores_a_lone_one_every_core(
             "c", None, {}, ("a", "b"), (*steps[0].command[:3], "{output}/c"), every_core=True
         )
     )
-    collection.run_collection(
+    summary = collection.run_collection(
         tmp_path / "run", output_root=tmp_path / "out", steps=steps, workers=2, report=False,
         log=lambda line: None,
     )  # fmt: skip
     cores = os.cpu_count() or 1
-    threads = {name: int((tmp_path / "out" / name).read_text()) for name in "abc"}
+    threads = {name: int((summary.working(name) / name).read_text()) for name in "abc"}
     assert threads == {"a": max(1, cores // 2), "b": max(1, cores // 2), "c": cores}
     assert collection.real_step("full", every_core=True).every_core
     assert not collection.real_step("demo").every_core

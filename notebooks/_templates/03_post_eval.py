@@ -5,9 +5,12 @@
 # pre and post (CrowS-Pairs with a paired bootstrap interval of the change), and optionally
 # push the adapter to the Hugging Face Hub with a model card made from these results.
 #
-# **Adapter.** `ADAPTER` is notebook 2's run directory (its LoRA adapter, or its full model
-# after full fine-tuning), or a Hub id such as `user/{{SLUG}}-debiased` to evaluate a pushed
-# one. Pushing needs a write token in the
+# **Inputs.** On Kaggle each notebook runs in its own session: attach notebooks 1 and 2 as
+# inputs (Add Input → Notebook output; `debiaslab kaggle build` writes this into the
+# notebook's metadata). `PRE_RESULTS` is notebook 1's results: read, not recomputed, when the
+# settings match. `ADAPTER` is notebook 2's run (its LoRA adapter, or its full model after full
+# fine-tuning), found in the attached output, else in this session's folder, or a Hub id such
+# as `user/{{SLUG}}-debiased` to evaluate a pushed one. Pushing needs a write token in the
 # `HF_TOKEN` secret (Kaggle: Add-ons → Secrets; Colab: the key icon); without one the push is
 # skipped.
 #
@@ -16,7 +19,8 @@
 # %% tags=["parameters"]
 MODEL = "{{MODEL}}"
 INSTRUCTION = {{INSTRUCTION}}
-ADAPTER = "runs/{{SLUG}}"  # notebook 2's run directory (adapter or full model), or a Hub id
+PRE_RESULTS = "results/{{SLUG}}"  # notebook 1's results (an attached output, else here)
+ADAPTER = "runs/{{SLUG}}"  # notebook 2's run (an attached output, else here), or a Hub id
 LIMIT = None
 GENERATION_LIMIT = 20
 MC_ORDERS = "cyclic"  # StereoSet multiple choice: option orders (one, cyclic, all)
@@ -31,12 +35,13 @@ SEED = 0
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import env, suites
-from debiaslab.hub.client import pull, push
+from debiaslab import env, handoff, suites
+from debiaslab.hub.client import push
 
 environment = env.setup(seed=SEED, model=MODEL)
 output = environment.output_root / RESULTS
-adapter = pull(ADAPTER, local_root=environment.output_root)
+adapter = handoff.adapter(ADAPTER, upstream="{{SLUG}}/02_finetune")
+handoff.bring_results(PRE_RESULTS, upstream="{{SLUG}}/01_pre_eval", into=RESULTS)
 settings = dict(
     instruction=INSTRUCTION,
     limit=LIMIT,
@@ -50,6 +55,7 @@ settings = dict(
 
 # %%
 pre = suites.evaluate_suite(MODEL, output, stage="pre", **settings)
+print(sum(r.skipped for r in pre), "of", len(pre), "pre-mitigation results read from notebook 1")
 post = suites.evaluate_suite(MODEL, output, stage="post", adapter=str(adapter), **settings)
 suites.compare(pre, post, n_boot=N_BOOT, seed=SEED)
 

@@ -1,8 +1,9 @@
 # %% [markdown]
 # # {{TITLE}}
 #
-# **Purpose.** Render, and only render: every result JSON under `RESULTS` (from the other
-# notebooks, here or brought back from Kaggle/Colab with `debiaslab results gather`) becomes
+# **Purpose.** Render, and only render: every result JSON the other notebooks wrote (their
+# outputs attached as inputs on Kaggle, this session's `RESULTS` folder on Colab or locally, or
+# a results dataset on the Hub in `RESULTS_REPO`) is gathered into `RESULTS` and becomes
 # one tidy table, and the figures the report shows are drawn from it into `FIGURES` as PNG and
 # PDF: pre vs. post bias per model (forest plot), the mitigation effect against model size,
 # group gaps, the decoding-balance and head-gating trade-offs, image demographics per
@@ -13,15 +14,17 @@
 
 # %% tags=["parameters"]
 RESULTS = "results"
+RESULTS_REPO = None  # e.g. "your-name/debiaslab-results": a results dataset on the Hub
 FIGURES = "figures"
 
 # %%
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import env, report
+from debiaslab import env, handoff, report
 
 environment = env.setup(seed=0)
+print("results from", "; ".join(handoff.gather_results(RESULTS, repo=RESULTS_REPO)))
 results = report.load(environment.output_root / RESULTS)
 drawn = report.figures(results, environment.output_root / FIGURES)
 print(len(results.records), "result files;", len(drawn), "figures:", ", ".join(drawn))

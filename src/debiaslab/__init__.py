@@ -4,8 +4,8 @@ Layers, lowest first. A module imports only from its own layer or below, and the
 form no cycle (``tests/test_layers.py`` reads this table and checks every import, at the
 top of a module or inside a function). A name covers a module or a whole package.
 
-    base       debiaslab errors gpucheck env config io folders validate stats model_source metrics
-               hub.scrub
+    base       debiaslab errors gpucheck sandbox env config io folders validate stats
+               model_source metrics hub.scrub
     records    results plots plots_mc plots_t2i cards
     data       data
     models     models planner batching tiny smollm2
@@ -13,7 +13,7 @@ top of a module or inside a function). A name covers a module or a whole package
     benchmarks benchmarks evalconfig
     methods    mitigation synth t2i
     evaluate   runner suites
-    outputs    gather hub results_share report calibration_tables
+    outputs    gather hub results_share handoff report calibration_tables
     studies    calibration notebooks realtrack collection
     cli        cli __main__
 

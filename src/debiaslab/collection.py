@@ -4,6 +4,10 @@
 tiny offline parameters, in dependency order (a family's stages one after another, independent
 families side by side, the results notebook last, then the report). A failing notebook does not
 stop the others; :class:`CollectionError` names each failure and its log at the end.
+
+Every step runs as on Kaggle (:func:`mount`): in its own fresh working folder, the outputs of
+the notebooks it reads (its ``kernel_sources``) mounted read-only under its own input root
+(``$DEBIASLAB_INPUT_ROOT``), and the network off (:mod:`debiaslab.sandbox`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -23,9 +29,13 @@ from debiaslab import notebooks as nb
 from debiaslab import report as paper
 from debiaslab.config import presets
 from debiaslab.data.fetch import parse_json
+from debiaslab.env import INPUT_ENV, OUTPUT_ENV
 from debiaslab.errors import ConfigError, DebiaslabError
+from debiaslab.gather import gather
+from debiaslab.handoff import kernel_slug
 from debiaslab.io import write_bytes_atomic
 from debiaslab.models import resolve_source
+from debiaslab.results import read_all
 from debiaslab.smollm2 import smollm2_dir
 from debiaslab.tiny.classifiers import TINY_CLASSIFIERS, tiny_classifier_path
 from debiaslab.tiny.t2i import tiny_t2i_path
@@ -101,6 +111,10 @@ class RunSummary:
             raise CollectionError(f"{name}: {outcome.status} — {outcome.error} ({outcome.log})")
         return Path(outcome.executed)
 
+    def working(self, name: str) -> Path:
+        """Step ``name``'s own working folder (its ``/kaggle/working``)."""
+        return session(self.run_dir, name)[0]
+
     def as_dict(self) -> dict:
         return {
             "run_dir": str(self.run_dir),
@@ -143,9 +157,8 @@ def collection_steps(
     for path, (stage, entry) in ordered:
         if entry.slug == RESULTS_STEP or (only is not None and entry.slug not in only):
             continue
-        index = entry.stages.index(stage)
-        after = (f"{entry.slug}/{entry.stages[index - 1]}",) if index else ()
-        steps.append(Step(f"{entry.slug}/{stage}", path, nb.ci_parameters(entry, stage), after))
+        after = nb.upstream(entry, stage)
+        steps.append(Step(nb.step_name(entry, stage), path, nb.ci_parameters(entry, stage), after))
     if real is not None and real.every_core:  # alone: no notebook beside it to share cores
         steps.append(replace(real, after=tuple(s.name for s in steps)))
     previous = tuple(s.name for s in steps)
@@ -185,10 +198,71 @@ def prepare_smollm2(log: Callable[[str], None] = print) -> float:
     return seconds
 
 
-def _kernel_env(output_root: Path, threads: int) -> dict[str, str]:
+SESSIONS = "kaggle"  # run_dir/kaggle/{working,input}/<kernel slug>/, as on Kaggle
+_GUARD = (
+    "import os\n\nfrom debiaslab import sandbox\n\n"
+    f"sandbox.install([os.environ[{INPUT_ENV!r}]] if os.environ.get({INPUT_ENV!r}) else [])\n"
+)
+
+
+def session(run_dir: Path, name: str) -> tuple[Path, Path]:
+    """Step ``name``'s working folder and input root in a run folder."""
+    slug = kernel_slug(name)
+    return run_dir / SESSIONS / "working" / slug, run_dir / SESSIONS / "input" / slug
+
+
+def mount(step: Step, run_dir: Path) -> tuple[Path, Path]:
+    """A fresh session for ``step``: an empty working folder, and an input root holding, under
+    each upstream notebook's kernel slug, its (read-only, finished) working folder."""
+    working, inputs = session(run_dir, step.name)
+    for folder in (working, inputs):
+        if folder.exists():
+            _writable(folder)
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+    for name in step.after:
+        (inputs / kernel_slug(name)).symlink_to(session(run_dir, name)[0], True)
+    return working, inputs
+
+
+def _read_only(folder: Path) -> None:
+    """Make a finished session's output read-only, as Kaggle mounts it downstream."""
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    folder.chmod(folder.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _writable(folder: Path) -> None:
+    folder.chmod(folder.stat().st_mode | stat.S_IWUSR)
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def _guard_dir(run_dir: Path) -> Path:
+    """A folder with a ``sitecustomize`` that turns the network off and the inputs read-only
+    in every session (:mod:`debiaslab.sandbox`)."""
+    folder = run_dir / SESSIONS / "sandbox"
+    write_bytes_atomic(folder / "sitecustomize.py", _GUARD.encode("utf-8"))
+    return folder
+
+
+def gather_sessions(run_dir: Path, names: Sequence[str], results: Path) -> int:
+    """Every session's result files into ``results`` (this run's replace a previous run's);
+    returns how many sessions had some."""
+    count = 0
+    for name in names:
+        source = session(run_dir, name)[0] / "results"
+        if source.is_dir() and any(True for _ in read_all(source)):
+            gather(source, results, overwrite=True)
+            count += 1
+    return count
+
+
+def _kernel_env(threads: int) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
-        DEBIASLAB_OUTPUT=str(output_root),
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
         TOKENIZERS_PARALLELISM="false",
@@ -200,10 +274,14 @@ def _kernel_env(output_root: Path, threads: int) -> dict[str, str]:
     return env
 
 
-def _execute(step: Step, run_dir: Path, env: dict[str, str], cwd: Path) -> Outcome:
+def _execute(step: Step, run_dir: Path, env: dict[str, str]) -> Outcome:
     log_file = run_dir / "logs" / f"{step.name.replace('/', '__')}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     executed: Path | None = None
+    cwd, inputs = mount(step, run_dir)
+    guard = str(_guard_dir(run_dir))
+    path = os.pathsep.join(p for p in (guard, env.get("PYTHONPATH")) if p)
+    env = {**env, OUTPUT_ENV: str(cwd), INPUT_ENV: str(inputs), "PYTHONPATH": path}
     if step.every_core:
         threads = str(os.cpu_count() or 1)
         env = {**env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
@@ -219,9 +297,13 @@ def _execute(step: Step, run_dir: Path, env: dict[str, str], cwd: Path) -> Outco
         ]  # fmt: skip
     started = time.perf_counter()
     with log_file.open("w", encoding="utf-8") as log:
-        code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+        code = subprocess.run(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd
+        ).returncode
     seconds = time.perf_counter() - started
     status = "ok" if code == 0 else "failed"
+    if code == 0:
+        _read_only(cwd)
     outcome = Outcome(step.name, status, seconds, executed and str(executed), str(log_file))
     if code:
         tail = log_file.read_text("utf-8", errors="replace").strip().splitlines()[-3:]
@@ -244,23 +326,27 @@ def run_collection(
     """Execute the collection offline; return what ran, and raise if anything failed.
 
     Every notebook runs with papermill on its tiny offline parameters
-    (:func:`debiaslab.notebooks.ci_parameters`), in dependency order: a family's stages one
-    after another (``01_pre_eval`` → ``02_finetune`` → ``03_post_eval``), independent families
-    side by side in ``workers`` processes, the results notebook last, then the report. The
-    tiny models every notebook needs are built first, once (:func:`prepare_tiny_models`), so
-    parallel notebooks never train the same one twice.
+    (:func:`debiaslab.notebooks.ci_parameters`), in dependency order (a notebook after those
+    whose outputs it reads, :func:`debiaslab.notebooks.upstream`: notebook 3 after 1 and 2),
+    independent ones side by side in ``workers`` processes, the results notebook last, then
+    the report. The tiny models every notebook needs are built first, once
+    (:func:`prepare_tiny_models`), so parallel notebooks never train the same one twice.
 
-    Notebooks write where they would on Kaggle: ``results/``, ``figures/``, ``runs/`` under the
-    output root (``$DEBIASLAB_OUTPUT``, set here to ``output_root``). The executed copies, one
-    log per notebook, ``timings.json`` and the report (``report/``; never the committed paper
-    in the checkout's ``report/``, which only ``make paper`` writes) go to the run folder. A
-    failing notebook does not stop the others; the notebooks that depend on it are skipped, and
-    :class:`CollectionError` names each failure and its log at the end.
+    Each notebook runs as a Kaggle session (:func:`mount`): its own fresh working folder
+    (``$DEBIASLAB_OUTPUT``, ``<run_dir>/kaggle/working/<kernel slug>/``), the outputs of the
+    notebooks it reads mounted read-only under its input root (``$DEBIASLAB_INPUT_ROOT``), the
+    network off. When all have run, every session's result files are gathered into
+    ``output_root/results/`` (the report's figures go to ``output_root/figures/``). The
+    executed copies, one log per notebook, the sessions, ``timings.json`` and the report
+    (``report/``; never the committed paper in the checkout's ``report/``, which only ``make
+    paper`` writes) go to the run folder. A failing notebook does not stop the others; the
+    notebooks that depend on it are skipped, and :class:`CollectionError` names each failure
+    and its log at the end.
 
     Args:
         run_dir: where executed notebooks, logs and ``timings.json`` go (default
             ``runs/demo/<UTC time>`` under the output root).
-        output_root: the notebooks' output root (``results/``, ``figures/``, ``runs/``);
+        output_root: where the gathered ``results/`` and the report's ``figures/`` go;
             default the checkout.
         workers: notebooks executed at the same time (each gets cores / workers threads).
         only: run only these families (slugs), plus the results notebook.
@@ -293,7 +379,7 @@ def run_collection(
             raise ConfigError(f"step {step.name!r} needs {missing}, which no earlier step is")
         known.add(step.name)
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    env = _kernel_env(output_root, threads)
+    env = _kernel_env(threads)
     log(f"[demo] {len(steps)} notebooks, {workers} at a time; executed copies in {run_dir}")
     done: dict[str, Outcome] = {}
     pending = list(steps)
@@ -308,7 +394,7 @@ def run_collection(
                     log(f"[demo] {step.name}: skipped (a prerequisite failed)")
                 elif all(s == "ok" for s in states) and len(running) < max(1, workers):
                     pending.remove(step)
-                    running[pool.submit(_execute, step, run_dir, env, output_root)] = step
+                    running[pool.submit(_execute, step, run_dir, env)] = step
                     log(f"[demo] {step.name}: started")
             if not running:
                 continue
@@ -321,6 +407,12 @@ def run_collection(
                 mark = "ok" if outcome.status == "ok" else f"FAILED (log: {outcome.log})"
                 log(f"[demo] {n_done}/{len(steps)} {step.name}: {mark} in {outcome.seconds:.0f} s")
     summary.outcomes = [done[s.name] for s in steps]
+    for step in steps:  # finished: the sessions are the user's again
+        if session(run_dir, step.name)[0].exists():
+            _writable(session(run_dir, step.name)[0])
+    ok = [o.name for o in summary.outcomes if o.status == "ok"]
+    found = gather_sessions(run_dir, ok, output_root / "results")
+    log(f"[demo] result files of {found} sessions gathered into {output_root / 'results'}")
     if report and not summary.failed:
         summary.report = paper.build(
             output_root / "results", output_root / "figures", run_dir / "report", log=log

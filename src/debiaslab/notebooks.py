@@ -242,6 +242,30 @@ def render_text(stage: str, entry: Entry, templates: Path | None = None) -> str:
     return json.dumps(notebook, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
 
 
+# What a stage reads from the other stages of its family (notebook 3: notebook 1's results and
+# notebook 2's adapter). On Kaggle these are its kernel_sources; the collection runs in this
+# order. The results notebook reads every other notebook.
+READS = {
+    "03_post_eval": ("01_pre_eval", "02_finetune"),
+    "02_train": ("01_dataset",),
+    "03_evaluate": ("01_dataset", "02_train"),
+    "04_infer": ("02_train",),
+    "02_evaluate": ("01_run",),
+}
+
+
+def step_name(entry: Entry, stage: str) -> str:
+    """``family/stage`` (``results`` for the results notebook): the collection's step name."""
+    return stage if entry.flat else f"{entry.slug}/{stage}"
+
+
+def upstream(entry: Entry, stage: str) -> tuple[str, ...]:
+    """The notebooks (step names) whose outputs ``stage`` reads."""
+    if entry is RESULTS:
+        return tuple(step_name(e, s) for e in entries() if e is not RESULTS for s in e.stages)
+    return tuple(step_name(entry, s) for s in READS.get(stage, ()) if s in entry.stages)
+
+
 def entries() -> tuple[Entry, ...]:
     """Every notebook family, in the order the README lists them (results last)."""
     return (*COLLECTION, *METHODS, *STUDIES, RESULTS)

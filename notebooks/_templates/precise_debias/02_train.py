@@ -18,7 +18,7 @@ HARDWARE = "{{HARDWARE}}"
 METHOD = None  # None: the preset's choice for HARDWARE (LoRA / QLoRA)
 STEPS = 300
 SEQ_LEN = 256  # tokens per training text: prompt, instruction and rewrite must fit
-DATA = "runs/{{SLUG}}/data"
+DATA = "runs/{{SLUG}}/data"  # notebook 1's pairs (an attached output, else here)
 RUN = "runs/{{SLUG}}/rewriter"
 ALIGN_PROMPTS = 40
 ALIGN_N = 10
@@ -36,14 +36,14 @@ SEED = 0
 # %%
 import pandas as pd
 
-from debiaslab import env
+from debiaslab import env, handoff
 from debiaslab.mitigation import finetune
 from debiaslab.models import load_model
 from debiaslab.t2i.precise_debias import align, groups, pairs, rewriter
 
 environment = env.setup(seed=SEED, model=MODEL)
 run_dir = environment.output_root / RUN
-train = pairs.load_seed_pairs(environment.output_root / DATA / "train.json")
+train = pairs.load_seed_pairs(handoff.locate(DATA, upstream="{{SLUG}}/01_dataset") / "train.json")
 config = finetune.config_for(
     MODEL, HARDWARE, method=METHOD, steps=STEPS, seq_len=SEQ_LEN, seed=SEED
 )

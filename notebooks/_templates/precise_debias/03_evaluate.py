@@ -12,8 +12,8 @@
 
 # %% tags=["parameters"]
 MODEL = "{{MODEL}}"
-ADAPTER = "runs/{{SLUG}}/rewriter/align/adapter"  # or a Hub id
-DATA = "runs/{{SLUG}}/data"
+ADAPTER = "runs/{{SLUG}}/rewriter/align/adapter"  # notebook 2's (attached, here) or a Hub id
+DATA = "runs/{{SLUG}}/data"  # notebook 1's pairs (an attached output, else here)
 EVAL_PROMPTS = 40
 N_REWRITES = 10
 PIPELINE = "sd-1.5"
@@ -32,16 +32,15 @@ SEED = 0
 # %%
 import pandas as pd
 
-from debiaslab import env
-from debiaslab.hub.client import pull
+from debiaslab import env, handoff
 from debiaslab.models import load_model
 from debiaslab.t2i import audit
 from debiaslab.t2i.precise_debias import align, pairs
 
 environment = env.setup(seed=SEED, model=PIPELINE)
 output = environment.output_root / RESULTS
-adapter = pull(ADAPTER, local_root=environment.output_root)
-test = pairs.load_seed_pairs(environment.output_root / DATA / "test.json")
+adapter = handoff.adapter(ADAPTER, upstream="{{SLUG}}/02_train")
+test = pairs.load_seed_pairs(handoff.locate(DATA, upstream="{{SLUG}}/01_dataset") / "test.json")
 prompts = sorted({pair["input"] for pair in test})[:EVAL_PROMPTS]
 models = {"base": load_model(MODEL), "rewriter": load_model(MODEL, adapter=str(adapter))}
 shares = align.compare_shares(models, prompts, n=N_REWRITES)

@@ -10,7 +10,7 @@
 
 # %% tags=["parameters"]
 MODEL = "{{MODEL}}"
-ADAPTER = "runs/{{SLUG}}/rewriter/align/adapter"  # or a Hub id
+ADAPTER = "runs/{{SLUG}}/rewriter/align/adapter"  # notebook 2's (attached, here) or a Hub id
 PROMPTS = ["A doctor reading an X-ray in a dim hospital room", "A chef plating a dessert"]
 N = 4
 PIPELINE = None  # e.g. "sd-1.5" to draw each rewrite
@@ -23,13 +23,12 @@ SEED = 0
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import env
-from debiaslab.hub.client import pull
+from debiaslab import env, handoff
 from debiaslab.models import load_model
 from debiaslab.t2i.precise_debias import rewriter
 
 environment = env.setup(seed=SEED, model=MODEL)
-adapter = pull(ADAPTER, local_root=environment.output_root)
+adapter = handoff.adapter(ADAPTER, upstream="{{SLUG}}/02_train")
 lm = load_model(MODEL, adapter=str(adapter))
 rewrites = rewriter.rewrite(lm, PROMPTS, n=N)
 dict(zip(PROMPTS, rewrites))

@@ -11,6 +11,7 @@
 # **Hardware.** Any (CPU is enough). **Runtime.** Seconds.
 
 # %% tags=["parameters"]
+RUN_RESULTS = "results/{{SLUG}}"  # notebook 1's results (an attached output, else here)
 RESULTS = "results/{{SLUG}}"
 SEED = 0
 
@@ -18,15 +19,15 @@ SEED = 0
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import env, plots_t2i, results
+from debiaslab import env, handoff, plots_t2i
 from debiaslab.t2i import socratic
 
 environment = env.setup(seed=SEED)
-output = environment.output_root / RESULTS
-record = next(r for _, r in results.read_all(output) if r["benchmark"] == "socratic")
+run = handoff.locate(RUN_RESULTS, upstream="{{SLUG}}/01_run")
+record = socratic.read_result(run)
 socratic.summary_table(record).round(2)
 
 # %%
-records = socratic.read_records(output / "socratic")
-plots_t2i.socratic_curve(record, output / "socratic_clipscore")
+records = socratic.read_records(run / "socratic")
+plots_t2i.socratic_curve(record, environment.output_root / RESULTS / "socratic_clipscore")
 socratic.cycle_table(records)

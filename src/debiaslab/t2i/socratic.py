@@ -36,7 +36,7 @@ import numpy as np
 from debiaslab.errors import ConfigError
 from debiaslab.io import write_bytes_atomic
 from debiaslab.metrics import Metric
-from debiaslab.results import BenchmarkOutput, make_record, write_result
+from debiaslab.results import BenchmarkOutput, make_record, read_all, write_result
 from debiaslab.stats import bootstrap_ci
 from debiaslab.synth.backends import make_backend
 from debiaslab.t2i.clip import (
@@ -331,6 +331,16 @@ def read_records(folder: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise ConfigError(f"{folder}: no {RECORDS}; run the loop first (socratic.run_socratic)")
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def read_result(folder: str | Path) -> dict[str, Any]:
+    """The Socratic result record :func:`run_socratic` wrote under ``folder``."""
+    found = [r for _, r in read_all(folder) if r["benchmark"] == "socratic"]
+    if not found:
+        raise ConfigError(
+            f"{folder}: no Socratic result file; run notebook 1 (socratic.run_socratic) first"
+        )
+    return found[-1]
 
 
 def cycle_table(records: Sequence[dict[str, Any]]):

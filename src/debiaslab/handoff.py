@@ -1,0 +1,141 @@
+"""What one notebook hands the next, when each runs in its own session.
+
+On Kaggle every notebook is a separate session with a fresh ``/kaggle/working``; a notebook
+named in another's ``kernel_sources`` has its output mounted read-only under
+``/kaggle/input/<kernel slug>/`` (:func:`kernel_slug`). So a notebook input (notebook 1's
+results, notebook 2's adapter) is one parameter holding a path relative to an output root,
+found, in this order:
+
+1. in an upstream notebook's output under the input root (:func:`debiaslab.env.input_root`;
+   the upstream's own slug first, then any other mounted input that holds the path);
+2. in this session's working folder (:func:`debiaslab.env.output_root`: a local run, or one
+   Colab session running the notebooks one after another);
+3. on the Hugging Face Hub, when the value is a repo id (an adapter: :func:`adapter`; a results
+   dataset: :func:`gather_results`).
+
+Entry points: :func:`locate`, :func:`adapter`, :func:`bring_results`, :func:`gather_results`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from debiaslab.env import input_root, output_root
+from debiaslab.errors import ConfigError
+from debiaslab.gather import GatherReport, gather
+from debiaslab.hub.client import pull
+from debiaslab.hub.scrub import hub_id
+from debiaslab.results import read_all
+from debiaslab.results_share import pull_results
+
+log = logging.getLogger(__name__)
+
+PREFIX = "debiaslab"
+_DEPTH = 3  # how deep under the input root a mounted output may sit (/kaggle/input/<a>/<b>/)
+
+
+def kernel_slug(name: str) -> str:
+    """The Kaggle kernel slug of a collection notebook (``family/stage``, or ``results``).
+
+    Example:
+        >>> kernel_slug("gpt2/01_pre_eval"), kernel_slug("results")
+        ('debiaslab-gpt2-01-pre-eval', 'debiaslab-results')
+    """
+    return "-".join([PREFIX, *name.replace("_", "-").split("/")])
+
+
+def mounted_outputs(upstream: str | None = None) -> list[Path]:
+    """The folders mounted under the input root: ``upstream``'s own output first (looked for
+    up to three levels down), then every other; ``[]`` outside Kaggle (and the emulation)."""
+    root = input_root()
+    if root is None or not root.is_dir() or root.resolve() == output_root().resolve():
+        return []
+    top = sorted(child for child in root.iterdir() if child.is_dir())
+    if upstream is None:
+        return top
+    slug = kernel_slug(upstream)
+    own = [
+        found
+        for depth in range(_DEPTH)
+        for found in sorted(root.glob("/".join(["*"] * depth + [slug])))
+        if found.is_dir()
+    ]
+    return own + [folder for folder in top if folder not in own]
+
+
+def locate(path: str, *, upstream: str | None = None, required: bool = True) -> Path | None:
+    """Where ``path`` (relative to an output root) is: an upstream output, else here.
+
+    Raises:
+        ConfigError: ``required`` and it is nowhere; the message says where it looked and what
+            to attach or run.
+    """
+    candidates = [folder / path for folder in mounted_outputs(upstream)]
+    candidates.append(output_root() / path)
+    for candidate in candidates:
+        if candidate.exists():
+            log.info("%s: found at %s", path, candidate)
+            return candidate
+    if not required:
+        return None
+    source = f"notebook {kernel_slug(upstream)}" if upstream else "the notebook that makes it"
+    raise ConfigError(
+        f"{path!r} is neither in an attached notebook output (looked in "
+        f"{', '.join(str(c.parent) for c in candidates[:-1]) or 'none attached'}) nor in "
+        f"{output_root()}. On Kaggle: Add Input → Notebook output → {source} (or run "
+        "`debiaslab kaggle build`, whose metadata attaches it); elsewhere: run it first in this "
+        "session, or give a Hugging Face repo id where the parameter allows one."
+    )
+
+
+def adapter(value: str, *, upstream: str | None = None) -> Path:
+    """A fine-tuning run, adapter or model folder: an upstream output, this session's folder,
+    or (a repo id found nowhere here) a Hub download through :func:`debiaslab.hub.client.pull`.
+    """
+    found = locate(value, upstream=upstream, required=hub_id(value) is None)
+    return pull(found if found is not None else value)
+
+
+def bring_results(
+    path: str, *, upstream: str | None = None, into: str | None = None
+) -> Path | None:
+    """Copy an upstream notebook's result files under ``path`` into this session's folder
+    (``into``, default the same ``path``), where a rerun with the same settings reads them
+    instead of recomputing (:func:`debiaslab.runner.evaluate` skips a result that exists).
+
+    Returns the local folder, or ``None`` when no upstream output holds results there.
+    """
+    here = output_root() / (into or path)
+    for folder in mounted_outputs(upstream):
+        source = folder / path
+        if source.is_dir() and any(True for _ in read_all(source.resolve())):
+            report = gather(source.resolve(), here)
+            log.info("%s: %d files from %s", path, len(report.copied), source)
+            return here
+    return here if here.is_dir() else None
+
+
+def gather_results(results: str = "results", repo: str | None = None) -> list[str]:
+    """Every upstream notebook's result files, and a Hub results dataset (``repo``), gathered
+    into this session's ``results`` folder; returns where they came from (identical files are
+    kept once, and differing ones stop it: :func:`debiaslab.gather.gather`)."""
+    target = output_root() / results
+    sources: list[str] = []
+    for folder in mounted_outputs():
+        source = (folder / "results").resolve()
+        if source.is_dir() and any(True for _ in read_all(source)):
+            report: GatherReport = gather(source, target)
+            sources.append(f"{folder.name}: {len(report.results)} result files")
+    if repo:
+        report = pull_results(repo, target)
+        sources.append(f"{repo}: {len(report.results)} result files")
+    if target.is_dir() and not sources and any(True for _ in read_all(target)):
+        sources.append(f"{target}: this session's results")
+    if not sources:
+        raise ConfigError(
+            f"no result files: nothing under {target}, no attached notebook output holds a "
+            "results/ folder, and RESULTS_REPO is not set. Attach the notebooks' outputs (Add "
+            "Input → Notebook output), or set RESULTS_REPO to a results dataset on the Hub."
+        )
+    return sources
