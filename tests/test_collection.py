@@ -3,6 +3,7 @@ notebook draws the figures and the report is built to a PDF whose pages render."
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -198,6 +199,8 @@ def test_the_demo_runs_every_notebook_and_builds_the_report(demo_run):
     for step in (s for s in collection.collection_steps() if s.notebook is not None):
         executed = nbformat.read(demo_run.executed(step.name), as_version=4)
         assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code"), step.name
+    results_nb = json.dumps(nbformat.read(demo_run.executed("results"), as_version=4).cells)
+    assert "results from debiaslab-calibration-calibration: " in results_nb  # a mounted input
     timings = collection.read_timings(demo_run.run_dir)
     assert {s["status"] for s in timings["steps"]} == {"ok"}
     assert all(s["seconds"] > 0 for s in timings["steps"])

@@ -136,6 +136,8 @@ def test_cache_path():
     assert path.name.startswith("google--flan-t5-base__") and path.suffix == ".jsonl"
     assert path == cache_path("out", "google/flan-t5-base", GREEDY)
     assert path != cache_path("out", "google/flan-t5-base", SAMPLE)
+    pre, post = (cache_path("out", "google/flan-t5-base", GREEDY, s) for s in ("pre", "post"))
+    assert pre.name.startswith("google--flan-t5-base__pre__") and pre != post
 
 
 # --------------------------------------------------------------------------- generate

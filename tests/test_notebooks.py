@@ -99,13 +99,18 @@ def test_the_chain_runs_offline_on_the_tiny_presets(entry, demo_run):
         for r in records
         if r["benchmark"] == "crows_pairs"
     )
-    manifest = json.loads((out / "runs" / entry.slug / "finetune.json").read_text())
+    finetuned = demo_run.working(f"{entry.slug}/02_finetune")
+    manifest = json.loads((finetuned / "runs" / entry.slug / "finetune.json").read_text())
     assert manifest["recipe"] == "crows_counter"
     assert manifest["method"] == ("qlora" if entry.instruction else "lora")
     if entry.instruction:
         assert ("stereoset_mc", "post") in stages
     executed = json.loads(demo_run.executed(f"{entry.slug}/03_post_eval").read_text())
     assert "HUB_REPO is not set" in json.dumps(executed["cells"][-1]["outputs"])
+    # Its own session: notebook 1's results came from the mounted output, not a re-run.
+    pre = [r for r in records if r["stage"] == "pre"]
+    read = f"{len(pre)} of {len(pre)} pre-mitigation results read from notebook 1"
+    assert read in _cells(demo_run, f"{entry.slug}/03_post_eval")
 
 
 def test_readme_lists_every_notebook_with_its_links():
@@ -131,10 +136,10 @@ def test_synthetic_data_notebook_runs_offline(demo_run):
     """Spec → tiny writer → filters → dataset with card → (no token: no push) → full fine-tune
     of tiny-gpt2 on the train split → pre/post evaluation of the fine-tuned model."""
     executed = _cells(demo_run, "synthetic_data/synthetic_data")
-    out = _out(demo_run)
-    dataset = out / "datasets" / "synthetic-gender-work"
+    out, session = _out(demo_run), demo_run.working("synthetic_data/synthetic_data")
+    dataset = session / "datasets" / "synthetic-gender-work"
     assert (dataset / "README.md").is_file() and list((dataset / "data").glob("train-*.parquet"))
-    manifest = json.loads((out / "runs" / "synthetic_data" / "finetune.json").read_text())
+    manifest = json.loads((session / "runs" / "synthetic_data" / "finetune.json").read_text())
     assert manifest["recipe"] == "synthetic" and manifest["recipe_info"]["spec"] == "gender-work"
     records = [record for _, record in read_all(out / "results" / "synthetic_data")]
     stages = {(r["benchmark"], r["stage"]) for r in records}
@@ -187,16 +192,18 @@ def test_precise_debias_notebooks_run_offline(demo_run):
     for stage in ("01_dataset", "02_train", "03_evaluate", "04_infer"):
         demo_run.executed(f"precise_debias/{stage}")
     out = _out(demo_run)
-    run = out / "runs" / "precise_debias"
-    assert (run / "data" / "train.json").is_file() and (run / "data" / "test.json").is_file()
-    assert json.loads((run / "rewriter" / "finetune.json").read_text())["recipe"] == (
+    data = demo_run.working("precise_debias/01_dataset") / "runs" / "precise_debias" / "data"
+    assert (data / "train.json").is_file() and (data / "test.json").is_file()
+    rewriter = demo_run.working("precise_debias/02_train") / "runs" / "precise_debias"
+    assert json.loads((rewriter / "rewriter" / "finetune.json").read_text())["recipe"] == (
         "precise_debias"
     )
-    assert (run / "rewriter" / "align" / "align_curve.json").is_file()
+    assert (rewriter / "rewriter" / "align" / "align_curve.json").is_file()
     assert (out / "figures" / "align_curve.png").is_file()
     records = [r for _, r in read_all(out / "results" / "precise_debias")]
     assert sorted(r["stage"] for r in records) == ["align", "post", "pre"]
-    assert len(list((run / "infer").rglob("*.png"))) == 2 * 2
+    infer = demo_run.working("precise_debias/04_infer") / "runs" / "precise_debias" / "infer"
+    assert len(list(infer.rglob("*.png"))) == 2 * 2
 
 
 def test_readme_images_are_in_the_repository():

@@ -142,8 +142,15 @@ def settings_hash(settings: GenerationSettings) -> str:
     return _sha256_json(settings.as_dict())
 
 
-def cache_path(output_dir: str | Path, model_name: str, settings: GenerationSettings) -> Path:
-    """The conventional cache file of one model's generations under one set of settings.
+def cache_path(
+    output_dir: str | Path,
+    model_name: str,
+    settings: GenerationSettings,
+    stage: str | None = None,
+) -> Path:
+    """The conventional cache file of one model's generations under one set of settings, one
+    per ``stage``: a post-mitigation run never appends to the file a pre-mitigation result
+    names (on Kaggle they are written in different sessions, and gathered together).
 
     Example:
         >>> cache_path("out", "google/flan-t5-base", GenerationSettings()).parent.as_posix()
@@ -151,7 +158,8 @@ def cache_path(output_dir: str | Path, model_name: str, settings: GenerationSett
         >>> cache_path("out", "google/flan-t5-base", GenerationSettings()).name[:22]
         'google--flan-t5-base__'
     """
-    name = f"{slug(model_name)}__{settings_hash(settings)[:8]}.jsonl"
+    parts = [slug(model_name), *([slug(stage)] if stage else []), settings_hash(settings)[:8]]
+    name = "__".join(parts) + ".jsonl"
     return Path(output_dir) / "generations" / name
 
 

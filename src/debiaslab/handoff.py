@@ -77,24 +77,40 @@ def locate(path: str, *, upstream: str | None = None, required: bool = True) -> 
         if candidate.exists():
             log.info("%s: found at %s", path, candidate)
             return candidate
-    if not required:
-        return None
+    if required:
+        raise ConfigError(_missing(path, upstream, candidates))
+    return None
+
+
+def _missing(path: str, upstream: str | None, candidates: list[Path]) -> str:
     source = f"notebook {kernel_slug(upstream)}" if upstream else "the notebook that makes it"
-    raise ConfigError(
+    return (
         f"{path!r} is neither in an attached notebook output (looked in "
         f"{', '.join(str(c.parent) for c in candidates[:-1]) or 'none attached'}) nor in "
         f"{output_root()}. On Kaggle: Add Input → Notebook output → {source} (or run "
         "`debiaslab kaggle build`, whose metadata attaches it); elsewhere: run it first in this "
-        "session, or give a Hugging Face repo id where the parameter allows one."
+        "session, or give a Hugging Face repo id where the parameter allows one"
     )
 
 
 def adapter(value: str, *, upstream: str | None = None) -> Path:
     """A fine-tuning run, adapter or model folder: an upstream output, this session's folder,
     or (a repo id found nowhere here) a Hub download through :func:`debiaslab.hub.client.pull`.
+
+    Raises:
+        ConfigError: found nowhere here, and not a repo id or not on the Hub (the message
+            says both where it looked and what the Hub answered).
     """
-    found = locate(value, upstream=upstream, required=hub_id(value) is None)
-    return pull(found if found is not None else value)
+    found = locate(value, upstream=upstream, required=False)
+    if found is not None:
+        return pull(found)
+    where = _missing(value, upstream, [f / value for f in mounted_outputs(upstream)] + [Path()])
+    if hub_id(value) is None:
+        raise ConfigError(where)
+    try:
+        return pull(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}. As a Hub repo id: {exc}") from exc
 
 
 def bring_results(

@@ -230,9 +230,18 @@ def render_text(stage: str, entry: Entry, templates: Path | None = None) -> str:
     template = own if own.is_file() else templates / f"{stage}.py"
     source = _fill(template.read_text("utf-8"), entry)
     notebook = jupytext.reads(source, fmt="py:percent")
+    settings = kaggle_settings(entry)
     notebook.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"},
+        # What Kaggle reads when the notebook is imported (Settings → Accelerator, Internet).
+        "kaggle": {
+            "accelerator": "nvidiaTeslaT4" if settings["gpu"] else "none",
+            "isGpuEnabled": settings["gpu"],
+            "isInternetEnabled": settings["internet"],
+            "language": "python",
+            "sourceType": "notebook",
+        },
     }
     for number, cell in enumerate(notebook.cells):
         cell.id = f"{stage}-{number}"  # nbformat's default ids are random
@@ -252,6 +261,13 @@ READS = {
     "04_infer": ("02_train",),
     "02_evaluate": ("01_run",),
 }
+
+
+def kaggle_settings(entry: Entry) -> dict[str, bool]:
+    """Whether a notebook needs Kaggle's GPU and internet: a GPU notebook loads real
+    checkpoints from the Hub; the CPU ones (calibration, results) need neither."""
+    needs = entry.hardware != "cpu"
+    return {"gpu": needs, "internet": needs}
 
 
 def step_name(entry: Entry, stage: str) -> str:

@@ -374,7 +374,8 @@ def _generative_setup(job: Job) -> None:
 
 def _generative_kwargs(job: Job) -> dict[str, Any]:
     settings = job.resolved["generation"]
-    cache = cache_path(job.config.output, job.config.name or job.config.model, settings)
+    name = job.config.name or job.config.model
+    cache = cache_path(job.config.output, name, settings, job.config.stage)
     out = {"settings": settings, "cache": cache, "threshold": job.settings.threshold}
     if job.processors is not None:
         factory, key = job.processors

@@ -2,7 +2,7 @@
 
 Verbs: ``eval``, ``finetune``, ``plan``, ``push``, ``pull``, ``stereoset-score``, ``demo``,
 ``track``, ``paper``, ``calibrate``, ``report``, ``results``, ``synth``, ``t2i``, ``models``,
-``data`` (one module per group; ``data`` lives beside the registry in
+``data``, ``kaggle`` (one module per group; ``data`` lives beside the registry in
 :mod:`debiaslab.data.pull`).
 ``debiaslab VERB --help`` lists each verb's options. Errors in the input print one line that
 says what and where, exit 2: numbers and output folders are checked at parse time
@@ -18,7 +18,7 @@ import sys
 
 from debiaslab import __version__
 from debiaslab import validate as check
-from debiaslab.cli import evaluation, images, outputs, synthetic, training
+from debiaslab.cli import evaluation, images, outputs, platforms, synthetic, training
 from debiaslab.data.pull import add_data_commands
 from debiaslab.errors import DebiaslabError
 
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--version", action="version", version=f"debiaslab {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for group in (evaluation, training, outputs, synthetic, images):
+    for group in (evaluation, training, outputs, synthetic, images, platforms):
         group.add_commands(sub)
     add_data_commands(sub)
     return parser

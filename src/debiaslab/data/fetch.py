@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from debiaslab.env import repo_root
+from debiaslab.env import input_root, repo_root
 from debiaslab.errors import ChecksumError, DataFormatError, DataNotFoundError
 from debiaslab.io import write_atomic
 
 log = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "DEBIASLAB_DATA_DIR"
+# The data folder inside the Kaggle dataset of `debiaslab kaggle build` (found by data_dir).
+BUNDLED_DATA = "debiaslab-data"
 CACHE_DIR_ENV = "DEBIASLAB_CACHE"
 REGISTRY_FILE = "registry.yaml"
 SHIPPED_REGISTRY = f"data_registry/{REGISTRY_FILE}"  # inside the installed package
@@ -161,9 +163,20 @@ def cache_dir() -> Path:
 
 
 def data_dir() -> Path | None:
-    """The user's local data directory from ``$DEBIASLAB_DATA_DIR``, if set."""
+    """The user's data folder: ``$DEBIASLAB_DATA_DIR``, else the ``debiaslab-data`` folder of
+    an attached input (the dataset ``debiaslab kaggle build`` makes, under ``/kaggle/input``),
+    else ``None``."""
     root = os.environ.get(DATA_DIR_ENV)
-    return Path(root) if root else None
+    if root:
+        return Path(root)
+    inputs = input_root()
+    if inputs is None or not inputs.is_dir():
+        return None
+    for depth in range(3):
+        for found in sorted(inputs.glob("/".join(["*"] * depth + [BUNDLED_DATA]))):
+            if found.is_dir():
+                return found
+    return None
 
 
 def sha256_of(path: Path) -> str:
