@@ -199,6 +199,19 @@ def test_the_demo_runs_every_notebook_and_builds_the_report(demo_run):
     for step in (s for s in collection.collection_steps() if s.notebook is not None):
         executed = nbformat.read(demo_run.executed(step.name), as_version=4)
         assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code"), step.name
+    # Every cell that shows a figure or an image grid holds it as a PNG in the executed copy.
+    for step in (s for s in collection.collection_steps() if s.notebook is not None):
+        cells = nbformat.read(demo_run.executed(step.name), as_version=4).cells
+        showing = [c for c in cells if c.cell_type == "code" and ".show(" in c.source]
+        for cell in showing:
+            kinds = {k for o in cell.outputs for k in o.get("data", {})}
+            assert "image/png" in kinds, (step.name, cell.source[:80])
+    drawn = {s.name for s in collection.collection_steps() if s.notebook is not None
+             and ".show(" in s.notebook.read_text()}  # fmt: skip
+    assert {"decoding_balance/decoding_balance", "attention_gate/attention_gate",
+            "calibration/calibration", "t2i_audit/t2i_audit", "precise_debias/02_train",
+            "precise_debias/03_evaluate", "precise_debias/04_infer", "socratic/01_run",
+            "socratic/02_evaluate", "results"} <= drawn  # fmt: skip
     results_nb = json.dumps(nbformat.read(demo_run.executed("results"), as_version=4).cells)
     assert "results from debiaslab-calibration-calibration: " in results_nb  # a mounted input
     timings = collection.read_timings(demo_run.run_dir)

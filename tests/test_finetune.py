@@ -269,23 +269,16 @@ def test_cli_push_uploads_the_run_with_its_card_or_skips_without_a_token(
     assert (fake_hub.folder("someone/tiny-lora") / "adapter_model.safetensors").is_file()
 
 
-def test_two_gpus_launch_the_cli_under_accelerate_with_the_same_settings(monkeypatch, tmp_path):
-    """What `run_finetune` hands to `accelerate launch` parses back into the same settings."""
-    import subprocess
-
+def test_the_launched_command_line_parses_back_into_the_same_settings():
+    """What each process under `accelerate launch` runs (the launch itself: test_distributed)."""
     from debiaslab.mitigation import finetune as ft
 
     config = FinetuneConfig(
         method="qlora", steps=7, lr=3e-4, lora_targets=["q", "v"], fp16=True, seed=3
     )
-    launched = []
-    monkeypatch.setattr(subprocess, "run", lambda command, check: launched.append(command))
-    ft.run_finetune(
-        "flan-t5-base", tmp_path / "run", config, recipe="cda", data="corpus.txt", gpus=2
-    )
-    (command,) = launched
-    assert command[1:6] == ["-m", "accelerate.commands.launch", "--num_processes", "2", "-m"]
-    args = build_parser().parse_args(command[command.index("debiaslab.cli") + 1 :])
+    arguments = ft.launch_arguments("flan-t5-base", "run", config, "cda", "corpus.txt", 0, True)
+    assert arguments[:2] == ["debiaslab.cli", "finetune"]
+    args = build_parser().parse_args(arguments[1:])
     assert finetune_config(args) == config
     assert (args.model, args.recipe, args.data, args.resume) == (
         "flan-t5-base",

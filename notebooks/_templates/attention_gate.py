@@ -82,14 +82,18 @@ table = heads.tradeoff(
     seed=SEED,
     output=output / "gating_tradeoff.csv",
 )
-plots.tradeoff(
-    table,
-    output / "gating_tradeoff",
-    target=None,
-    ylabel="toxic continuations (95% CI)",
-    xlabel="perplexity relative to no gates",
-)
 table
+
+# %%
+plots.show(
+    plots.tradeoff(
+        table,
+        output / "gating_tradeoff",
+        target=None,
+        ylabel="toxic continuations (95% CI)",
+        xlabel="perplexity relative to no gates",
+    )
+)
 
 # %%
 gates = heads.gate_top_k(lm.model, scores, max(HEADS))

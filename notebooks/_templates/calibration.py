@@ -22,10 +22,13 @@ FIGURES = "figures"
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import calibration, env
+from debiaslab import calibration, env, plots
 
 environment = env.setup(seed=0)
 table = calibration.run_calibration(
     environment.output_root / RESULTS, environment.output_root / FIGURES, quick=QUICK
 )
 table[["dataset", "benchmark", "family", "rate", "value", "ci_low", "ci_high"]].round(1)
+
+# %%
+plots.show([environment.output_root / FIGURES / "calibration.png"])

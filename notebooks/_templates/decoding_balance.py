@@ -62,8 +62,10 @@ table = decoding.tradeoff(
     seed=SEED,
     output=output / "decoding_tradeoff.csv",
 )
-plots.tradeoff(table, output / "decoding_tradeoff")
 table
+
+# %%
+plots.show(plots.tradeoff(table, output / "decoding_tradeoff"))
 
 # %%
 generation = GenerationConfig(

@@ -41,7 +41,7 @@ SEED = 0
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import env
+from debiaslab import env, plots, plots_t2i
 from debiaslab.t2i import audit, classify, clip
 
 environment = env.setup(seed=SEED, model=PIPELINE)
@@ -61,6 +61,13 @@ result, path = audit.run_audit(
 
 # %%
 audit.share_table(result).round(3)
+
+# %% [markdown]
+# What was generated, and what the classifier saw in it:
+
+# %%
+images = audit.image_pairs(result, output / "images" / "pre")
+plots.show(plots_t2i.image_grid(images, output / "images_pre"))
 
 # %%
 if LABELLED_IMAGES:

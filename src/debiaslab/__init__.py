@@ -8,11 +8,11 @@ top of a module or inside a function). A name covers a module or a whole package
                model_source metrics hub.scrub
     records    results plots plots_mc plots_t2i cards
     data       data
-    models     models planner batching tiny smollm2
+    models     models planner distributed batching tiny smollm2
     engines    scoring_head scoring scoring_prefix generation generation_cache textclass
     benchmarks benchmarks evalconfig
     methods    mitigation synth t2i
-    evaluate   runner suites
+    evaluate   runner launch suites
     outputs    gather hub results_share handoff report calibration_tables
     studies    calibration notebooks realtrack collection kaggle_bundle
     cli        cli __main__

@@ -6,8 +6,8 @@ behind a tqdm bar, and a batch that runs out of memory is split in two and retri
 (:func:`run_batches`); :func:`pad_rows` pads token id lists into ``(input_ids,
 attention_mask)``.
 
-Layer: models (imports nothing from debiaslab), so the engines above and the tiny models beside
-it share one implementation.
+Layer: models (imports only :mod:`debiaslab.distributed` beside it), so the engines above and
+the tiny models beside it share one implementation.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
+
+from debiaslab import distributed
 
 log = logging.getLogger(__name__)
 
@@ -60,27 +62,37 @@ def run_batches(
     progress: bool,
     desc: str,
 ) -> list:
-    """Run ``run`` on each batch; on OOM split the batch in two and retry. Results by item."""
-    results: list = [None] * n_items
-    todo = list(reversed(batches))
-    with tqdm(total=n_items, desc=desc, disable=not progress, unit="seq", leave=False) as bar:
-        while todo:
-            batch = todo.pop()
-            try:
-                out = run(batch)
-            except Exception as exc:
-                if not is_oom(exc) or len(batch) == 1:
-                    raise
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                half = len(batch) // 2
-                log.warning("out of memory at batch size %d; retrying with %d", len(batch), half)
-                todo.extend([batch[half:], batch[:half]])
-                continue
-            for i, value in zip(batch, out, strict=True):
-                results[i] = value
-            bar.update(len(batch))
-    return results
+    """Run ``run`` on each batch; on OOM split the batch in two and retry. Results by item.
+
+    Launched as several processes (one per GPU, :mod:`debiaslab.distributed`), each runs its
+    share of the batches and every process gets all the results.
+    """
+
+    def run_mine(mine: list[list[int]]) -> list:
+        results: list = [None] * n_items
+        todo = list(reversed(mine))
+        total = sum(len(b) for b in mine)
+        shown = progress and distributed.is_main()
+        with tqdm(total=total, desc=desc, disable=not shown, unit="seq", leave=False) as bar:
+            while todo:
+                batch = todo.pop()
+                try:
+                    out = run(batch)
+                except Exception as exc:
+                    if not is_oom(exc) or len(batch) == 1:
+                        raise
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                    half = len(batch) // 2
+                    log.warning("out of memory at batch %d; retrying with %d", len(batch), half)
+                    todo.extend([batch[half:], batch[:half]])
+                    continue
+                for i, value in zip(batch, out, strict=True):
+                    results[i] = value
+                bar.update(len(batch))
+        return results
+
+    return distributed.share(batches, run_mine, n_items)
 
 
 def pad_rows(

@@ -97,6 +97,9 @@ def _cuda_kernel_problem(torch) -> str | None:
 def select_device(requested: str | None = None):
     """Pick ``cuda``/``mps``/``cpu`` (or honour ``requested``), failing fast on unusable GPUs.
 
+    A process launched as one of several (``accelerate launch``, one per GPU) gets the GPU of
+    its ``LOCAL_RANK`` for ``cuda``.
+
     Raises:
         ConfigError: CUDA was requested but is unavailable, or torch lacks kernels for the GPU.
     """
@@ -109,6 +112,8 @@ def select_device(requested: str | None = None):
             requested = "mps"
         else:
             requested = "cpu"
+    if requested == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        requested = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     device = torch.device(requested)
     if device.type == "cuda":
         if not torch.cuda.is_available():

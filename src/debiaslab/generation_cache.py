@@ -85,12 +85,16 @@ class JsonlAppender:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        # Unbuffered, append mode: each call is one write(2) at the end of the file, so the
+        # processes of a launched run (one per GPU) can append to one file without tearing
+        # each other's lines.
+        self.file = open(path, "ab", buffering=0)  # noqa: SIM115 (closed by close())
 
     def append(self, records: Sequence[dict[str, Any]]) -> None:
-        for record in records:
-            self.file.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self.file.flush()
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+        written = 0
+        while written < len(data):
+            written += self.file.write(data[written:])
         os.fsync(self.file.fileno())
 
     def close(self) -> None:

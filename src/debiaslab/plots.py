@@ -5,6 +5,7 @@ here; multiple choice in :mod:`debiaslab.plots_mc`, text-to-image in :mod:`debia
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,17 @@ def save_figure(fig, path_stem: str | Path, formats=("png", "pdf")) -> list[Path
         fig.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight")
         written.append(write_bytes_atomic(stem.with_suffix(f".{fmt}"), buffer.getvalue()))
     return written
+
+
+def show(paths: Sequence[str | Path]):
+    """A figure's PNG for a notebook to display (a cell's last expression shows it inline, so
+    the executed notebook holds it as ``image/png``): the first ``.png`` among ``paths``."""
+    from IPython.display import Image
+
+    png = next((Path(p) for p in paths if Path(p).suffix == ".png"), None)
+    if png is None:
+        raise ValueError(f"no PNG among {[str(p) for p in paths]}")
+    return Image(filename=str(png))
 
 
 def calibration(panels: list[tuple[str, pd.DataFrame]], path_stem: str | Path) -> list[Path]:

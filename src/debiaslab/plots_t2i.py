@@ -4,6 +4,7 @@ written atomically through :func:`debiaslab.plots.save_figure`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -172,4 +173,37 @@ def demographics(frame: pd.DataFrame, path_stem: str | Path) -> list[Path]:
             handles=[Patch(color=colour_of[g], label=str(g)) for g in groups],
             loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False,
         )  # fmt: skip
+    return save_figure(fig, path_stem)
+
+
+def image_grid(
+    images: Sequence[tuple[str | Path, str]],
+    path_stem: str | Path,
+    *,
+    columns: int = 4,
+    limit: int = 16,
+) -> list[Path]:
+    """Generated images in a grid, each titled by its label: ``(path, label)`` pairs, the
+    first ``limit``; saved as ``<stem>.png``/``.pdf``.
+
+    Raises:
+        ValueError: no images.
+    """
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    chosen = list(images)[:limit]
+    if not chosen:
+        raise ValueError("no images to show")
+    width = min(columns, len(chosen))
+    rows = -(-len(chosen) // width)
+    fig = Figure(figsize=(2.3 * width, 2.5 * rows))
+    axes = fig.subplots(rows, width, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (path, label) in zip(axes.flat, chosen, strict=False):
+        with Image.open(path) as image:
+            ax.imshow(image.convert("RGB"))
+        ax.set_title(label if len(label) <= 34 else label[:33] + "…", fontsize=7)
+    fig.tight_layout()
     return save_figure(fig, path_stem)

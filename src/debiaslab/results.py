@@ -156,9 +156,12 @@ def environment_info(device: str | None = None) -> dict[str, Any]:
         "device": device,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        # processes that shared the work (one per GPU under accelerate launch)
+        "processes": int(os.environ.get("WORLD_SIZE", "1")),
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpu_count"] = torch.cuda.device_count()
     return info
 
 

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from debiaslab import env, models
+from debiaslab import distributed, env, models
 from debiaslab.benchmarks import registry
 from debiaslab.benchmarks.precision import check_request
 from debiaslab.benchmarks.precision import fp32_check as recheck
@@ -232,7 +232,11 @@ def evaluate(config: EvalConfig) -> RunResult:
     if check is not None:
         record["fp32_check"] = check
     record["eval_config"] = config.to_record()
-    path = write_result(record, config.output, result.items, artifacts=result.artifacts)
+    # Launched as several processes (one per GPU), each holds every result; one writes them.
+    path = target
+    if distributed.is_main():
+        path = write_result(record, config.output, result.items, artifacts=result.artifacts)
+    distributed.barrier()
     return RunResult(path, record, skipped=False)
 
 

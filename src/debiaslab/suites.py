@@ -13,9 +13,10 @@ from debiaslab.benchmarks.crows_pairs import paired_difference
 from debiaslab.benchmarks.registry import family_of
 from debiaslab.config import get_preset
 from debiaslab.evalconfig import EvalConfig
+from debiaslab.launch import evaluate_all
 from debiaslab.model_source import folder_kind
 from debiaslab.results import headline_metrics
-from debiaslab.runner import RunResult, evaluate
+from debiaslab.runner import RunResult
 from debiaslab.textclass import REGARD_MODEL, TOXICITY_MODEL
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def evaluate_suite(
     toxicity_model: str = TOXICITY_MODEL,
     regard_model: str = REGARD_MODEL,
     name: str | None = None,
+    processes: int | str = "auto",
     **common,
 ) -> list[RunResult]:
     """The pre- or post-mitigation evaluation of one model: every benchmark of its family.
@@ -67,6 +69,8 @@ def evaluate_suite(
         bold_domains: BOLD domains (default: gender and race).
         toxicity_model, regard_model: classifiers for BOLD.
         name: the model's name in results (default ``model``).
+        processes: ``auto`` runs on every visible GPU, one process each (Kaggle T4×2: two,
+            the work shared batch by batch, the same result files as one process); or a count.
         common: other settings of :class:`~debiaslab.evalconfig.EvalConfig` by flat name
             (device, dtype, quantization, n_boot, seed, head_gates …).
     """
@@ -81,7 +85,7 @@ def evaluate_suite(
     # A full fine-tune's folder holds the weights: it is the model, not an adapter.
     if adapter is not None and Path(adapter).is_dir() and folder_kind(adapter) == "model":
         model, adapter = str(adapter), None
-    out = []
+    configs = []
     for benchmark in chosen:
         kwargs = dict(common)
         if benchmark == "crows_pairs":
@@ -97,13 +101,15 @@ def evaluate_suite(
             )
         else:
             kwargs.update(limit=generation_limit)
-        config = EvalConfig.of(
-            model, benchmark, output, family=family, adapter=adapter, stage=stage, name=name,
-            **kwargs,
+        configs.append(
+            EvalConfig.of(
+                model, benchmark, output, family=family, adapter=adapter, stage=stage,
+                name=name, **kwargs,
+            )
         )  # fmt: skip
-        result = evaluate(config)
-        log.info("%s %s: %s", stage, benchmark, result.path.name)
-        out.append(result)
+    out = evaluate_all(configs, processes)
+    for result in out:
+        log.info("%s %s: %s", stage, result.record["benchmark"], result.path.name)
     return out
 
 

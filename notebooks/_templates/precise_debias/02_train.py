@@ -36,7 +36,7 @@ SEED = 0
 # %%
 import pandas as pd
 
-from debiaslab import env, handoff
+from debiaslab import env, handoff, plots
 from debiaslab.mitigation import finetune
 from debiaslab.models import load_model
 from debiaslab.t2i.precise_debias import align, groups, pairs, rewriter
@@ -69,3 +69,6 @@ aligned = align.align(
 )
 print("stopped by", aligned.stopped, "— adapter in", aligned.adapter)
 pd.DataFrame(aligned.curve)[["iteration", "max_abs_delta", "tv"]]
+
+# %%
+plots.show(aligned.figures)

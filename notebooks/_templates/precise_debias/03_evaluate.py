@@ -32,7 +32,7 @@ SEED = 0
 # %%
 import pandas as pd
 
-from debiaslab import env, handoff
+from debiaslab import env, handoff, plots, plots_t2i
 from debiaslab.models import load_model
 from debiaslab.t2i import audit
 from debiaslab.t2i.precise_debias import align, pairs
@@ -57,3 +57,11 @@ after = audit.share_table(post).assign(stage="rewritten")
 pd.concat([before, after]).pivot_table(
     index=["occupation", "axis", "group", "bls"], columns="stage", values="perceived"
 ).round(3)
+
+# %% [markdown]
+# Plain prompts (first row) and rewritten ones, with what the classifier saw:
+
+# %%
+grid = audit.image_pairs(pre, output / "images" / "pre", limit=4)
+grid += audit.image_pairs(post, output / "images" / "post", limit=4)
+plots.show(plots_t2i.image_grid(grid, output / "images_plain_rewritten"))

@@ -23,7 +23,7 @@ SEED = 0
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import env, handoff
+from debiaslab import env, handoff, plots, plots_t2i
 from debiaslab.models import load_model
 from debiaslab.t2i.precise_debias import rewriter
 
@@ -47,5 +47,8 @@ if PIPELINE:
         width=SIZE,
     )
     print(len(rows), "images in", environment.output_root / OUTPUT)
+    drawn = [(environment.output_root / OUTPUT / row["file"], row["prompt"]) for row in rows]
+    grid = plots_t2i.image_grid(drawn, environment.output_root / "figures" / "rewrites_drawn")
+    display(plots.show(grid))
 else:
     print("PIPELINE is not set: no images drawn")

@@ -35,7 +35,7 @@ SEED = 0
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import env
+from debiaslab import env, plots, plots_t2i
 from debiaslab.data import prompts
 from debiaslab.t2i import socratic
 
@@ -63,3 +63,7 @@ records, path = socratic.run_socratic(
     source="PartiPrompts " + ", ".join(CATEGORIES),
 )
 print(path)
+
+# %%
+images = socratic.image_pairs(records, output / "socratic")
+plots.show(plots_t2i.image_grid(images, output / "socratic_images"))

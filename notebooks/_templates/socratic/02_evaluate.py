@@ -19,7 +19,7 @@ SEED = 0
 {{BOOTSTRAP}}
 
 # %%
-from debiaslab import env, handoff, plots_t2i
+from debiaslab import env, handoff, plots, plots_t2i
 from debiaslab.t2i import socratic
 
 environment = env.setup(seed=SEED)
@@ -29,5 +29,12 @@ socratic.summary_table(record).round(2)
 
 # %%
 records = socratic.read_records(run / "socratic")
-plots_t2i.socratic_curve(record, environment.output_root / RESULTS / "socratic_clipscore")
 socratic.cycle_table(records)
+
+# %%
+here = environment.output_root / RESULTS
+plots.show(plots_t2i.socratic_curve(record, here / "socratic_clipscore"))
+
+# %%
+images = socratic.image_pairs(records, run / "socratic")
+plots.show(plots_t2i.image_grid(images, here / "socratic_images"))

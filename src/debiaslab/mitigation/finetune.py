@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from debiaslab import distributed
 from debiaslab.cards.model import WEIGHT_KEYS
 from debiaslab.config import get_preset
 from debiaslab.env import check_fp16_ok
@@ -255,8 +255,6 @@ def finetune(
         return FinetuneResult(output, weights, finished, skipped=True)
     checkpoints = output / "checkpoints"
     ckpt.check_resumable(checkpoints, resume, config.steps)  # before loading the model
-    if "LOCAL_RANK" in os.environ and device is None:
-        device = f"cuda:{os.environ['LOCAL_RANK']}"
     lm = load_model(
         model,
         family=family,
@@ -357,6 +355,7 @@ def finetune(
             "seconds": round(seconds, 1),
             "resumed_from": Path(last).name if last else None,
             "device": str(lm.device),
+            "n_processes": trainer.args.world_size,
         }
         write_bytes_atomic(output / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     else:
@@ -408,6 +407,27 @@ def _cli_flags(config: FinetuneConfig) -> list[str]:
     return flags
 
 
+def launch_arguments(
+    model: str,
+    output: str | Path,
+    config: FinetuneConfig,
+    recipe: str,
+    data: str | None,
+    split_seed: int,
+    resume: bool,
+) -> list[str]:
+    """The ``debiaslab finetune`` command line (after ``python -m``) each launched process
+    runs: the same settings as ``config`` (:func:`debiaslab.cli.training.finetune_config`
+    parses them back)."""
+    return [
+        "debiaslab.cli", "finetune", "--model", model, "--output", str(output),
+        "--recipe", recipe, "--split-seed", str(split_seed),
+        *(["--data", str(data)] if data else []),
+        *(["--resume"] if resume else []),
+        *_cli_flags(config),
+    ]  # fmt: skip
+
+
 def run_finetune(
     model: str,
     output: str | Path,
@@ -428,10 +448,9 @@ def run_finetune(
     (default on) continues an interrupted run in ``output``.
     """
     import subprocess
-    import sys
 
     config = config or FinetuneConfig()
-    n_gpus = _visible_gpus() if gpus == "auto" else int(gpus)
+    n_gpus = distributed.visible_gpus() if gpus == "auto" else int(gpus)
     if n_gpus <= 1:
         texts, info = recipe_texts(recipe, data, split_seed=split_seed)
         return finetune(
@@ -444,35 +463,13 @@ def run_finetune(
             resume=resume,
             progress=progress,
         )
-    command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--num_processes",
-        str(n_gpus),
-        "-m",
-        "debiaslab.cli",
-        "finetune",
-        "--model",
-        model,
-        "--output",
-        str(output),
-        "--recipe",
-        recipe,
-        "--split-seed",
-        str(split_seed),
-        *(["--data", str(data)] if data else []),
-        *(["--resume"] if resume else []),
-        *_cli_flags(config),
-    ]
+    arguments = launch_arguments(model, output, config, recipe, data, split_seed, resume)
+    command = distributed.launch_command(n_gpus, arguments)
     log.info("launching %d processes: %s", n_gpus, " ".join(command))
-    subprocess.run(command, check=True)
+    env = distributed.launch_env(n_gpus, distributed.visible_gpus())
+    code = subprocess.run(command, env=env).returncode
+    if code != 0:
+        raise ConfigError(f"fine-tuning on {n_gpus} processes failed (exit {code}); see above")
     manifest = read_manifest(Path(output)) or {}
     weights = Path(output) / ("model" if config.method == "full" else "adapter")
     return FinetuneResult(Path(output), weights, manifest)
-
-
-def _visible_gpus() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -10,7 +10,8 @@ Example (the results notebook): ``results = report.load("results")``,
 ``drawn = report.figures(results, "figures")``, ``report.show(drawn["prepost_forest"])``.
 """
 
-from debiaslab.report.figures import figures, show
+from debiaslab.plots import show
+from debiaslab.report.figures import figures
 from debiaslab.report.findings import Finding, format_findings, headline_rows
 from debiaslab.report.paper import build
 from debiaslab.report.tables import load, provenance

@@ -92,10 +92,3 @@ def figures(results: Results, figures_dir: str | Path) -> dict[str, list[Path]]:
     if not positions.empty:
         drawn["mc_position"] = plots_mc.position_shares(positions, out_dir / "mc_position")
     return drawn
-
-
-def show(paths: list[Path]):
-    """Display a figure's PNG in a notebook (the results notebook's one-liner)."""
-    from IPython.display import Image
-
-    return Image(filename=str(next(p for p in paths if p.suffix == ".png")))

@@ -297,6 +297,17 @@ def audit(
     )
 
 
+def image_pairs(result, images: str | Path, limit: int = 16) -> list[tuple[Path, str]]:
+    """The audit's images (``images``: the folder :func:`run_audit` drew them into,
+    ``<output>/images/<stage>``) with what the classifier saw, for
+    :func:`debiaslab.plots_t2i.image_grid`: ``occupation · gender, race`` (or ``flagged``)."""
+    pairs = []
+    for row in result.items.head(limit).to_dict("records"):
+        seen = "flagged" if row.get("nsfw") is True else f"{row['gender']}, {row['race']}"
+        pairs.append((Path(images) / row["file"], f"{row['occupation']} · {seen}"))
+    return pairs
+
+
 def share_table(result):
     """Perceived share against the BLS share per occupation, axis and group: a DataFrame with
     occupation, axis, group, perceived, ci_low, ci_high, bls (from an audit's output)."""

@@ -343,6 +343,19 @@ def read_result(folder: str | Path) -> dict[str, Any]:
     return found[-1]
 
 
+def image_pairs(records: Sequence[dict[str, Any]], folder: str | Path) -> list[tuple[Path, str]]:
+    """Each prompt's first and best cycle's image (``folder``: where :func:`read_records`
+    reads), for :func:`debiaslab.plots_t2i.image_grid`."""
+    pairs = []
+    for record in records:
+        cycles = record["cycles"]
+        for cycle in sorted({0, record["best_cycle"]}):
+            c = cycles[cycle]
+            label = f"cycle {cycle}{' (best)' if cycle == record['best_cycle'] else ''}: "
+            pairs.append((Path(folder) / c["file"], label + f"{c['clip_score']:.1f}"))
+    return pairs
+
+
 def cycle_table(records: Sequence[dict[str, Any]]):
     """One row per prompt and cycle: prompt, cycle, rewritten prompt, caption, CLIPScore,
     caption similarity, stop reason, best (a DataFrame)."""
