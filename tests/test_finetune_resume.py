@@ -232,3 +232,47 @@ def test_a_resumed_run_records_the_loss_of_all_steps(runs, tmp_path):
     got = resumed.manifest["metrics"]
     assert got["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-6)
     assert got["train_loss_steps"] == whole["train_loss_steps"] == 8
+
+
+# ------------------------------------------------- a Kaggle session lost with its working folder
+
+
+def test_a_lost_session_resumes_from_the_checkpoint_pushed_to_the_hub(
+    runs, tmp_path, fake_hub, kill_after, monkeypatch
+):
+    """Checkpoints pushed as saved (3, 6); the session dies at step 7 and its folder with it;
+    a new session in an empty folder restores checkpoint 6 from the Hub and ends with the
+    uninterrupted run's weights."""
+    from debiaslab.hub.checkpoints import HubCheckpoints, checkpoint_store
+
+    monkeypatch.setenv("HF_TOKEN", "hf_" + "x" * 30)
+    store = checkpoint_store("ada/tiny-checkpoints", say=lambda line: None)
+    assert isinstance(store, HubCheckpoints)
+    lost = tmp_path / "session-1"
+    with pytest.raises(KeyboardInterrupt):
+        finetune(runs["model"], lost, TEXTS, CONFIG, progress=False, device="cpu",
+                 callbacks=[kill_after(7)], store=store)  # fmt: skip
+    pushed = fake_hub.files("ada/tiny-checkpoints")
+    assert json.loads(pushed["last-checkpoint/trainer_state.json"])["global_step"] == 6
+    assert fake_hub.private[("model", "ada/tiny-checkpoints")]
+    shutil.rmtree(lost)  # the interactive session ended: /kaggle/working is gone
+
+    again = finetune(runs["model"], tmp_path / "session-2", TEXTS, CONFIG, progress=False,
+                     device="cpu", resume=True, store=store)  # fmt: skip
+    assert again.manifest["resumed_from"] == "checkpoint-6"
+    assert_same_weights(again.weights, runs["whole"].weights)
+
+
+def test_without_a_repo_or_token_the_notebook_says_what_is_lost(fake_hub, monkeypatch):
+    from debiaslab.hub.checkpoints import LOST, checkpoint_store
+
+    said: list[str] = []
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    assert checkpoint_store(None, say=said.append) is None
+    assert checkpoint_store("ada/x", say=said.append) is None  # no HF_TOKEN
+    assert said == [
+        f"HUB_REPO is not set: {LOST}",
+        f"HUB_REPO is set but no HF_TOKEN secret: {LOST}",
+    ]
+    assert "Save Version → Save & Run All" in LOST and "/kaggle/working is lost" in LOST
+    assert fake_hub.calls == []

@@ -4,8 +4,10 @@
 # **Purpose.** Fine-tune `{{MODEL}}` on counter-stereotypical text — by default the
 # counter-stereotypical side of the CrowS-Pairs *training* half (the seed project's recipe) —
 # with full fine-tuning, LoRA or QLoRA as the preset's hardware settings say. Checkpoints are
-# written every `SAVE_STEPS` steps and a rerun resumes from the last one, so a Kaggle session
-# that stops is not lost.
+# written every `SAVE_STEPS` steps and a rerun resumes from the last one. An interactive Kaggle
+# session's working folder is lost when the session ends: set `HUB_REPO` (with the `HF_TOKEN`
+# secret) and each checkpoint is pushed to the Hub as it is saved and a new session resumes
+# from it; or use "Save Version → Save & Run All", whose output Kaggle keeps.
 #
 # **Read this.** CrowS-Pairs' data statement asks that it be used to *evaluate*, not to train.
 # This recipe is a research baseline: notebook 3 scores only the held-out half, and debiaslab
@@ -25,6 +27,7 @@ STEPS = 300
 LEARNING_RATE = None  # None: 5e-5 full, 2e-4 LoRA/QLoRA
 SAVE_STEPS = 50
 RUN = "runs/{{SLUG}}"
+HUB_REPO = None  # e.g. "your-name/{{SLUG}}-checkpoints": checkpoints survive the session
 SEED = 0
 
 # %%
@@ -32,6 +35,7 @@ SEED = 0
 
 # %%
 from debiaslab import env
+from debiaslab.hub.checkpoints import checkpoint_store
 from debiaslab.mitigation import finetune
 
 environment = env.setup(seed=SEED, model=MODEL)
@@ -41,7 +45,14 @@ config = finetune.config_for(
 config
 
 # %%
+store = checkpoint_store(HUB_REPO)
 run = finetune.run_finetune(
-    MODEL, environment.output_root / RUN, config, recipe=RECIPE, data=DATA, split_seed=SEED
+    MODEL,
+    environment.output_root / RUN,
+    config,
+    recipe=RECIPE,
+    data=DATA,
+    split_seed=SEED,
+    store=store,
 )
 run.manifest["metrics"]

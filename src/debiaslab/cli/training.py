@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from debiaslab import validate as check
+from debiaslab.hub.checkpoints import checkpoint_store
 from debiaslab.hub.client import pull, push
 from debiaslab.mitigation.data import recipe_texts
 from debiaslab.mitigation.finetune import RECIPES, FinetuneConfig, finetune, read_manifest
@@ -52,6 +53,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.no_progress,
         trust_remote_code=args.trust_remote_code,
+        store=checkpoint_store(args.hub_checkpoints) if args.hub_checkpoints else None,
     )
     verb = "exists (already finished; not trained again)" if result.skipped else "written"
     print(f"{result.weights} {verb}; {result.manifest.get('metrics')}")
@@ -152,6 +154,12 @@ def add_commands(sub) -> None:
     finetune_parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: best available)")
     finetune_parser.add_argument("--no-progress", action="store_true")
     finetune_parser.add_argument("--trust-remote-code", action="store_true")
+    finetune_parser.add_argument(
+        "--hub-checkpoints",
+        metavar="REPO",
+        help="push each checkpoint to this Hub repo as it is saved, and resume from its last "
+        "one when the output folder has none (HF_TOKEN)",
+    )
     finetune_parser.set_defaults(func=cmd_finetune)
 
     plan_parser = sub.add_parser(

@@ -269,3 +269,17 @@ class LogAtSave(TrainerCallback):
         if control.should_save:  # set by DefaultFlowCallback, which runs first
             control.should_log = True
         return control
+
+
+class PushAtSave(TrainerCallback):
+    """Hand each checkpoint to a store as soon as it is saved (main process only), e.g.
+    :class:`debiaslab.hub.checkpoints.HubCheckpoints`: ``store.save(folder, step)``."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            step = state.global_step
+            self.store.save(Path(args.output_dir) / f"checkpoint-{step}", step)
+        return control

@@ -162,6 +162,7 @@ def finetune(
     progress: bool = True,
     trust_remote_code: bool = False,
     callbacks: list | None = None,
+    store: Any = None,
     prompts: list[str] | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``model`` on ``texts`` and save the adapter (or model) under ``output``.
@@ -203,6 +204,9 @@ def finetune(
         progress: show the Trainer's progress bar.
         trust_remote_code: as for model loading.
         callbacks: extra ``transformers.TrainerCallback`` objects (e.g. early stopping).
+        store: where checkpoints also go as they are saved, and a resume restores the last
+            one from when this folder has none (:class:`debiaslab.hub.checkpoints.HubCheckpoints`:
+            a Kaggle session's working folder does not outlive it).
         prompts: causal LMs only: the prompt each text begins with (one per text). The loss
             then covers the rest of the text (the completion and EOS), as instruction tuning
             without ``train_on_inputs`` does; None: the whole text.
@@ -254,6 +258,8 @@ def finetune(
     if finished is not None:
         return FinetuneResult(output, weights, finished, skipped=True)
     checkpoints = output / "checkpoints"
+    if store is not None and resume and ckpt.last_complete(checkpoints) is None:
+        store.restore(checkpoints)  # a new session: the last checkpoint the store holds
     ckpt.check_resumable(checkpoints, resume, config.steps)  # before loading the model
     lm = load_model(
         model,
@@ -322,7 +328,11 @@ def finetune(
         data_collator=collator(
             lm, trainable, config.mlm_probability, labelled=prompts is not None
         ),
-        callbacks=[ckpt.LogAtSave(), *(callbacks or [])],
+        callbacks=[
+            ckpt.LogAtSave(),
+            *([ckpt.PushAtSave(store)] if store is not None else []),
+            *(callbacks or []),
+        ],
     )
     last = ckpt.last_complete(checkpoints, remove_incomplete=trainer.is_world_process_zero())
     if resume and last is None:
@@ -439,13 +449,15 @@ def run_finetune(
     resume: bool = True,
     gpus: int | str = "auto",
     progress: bool = True,
+    store: Any = None,
 ) -> FinetuneResult:
     """Fine-tune from a notebook: in this process on one device, under ``accelerate launch``
     (one process per GPU, data parallel) when several GPUs are visible (Kaggle T4×2).
 
     A Trainer inside a notebook sees one GPU; two need a launcher. Each launched process
     builds the same training texts from ``recipe``/``data``/``split_seed``. ``resume``
-    (default on) continues an interrupted run in ``output``.
+    (default on) continues an interrupted run in ``output``; ``store`` (see :func:`finetune`)
+    keeps the checkpoints beyond this session, its ``repo_id`` handed to launched processes.
     """
     import subprocess
 
@@ -462,8 +474,11 @@ def run_finetune(
             recipe_info=info,
             resume=resume,
             progress=progress,
+            store=store,
         )
     arguments = launch_arguments(model, output, config, recipe, data, split_seed, resume)
+    if store is not None:
+        arguments += ["--hub-checkpoints", store.repo_id]
     command = distributed.launch_command(n_gpus, arguments)
     log.info("launching %d processes: %s", n_gpus, " ".join(command))
     env = distributed.launch_env(n_gpus, distributed.visible_gpus())
