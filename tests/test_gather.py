@@ -280,9 +280,9 @@ def test_two_runs_for_one_destination_are_refused(tmp_path):
 
 def test_large_and_secret_looking_files_are_left_behind(kaggle, tmp_path, monkeypatch, caplog):
     folder = kaggle / "kaggle" / "working" / "results" / "gpt2"
-    (folder / "big.csv").write_text("x\n" * 600)
+    (folder / "big.csv").write_text("x\n" * 6000)
     (folder / "api_key.json").write_text('{"key": "x"}')
-    monkeypatch.setattr(gather_mod, "MAX_BYTES", 1000)
+    monkeypatch.setattr(gather_mod, "MAX_BYTES", 10_000)  # above a result file, below big.csv
     with caplog.at_level(logging.WARNING, logger="debiaslab.gather"):
         gather(kaggle, tmp_path / "results")
     got = snapshot(tmp_path / "results")

@@ -101,16 +101,36 @@ def abstract_numbers(results: Results) -> dict[str, Any]:
 
 
 def setup_numbers(results: Results) -> dict[str, Any]:
-    """The software and hardware of the results: one row per distinct environment."""
+    """The software and hardware of the results: one row per distinct environment, and a
+    sentence of what produced them (device, GPU count, processes), from the records alone."""
     envs = pd.DataFrame([
         {**(r.get("environment") or {}), "debiaslab": r.get("debiaslab_version"),
          "git": (r.get("git_hash") or "")[:12]}
         for _, r in results.records
     ])  # fmt: skip
-    cols = [c for c in ("platform", "device", "gpu", "cpu_count", "python", "torch",
-                        "transformers", "debiaslab", "git") if c in envs.columns]  # fmt: skip
+    cols = [c for c in ("platform", "device", "gpu", "gpu_count", "processes", "cpu_count",
+                        "python", "torch", "transformers", "debiaslab", "git")
+            if c in envs.columns]  # fmt: skip
     table = envs[cols].fillna("—").astype(str).value_counts().reset_index(name="results")
-    return {"table": table_data(table)}
+    return {"table": table_data(table), "produced_on": _produced_on(envs)}
+
+
+def _produced_on(envs: pd.DataFrame) -> str:
+    """``"812 results on CPU (2 cores), 1 process; 40 on Tesla T4 ×2, 2 processes"``."""
+    if envs.empty:
+        return "no results"
+    parts = []
+    for _, row in envs.fillna("").iterrows():
+        if row.get("gpu"):
+            count = int(row.get("gpu_count") or 1)
+            where = f"{row['gpu']}" + (f" ×{count}" if count > 1 else "")
+        else:
+            cores = row.get("cpu_count")
+            where = "CPU" + (f" ({int(cores)} cores)" if cores != "" else "")
+        processes = int(row.get("processes") or 1)
+        parts.append(f"{where}, {processes} process{'es' if processes > 1 else ''}")
+    counts = pd.Series(parts).value_counts()
+    return "; ".join(f"{n:,} results on {where}" for where, n in counts.items())
 
 
 def _calibration(results: Results) -> dict[str, Any] | None:
