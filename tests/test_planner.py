@@ -396,3 +396,28 @@ def test_readme_holds_the_current_t4_verdicts():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
     assert verdict_table("t4x2").rstrip("\n") in readme
+
+
+def test_runtime_is_flops_and_bandwidth_over_what_the_gpu_sustains():
+    from debiaslab.planner import runtime as rt
+
+    gpu = rt.ACCELERATORS["t4x2"]
+    work = rt.Workload(100_000_000, scored_tokens=1e6, decode_steps=1000, loads=1)
+    by_hand = (
+        (
+            2 * 1e8 * 1e6 / (gpu.fp32_flops * rt.FP32_EFFICIENCY)
+            + 1000 * max(2 * 1e8 / (gpu.bandwidth * rt.BANDWIDTH_EFFICIENCY), rt.STEP_LATENCY)
+        )
+        / 2
+        + rt.START_SECONDS
+        + 4 * 1e8 / rt.LOAD_BYTES_PER_SECOND
+    )
+    assert rt.seconds(work, "t4x2") == pytest.approx(by_hand)
+    # More work takes longer; two GPUs share it; LoRA's backward skips the weight gradients.
+    full = rt.evaluation("gpt2", "causal", None, 20)
+    quick = rt.evaluation("gpt2", "causal", 100, 5)
+    assert rt.seconds(quick, "t4x2") < rt.seconds(full, "t4x2")
+    lora, whole = rt.finetuning("gpt2", 300, 4096, True), rt.finetuning("gpt2", 300, 4096, False)
+    assert rt.seconds(lora, "p100") < rt.seconds(whole, "p100")
+    text = rt.describe({"full": full, "quick": quick})
+    assert text.startswith("full: ~") and "on Kaggle T4×2" in text and "on a P100" in text

@@ -13,6 +13,7 @@
 # the classifiers `facebook/roberta-hate-speech-dynabench-r4-target` and `sasha/regardv3`.
 
 # %% tags=["parameters"]
+RUN = "full"  # or "quick": a first run in minutes (sizes capped: debiaslab.env.QUICK)
 MODEL = "{{MODEL}}"
 INSTRUCTION = {{INSTRUCTION}}
 LIMIT = None  # CrowS-Pairs pairs and StereoSet examples per split (None: all)
@@ -31,6 +32,7 @@ SEED = 0
 from debiaslab import env, suites
 
 environment = env.setup(seed=SEED, model=MODEL)
+LIMIT, GENERATION_LIMIT = env.sized(RUN, LIMIT=LIMIT, GENERATION_LIMIT=GENERATION_LIMIT)
 output = environment.output_root / RESULTS
 
 # %%

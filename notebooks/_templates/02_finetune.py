@@ -18,6 +18,7 @@
 # `accelerate launch`, one process per GPU. **Runtime.** {{RUNTIME}}
 
 # %% tags=["parameters"]
+RUN = "full"  # or "quick": a first run in minutes (sizes capped: debiaslab.env.QUICK)
 MODEL = "{{MODEL}}"
 HARDWARE = "{{HARDWARE}}"  # t4x2, p100 or cpu-ci: batch size, method, precision from the preset
 METHOD = None  # None: the preset's choice for HARDWARE; or "full", "lora", "qlora"
@@ -26,7 +27,7 @@ DATA = None  # CrowS-Pairs CSV (default: downloaded) or a text file
 STEPS = 300
 LEARNING_RATE = None  # None: 5e-5 full, 2e-4 LoRA/QLoRA
 SAVE_STEPS = 50
-RUN = "runs/{{SLUG}}"
+RUN_DIR = "runs/{{SLUG}}"
 HUB_REPO = None  # e.g. "your-name/{{SLUG}}-checkpoints": checkpoints survive the session
 SEED = 0
 
@@ -39,6 +40,7 @@ from debiaslab.hub.checkpoints import checkpoint_store
 from debiaslab.mitigation import finetune
 
 environment = env.setup(seed=SEED, model=MODEL)
+STEPS = env.sized(RUN, STEPS=STEPS)
 config = finetune.config_for(
     MODEL, HARDWARE, method=METHOD, steps=STEPS, lr=LEARNING_RATE, save_steps=SAVE_STEPS, seed=SEED
 )
@@ -48,7 +50,7 @@ config
 store = checkpoint_store(HUB_REPO)
 run = finetune.run_finetune(
     MODEL,
-    environment.output_root / RUN,
+    environment.output_root / RUN_DIR,
     config,
     recipe=RECIPE,
     data=DATA,

@@ -17,6 +17,7 @@
 # **Hardware.** {{HARDWARE_NOTE}} **Runtime.** {{RUNTIME}}
 
 # %% tags=["parameters"]
+RUN = "full"  # or "quick": a first run in minutes (sizes capped: debiaslab.env.QUICK)
 MODEL = "{{MODEL}}"
 INSTRUCTION = {{INSTRUCTION}}
 PRE_RESULTS = "results/{{SLUG}}"  # notebook 1's results (an attached output, else here)
@@ -39,6 +40,7 @@ from debiaslab import env, handoff, suites
 from debiaslab.hub.client import push
 
 environment = env.setup(seed=SEED, model=MODEL)
+LIMIT, GENERATION_LIMIT = env.sized(RUN, LIMIT=LIMIT, GENERATION_LIMIT=GENERATION_LIMIT)
 output = environment.output_root / RESULTS
 adapter = handoff.adapter(ADAPTER, upstream="{{SLUG}}/02_finetune")
 handoff.bring_results(PRE_RESULTS, upstream="{{SLUG}}/01_pre_eval", into=RESULTS)

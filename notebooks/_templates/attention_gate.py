@@ -18,6 +18,7 @@
 # **Hardware.** {{HARDWARE_NOTE}} **Runtime.** {{RUNTIME}}
 
 # %% tags=["parameters"]
+RUN = "full"  # or "quick": a first run in minutes (sizes capped: debiaslab.env.QUICK)
 MODEL = "{{MODEL}}"
 ATTRIBUTION_DOMAINS = ["political_ideology", "religious_ideology", "profession"]
 ATTRIBUTION_PROMPTS = 100  # BOLD prompts per group for attribution
@@ -46,6 +47,9 @@ from debiaslab.mitigation import heads
 from debiaslab.models import load_model
 
 environment = env.setup(seed=SEED, model=MODEL)
+ATTRIBUTION_PROMPTS, EVALUATION_PROMPTS, LIMIT, GENERATION_LIMIT = env.sized(
+    RUN, ATTRIBUTION_PROMPTS=ATTRIBUTION_PROMPTS, EVALUATION_PROMPTS=EVALUATION_PROMPTS, LIMIT=LIMIT, GENERATION_LIMIT=GENERATION_LIMIT
+)
 output = environment.output_root / RESULTS
 lm = load_model(MODEL)
 classifier = textclass.load_classifier(TOXICITY_MODEL)

@@ -12,6 +12,7 @@
 # **Hardware.** {{HARDWARE_NOTE}} **Runtime.** {{RUNTIME}}
 
 # %% tags=["parameters"]
+RUN = "full"  # or "quick": a first run in minutes (sizes capped: debiaslab.env.QUICK)
 MODEL = "{{MODEL}}"
 ALPHAS = [0.0, 0.25, 0.5, 1.0]
 SELF_DEBIAS_DECAYS = [50.0]
@@ -37,6 +38,7 @@ from debiaslab.mitigation import decoding
 from debiaslab.models import load_model
 
 environment = env.setup(seed=SEED, model=MODEL)
+PROMPTS_PER_GROUP = env.sized(RUN, PROMPTS_PER_GROUP=PROMPTS_PER_GROUP)
 output = environment.output_root / RESULTS
 lm = load_model(MODEL)
 settings = GenerationSettings(

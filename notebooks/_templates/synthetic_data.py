@@ -19,6 +19,7 @@
 # **Hardware.** {{HARDWARE_NOTE}} **Runtime.** {{RUNTIME}}
 
 # %% tags=["parameters"]
+RUN = "full"  # or "quick": a first run in minutes (sizes capped: debiaslab.env.QUICK)
 SPEC = "gender-work"  # a shipped example or a YAML file
 BACKEND = "hf"  # or "openai"
 WRITER = "qwen2.5-0.5b-instruct"  # hf: preset / hub id; openai: the API's model name
@@ -33,7 +34,7 @@ HARDWARE = "{{HARDWARE}}"
 STEPS = 300
 LIMIT = None
 GENERATION_LIMIT = 20
-RUN = "runs/{{SLUG}}"
+RUN_DIR = "runs/{{SLUG}}"
 RESULTS = "results/{{SLUG}}"
 N_BOOT = 1000
 SEED = 0
@@ -48,6 +49,9 @@ from debiaslab.mitigation import finetune
 from debiaslab.synth import backends, pipeline, spec
 
 environment = env.setup(seed=SEED, model=MODEL)
+N, STEPS, LIMIT, GENERATION_LIMIT = env.sized(
+    RUN, N=N, STEPS=STEPS, LIMIT=LIMIT, GENERATION_LIMIT=GENERATION_LIMIT
+)
 dataset = environment.output_root / DATASET
 request = spec.load_spec(SPEC)
 writer = backends.make_backend(
@@ -79,7 +83,7 @@ else:
 # %%
 config = finetune.config_for(MODEL, HARDWARE, steps=STEPS, seed=SEED)
 run = finetune.run_finetune(
-    MODEL, environment.output_root / RUN, config, recipe="synthetic", data=str(dataset)
+    MODEL, environment.output_root / RUN_DIR, config, recipe="synthetic", data=str(dataset)
 )
 run.manifest["metrics"]
 

@@ -17,6 +17,7 @@
 # **Hardware.** {{HARDWARE_NOTE}} **Runtime.** {{RUNTIME}}
 
 # %% tags=["parameters"]
+RUN = "full"  # or "quick": a first run in minutes (sizes capped: debiaslab.env.QUICK)
 PIPELINE = "{{MODEL}}"  # sd-1.5, sd-2.1, a hub id or a local diffusers folder
 CLIP = "openai/clip-vit-large-patch14"
 OCCUPATIONS = [
@@ -45,6 +46,7 @@ from debiaslab import env, plots, plots_t2i
 from debiaslab.t2i import audit, classify, clip
 
 environment = env.setup(seed=SEED, model=PIPELINE)
+N_IMAGES = env.sized(RUN, N_IMAGES=N_IMAGES)
 output = environment.output_root / RESULTS
 result, path = audit.run_audit(
     OCCUPATIONS,

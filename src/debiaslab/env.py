@@ -212,6 +212,54 @@ def select_dtype(
     return dtype
 
 
+# --------------------------------------------------------------------------- run size
+
+# RUN = "quick" in a notebook: a first run in minutes. Each size parameter is capped at this
+# (a notebook's own smaller value stays); RUN = "full" keeps every parameter as it is.
+QUICK = {
+    "LIMIT": 100,  # CrowS-Pairs pairs, StereoSet examples per split
+    "GENERATION_LIMIT": 5,  # BOLD prompts and HONEST templates per group
+    "STEPS": 30,  # fine-tuning steps (denoising steps are 30 already)
+    "N": 60,  # synthetic texts generated
+    "N_IMAGES": 2,
+    "PROMPTS_PER_GROUP": 2,
+    "ATTRIBUTION_PROMPTS": 10,
+    "EVALUATION_PROMPTS": 4,
+    "PROMPTS_PER_OCCUPATION": 4,
+    "ALIGN_PROMPTS": 8,
+    "ALIGN_ITERATIONS": 2,
+    "EVAL_PROMPTS": 8,
+    "MAX_CYCLES": 2,
+}
+
+
+def sized(run: str, say=print, **values):
+    """The size parameters for ``run``: as given for ``full``; for ``quick`` each capped at
+    :data:`QUICK` (``None``, "all", becomes the cap). Returns them in the order given (one
+    value: that value) and prints what ``quick`` changed.
+
+    Example:
+        >>> sized("quick", say=lambda line: None, LIMIT=None, STEPS=300)
+        (100, 30)
+        >>> sized("full", LIMIT=None)
+
+    Raises:
+        ConfigError: ``run`` is neither ``quick`` nor ``full``.
+    """
+    if run not in ("quick", "full"):
+        raise ConfigError(f"RUN = {run!r}: use 'quick' (a first run in minutes) or 'full'")
+    out = dict(values)
+    if run == "quick":
+        for name, value in values.items():
+            cap = QUICK.get(name)
+            if cap is not None and (value is None or value > cap):
+                out[name] = cap
+        changed = [f"{k} {out[k]} (was {values[k]})" for k in values if out[k] != values[k]]
+        say("RUN = 'quick': " + (", ".join(changed) or "nothing to cap"))
+    result = tuple(out.values())
+    return result[0] if len(result) == 1 else result
+
+
 # --------------------------------------------------------------------------- secrets
 
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from debiaslab import __version__
+from debiaslab.config import get_preset
 from debiaslab.data.fetch import data_dir
-from debiaslab.env import repo_root
+from debiaslab.env import QUICK, repo_root
 from debiaslab.errors import ConfigError
 from debiaslab.io import write_bytes_atomic
 
@@ -72,7 +73,12 @@ if importlib.util.find_spec("debiaslab") is None:
 from debiaslab import gpucheck
 
 gpucheck.ensure_torch()"""
-_T4 = "Kaggle T4×2 (default) or P100, or a Colab T4; 16 GB of GPU memory is enough."
+_T4 = (
+    "Kaggle 'GPU T4 x2' (both GPUs used: evaluation and fine-tuning run one process each) or "
+    "a P100 (its first cell installs the CUDA 12.6 torch that still runs on it), or a Colab "
+    "T4; 16 GB of GPU memory is enough. On Kaggle, attach the debiaslab dataset (`debiaslab "
+    "kaggle build`) or turn Settings → Internet on before the first cell."
+)
 
 
 @dataclass(frozen=True)
@@ -186,23 +192,58 @@ STAGE_NAMES = {
     "calibration": "tiny LMs with planted stereotype rates: do the metrics rank them?",
     "results": "figures and tables from every result file (what the report shows)",
 }
-# Honest about what is known: the machines that build this project cannot reach the Hub, so
-# no notebook has been timed on a T4 with a real model yet.
-RUNTIME = (
-    "not measured on a T4 yet (the project's machines cannot reach the Hub); set LIMIT and "
-    "GENERATION_LIMIT low for a first quick run."
-)
 
 
-def _fill(template: str, entry: Entry) -> str:
+def runtime(entry: Entry, stage: str) -> str:
+    """A notebook header's runtime: the planner's estimate (:mod:`debiaslab.planner.runtime`)
+    of a ``full`` run on Kaggle T4×2 and a P100, and of ``RUN = "quick"``."""
+    from debiaslab.planner import runtime as rt
+
+    quick = QUICK
+    preset = get_preset(entry.model)
+    family = preset.family if preset is not None else "causal"
+    if stage in ("01_pre_eval", "03_post_eval"):
+        works = {
+            "full": rt.evaluation(entry.model, family, None, 20),
+            "quick": rt.evaluation(entry.model, family, quick["LIMIT"], quick["GENERATION_LIMIT"]),
+        }
+    elif stage in ("02_finetune", "02_train", "synthetic_data"):
+        settings = preset.settings("t4x2")
+        tokens = settings.effective_batch(2) * settings.seq_len
+        lora = settings.method != "full"
+        works = {
+            "full": rt.finetuning(entry.model, 300, tokens, lora),
+            "quick": rt.finetuning(entry.model, quick["STEPS"], tokens, lora),
+        }
+    elif stage in ("decoding_balance", "attention_gate"):
+        works = {
+            "full": rt.evaluation(entry.model, family, None, 20),
+            "quick": rt.evaluation(entry.model, family, quick["LIMIT"], quick["GENERATION_LIMIT"]),
+        }
+    elif stage in ("t2i_audit", "03_evaluate", "01_run"):
+        n = {"t2i_audit": 4 * 16, "03_evaluate": 2 * 4 * 8, "01_run": 30 * 3}[stage]
+        quick_n = {"t2i_audit": 4 * 2, "03_evaluate": 2 * 4 * 2, "01_run": 30 * 2}[stage]
+        works = {"full": rt.images(n, 30), "quick": rt.images(quick_n, 30)}
+    else:
+        return "Minutes (small models, or reading files): no GPU estimate needed."
+    return (
+        f"{rt.describe(works)} — an estimate from FLOPs and memory bandwidth "
+        "(debiaslab.planner.runtime), not a timing: no notebook has been timed on a T4 yet."
+    )
+
+
+def _fill(template: str, entry: Entry, stage: str) -> str:
     values = {
         "TITLE": entry.title,
         "MODEL": entry.model,
         "SLUG": entry.slug,
         "INSTRUCTION": repr(entry.instruction),
         "HARDWARE": entry.hardware,
-        "HARDWARE_NOTE": _T4 if entry.hardware != "cpu" else "CPU only; no GPU is needed.",
-        "RUNTIME": RUNTIME,
+        "HARDWARE_NOTE": _T4
+        if entry.hardware != "cpu"
+        else "CPU only; no GPU is needed. On Kaggle, attach the debiaslab dataset or turn "
+        "Settings → Internet on before the first cell.",
+        "RUNTIME": runtime(entry, stage) if entry.hardware != "cpu" else "Minutes, on a CPU.",
         "BOOTSTRAP": BOOTSTRAP,
         "STEREOSET_MC_NOTE": (
             " (likelihood form and, for this instruction-tuned model, the prompt form)"
@@ -228,7 +269,7 @@ def render_text(stage: str, entry: Entry, templates: Path | None = None) -> str:
     templates = templates or repo_root() / "notebooks" / "_templates"
     own = templates / entry.slug / f"{stage}.py"  # a family's own stages (e.g. socratic/01_run)
     template = own if own.is_file() else templates / f"{stage}.py"
-    source = _fill(template.read_text("utf-8"), entry)
+    source = _fill(template.read_text("utf-8"), entry, stage)
     notebook = jupytext.reads(source, fmt="py:percent")
     settings = kaggle_settings(entry)
     notebook.metadata = {
@@ -399,7 +440,7 @@ def check(root: Path | None = None) -> list[str]:
 
 def ci_parameters(entry: Entry, stage: str) -> dict:
     """Offline parameters that run a stage on the family's tiny preset in seconds."""
-    common = {"MODEL": entry.tiny, "SEED": 0}
+    common = {"MODEL": entry.tiny, "SEED": 0, "RUN": "quick"}
     if stage == "calibration":
         return {"QUICK": True}
     if stage == "results":

@@ -13,6 +13,7 @@
 # **Hardware.** {{HARDWARE_NOTE}} **Runtime.** {{RUNTIME}}
 
 # %% tags=["parameters"]
+RUN = "full"  # or "quick": a first run in minutes (sizes capped: debiaslab.env.QUICK)
 SOURCE = "synthesize"  # or a prompts file under the output root (JSON list, or one per line)
 WRITER_BACKEND = "hf"  # or "openai" (OPENAI_API_KEY secret, OPENAI_BASE_URL)
 WRITER = "{{MODEL}}"
@@ -34,6 +35,7 @@ from debiaslab.synth import backends
 from debiaslab.t2i.precise_debias import pairs as precise_pairs
 
 environment = env.setup(seed=SEED)
+PROMPTS_PER_OCCUPATION = env.sized(RUN, PROMPTS_PER_OCCUPATION=PROMPTS_PER_OCCUPATION)
 data = environment.output_root / DATA
 if SOURCE == "synthesize":
     writer = backends.make_backend(WRITER_BACKEND, WRITER, max_new_tokens=80, seed=SEED)

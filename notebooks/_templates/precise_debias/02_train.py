@@ -13,13 +13,14 @@
 # `MODEL = "qwen2.5-7b-instruct"` for the paper's scale (QLoRA, 4-bit). **Runtime.** {{RUNTIME}}
 
 # %% tags=["parameters"]
+RUN = "full"  # or "quick": a first run in minutes (sizes capped: debiaslab.env.QUICK)
 MODEL = "{{MODEL}}"
 HARDWARE = "{{HARDWARE}}"
 METHOD = None  # None: the preset's choice for HARDWARE (LoRA / QLoRA)
 STEPS = 300
 SEQ_LEN = 256  # tokens per training text: prompt, instruction and rewrite must fit
 DATA = "runs/{{SLUG}}/data"  # notebook 1's pairs (an attached output, else here)
-RUN = "runs/{{SLUG}}/rewriter"
+RUN_DIR = "runs/{{SLUG}}/rewriter"
 ALIGN_PROMPTS = 40
 ALIGN_N = 10
 ALIGN_ITERATIONS = 5
@@ -42,7 +43,10 @@ from debiaslab.models import load_model
 from debiaslab.t2i.precise_debias import align, groups, pairs, rewriter
 
 environment = env.setup(seed=SEED, model=MODEL)
-run_dir = environment.output_root / RUN
+STEPS, ALIGN_PROMPTS, ALIGN_ITERATIONS = env.sized(
+    RUN, STEPS=STEPS, ALIGN_PROMPTS=ALIGN_PROMPTS, ALIGN_ITERATIONS=ALIGN_ITERATIONS
+)
+run_dir = environment.output_root / RUN_DIR
 train = pairs.load_seed_pairs(handoff.locate(DATA, upstream="{{SLUG}}/01_dataset") / "train.json")
 config = finetune.config_for(
     MODEL, HARDWARE, method=METHOD, steps=STEPS, seq_len=SEQ_LEN, seed=SEED

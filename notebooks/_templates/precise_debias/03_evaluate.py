@@ -11,6 +11,7 @@
 # **Hardware.** {{HARDWARE_NOTE}} **Runtime.** {{RUNTIME}}
 
 # %% tags=["parameters"]
+RUN = "full"  # or "quick": a first run in minutes (sizes capped: debiaslab.env.QUICK)
 MODEL = "{{MODEL}}"
 ADAPTER = "runs/{{SLUG}}/rewriter/align/adapter"  # notebook 2's (attached, here) or a Hub id
 DATA = "runs/{{SLUG}}/data"  # notebook 1's pairs (an attached output, else here)
@@ -38,6 +39,7 @@ from debiaslab.t2i import audit
 from debiaslab.t2i.precise_debias import align, pairs
 
 environment = env.setup(seed=SEED, model=PIPELINE)
+EVAL_PROMPTS, N_IMAGES = env.sized(RUN, EVAL_PROMPTS=EVAL_PROMPTS, N_IMAGES=N_IMAGES)
 output = environment.output_root / RESULTS
 adapter = handoff.adapter(ADAPTER, upstream="{{SLUG}}/02_train")
 test = pairs.load_seed_pairs(handoff.locate(DATA, upstream="{{SLUG}}/01_dataset") / "test.json")

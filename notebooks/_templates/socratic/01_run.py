@@ -15,6 +15,7 @@
 # **Hardware.** {{HARDWARE_NOTE}} **Runtime.** {{RUNTIME}}
 
 # %% tags=["parameters"]
+RUN = "full"  # or "quick": a first run in minutes (sizes capped: debiaslab.env.QUICK)
 PIPELINE = "{{MODEL}}"
 CAPTIONER = "Salesforce/blip-image-captioning-base"
 CLIP = "openai/clip-vit-large-patch14"
@@ -40,6 +41,7 @@ from debiaslab.data import prompts
 from debiaslab.t2i import socratic
 
 environment = env.setup(seed=SEED, model=PIPELINE)
+MAX_CYCLES = env.sized(RUN, MAX_CYCLES=MAX_CYCLES)
 output = environment.output_root / RESULTS
 chosen = prompts.load_partiprompts(categories=CATEGORIES, limit=LIMIT, seed=SEED)
 settings = socratic.SocraticSettings(
