@@ -564,7 +564,7 @@ def readme_table() -> str:
         "|---|---|---|---|",
     ]
     needs = {
-        "t4x2": "one 16 GB GPU (T4, P100); T4×2 faster",
+        "t4x2": "GPU: Kaggle T4×2 (both used), a P100 or a Colab T4",
         "cpu": "CPU only (minutes)",
     }
     for entry in entries():

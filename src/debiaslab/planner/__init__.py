@@ -2,7 +2,7 @@
 
 ``architecture`` builds a config offline and counts parameters on the meta device, ``memory``
 estimates one training step's peak, ``table`` plans every method of a preset on a machine
-(``plan``) and prints the README's verdict table (``python -m debiaslab.planner t4x2``).
+(``plan``) and prints the verdict table of docs/planner.md (``python -m debiaslab.planner t4x2``).
 
 Example:
     >>> count_parameters(config_for("gpt2")).total

@@ -1,4 +1,4 @@
-"""The memory plan: which training methods of a preset fit a machine, and the README's table.
+"""The memory plan: which training methods of a preset fit a machine, and docs/planner.md's table.
 
 :func:`plan` estimates full fine-tuning, LoRA and QLoRA at a preset's ``models.yaml`` settings
 for a machine of :data:`~debiaslab.config.HARDWARE` and finds the largest batch that fits, with
@@ -231,7 +231,7 @@ def format_plan(rows: list[PlanRow]) -> str:
 
 
 def verdict_table(hardware: str = "t4x2", *, include_tiny: bool = False) -> str:
-    """:func:`format_plan` of :func:`plan_all`: the README's verdict table for a machine."""
+    """:func:`format_plan` of :func:`plan_all`: docs/planner.md's verdict table for a machine."""
     hw = HARDWARE.get(hardware)
     if hw is None:
         raise ConfigError(f"unknown hardware {hardware!r}; expected one of {', '.join(HARDWARE)}")
