@@ -14,7 +14,7 @@ top of a module or inside a function). A name covers a module or a whole package
     methods    mitigation synth t2i
     evaluate   runner launch suites
     outputs    gather hub results_share handoff report calibration_tables
-    studies    calibration notebooks realtrack collection kaggle_bundle
+    studies    calibration notebooks offline_params realtrack collection kaggle_bundle
     cli        cli __main__
 
 Where this corrects DESIGN.md's order: ``results``, ``plots`` and ``cards`` sit low, as

@@ -35,6 +35,7 @@ from debiaslab.gather import gather
 from debiaslab.handoff import kernel_slug
 from debiaslab.io import write_bytes_atomic
 from debiaslab.models import resolve_source
+from debiaslab.offline_params import ci_parameters
 from debiaslab.results import read_all
 from debiaslab.smollm2 import smollm2_dir
 from debiaslab.tiny.classifiers import TINY_CLASSIFIERS, tiny_classifier_path
@@ -158,7 +159,7 @@ def collection_steps(
         if entry.slug == RESULTS_STEP or (only is not None and entry.slug not in only):
             continue
         after = nb.upstream(entry, stage)
-        steps.append(Step(nb.step_name(entry, stage), path, nb.ci_parameters(entry, stage), after))
+        steps.append(Step(nb.step_name(entry, stage), path, ci_parameters(entry, stage), after))
     if real is not None and real.every_core:  # alone: no notebook beside it to share cores
         steps.append(replace(real, after=tuple(s.name for s in steps)))
     previous = tuple(s.name for s in steps)
@@ -326,7 +327,7 @@ def run_collection(
     """Execute the collection offline; return what ran, and raise if anything failed.
 
     Every notebook runs with papermill on its tiny offline parameters
-    (:func:`debiaslab.notebooks.ci_parameters`), in dependency order (a notebook after those
+    (:func:`debiaslab.offline_params.ci_parameters`), in dependency order (a notebook after those
     whose outputs it reads, :func:`debiaslab.notebooks.upstream`: notebook 3 after 1 and 2),
     independent ones side by side in ``workers`` processes, the results notebook last, then
     the report. The tiny models every notebook needs are built first, once
