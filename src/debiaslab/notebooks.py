@@ -364,10 +364,11 @@ def lint(notebook: dict, name: str = "notebook") -> list[str]:
 
     Anatomy of a notebook: a markdown header (purpose, hardware, runtime), one cell tagged
     ``parameters`` holding only literals with Kaggle-ready defaults, one identical bootstrap
-    cell (import debiaslab, else pip-install it at the pinned release), ``env.setup()``, then
-    short calls into the package; results are written to files. Problems reported also include
-    unstripped outputs and cells that break the anatomy (a ``def`` or ``class``, a platform
-    path, something that looks like a token).
+    cell (debiaslab as installed, else from an attached wheel, the index or the release tag;
+    the one cell that may name platform paths), ``env.setup()``, then short calls into the
+    package; results are written to files. Problems reported also include unstripped
+    outputs and cells that break the anatomy (a ``def`` or ``class``, a platform path,
+    something that looks like a token).
     """
     problems = []
     cells = notebook.get("cells", [])
