@@ -124,7 +124,8 @@ def test_decoding_balance_notebook_runs_offline(demo_run):
     results = _out(demo_run) / "results" / "decoding_balance"
     table = (results / "decoding_tradeoff.csv").read_text().splitlines()
     assert table[0].startswith("method,strength,share") and len(table) == 1 + 3
-    assert (results / "decoding_tradeoff.png").is_file()
+    session = demo_run.working("decoding_balance/decoding_balance")  # figures stay there
+    assert (session / "results" / "decoding_balance" / "decoding_tradeoff.png").is_file()
     records = [record for _, record in read_all(results)]
     assert sorted(r["stage"] for r in records) == [
         "balance", "plain", "self-debias-toxicity", "tradeoff",
@@ -155,8 +156,9 @@ def test_attention_gate_notebook_runs_offline(demo_run):
     results = _out(demo_run) / "results" / "attention_gate"
     table = (results / "gating_tradeoff.csv").read_text().splitlines()
     assert table[0].startswith("method,strength,share") and len(table) == 1 + 3  # k = 0, 1, 2
-    assert (results / "gating_tradeoff.png").is_file()
-    assert (results / "head_gates.safetensors").is_file()
+    session = demo_run.working("attention_gate/attention_gate") / "results" / "attention_gate"
+    assert (session / "gating_tradeoff.png").is_file()
+    assert (session / "head_gates.safetensors").is_file()
     records = [record for _, record in read_all(results)]
     post = [r for r in records if r["stage"] == "post"]
     assert post and all(
@@ -182,7 +184,8 @@ def test_socratic_notebooks_run_offline(demo_run):
     results = _out(demo_run) / "results" / "socratic"
     records = [record for _, record in read_all(results)]
     assert [r["benchmark"] for r in records] == ["socratic"] and records[0]["n_items"] == 2
-    assert (results / "socratic_clipscore.png").is_file()
+    session = demo_run.working("socratic/02_evaluate") / "results" / "socratic"
+    assert (session / "socratic_clipscore.png").is_file()
 
 
 @pytest.mark.slow
