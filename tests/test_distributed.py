@@ -112,3 +112,34 @@ def test_work_is_shared_batch_by_batch_and_everyone_gets_every_result(monkeypatc
     monkeypatch.delenv("ACCELERATE_USE_CPU", raising=False)
     assert distributed.launch_env(2, gpus=0)["ACCELERATE_USE_CPU"] == "true"
     assert "ACCELERATE_USE_CPU" not in distributed.launch_env(2, gpus=2)
+
+
+def _share_in_group(rank: int, world: int, init: str, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+
+    def run_mine(batches):
+        if rank == 1:
+            raise ValueError("sequence 3 is too long")
+        return [i * 10 if any(i in b for b in batches) else None for i in range(4)]
+
+    try:
+        distributed.share([[0, 1], [2, 3]], run_mine, 4)
+        message = "no error"
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"
+    Path(out, f"rank{rank}.txt").write_text(message)
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_a_process_that_fails_stops_every_process_instead_of_hanging_them(tmp_path):
+    import torch.multiprocessing as mp
+
+    init = f"file://{tmp_path / 'rendezvous'}"
+    mp.spawn(_share_in_group, args=(2, init, str(tmp_path)), nprocs=2, join=True)
+    assert (tmp_path / "rank1.txt").read_text() == "ValueError: sequence 3 is too long"
+    assert (tmp_path / "rank0.txt").read_text() == (
+        "RuntimeError: another process failed: process 1: ValueError: sequence 3 is too long"
+    )

@@ -31,12 +31,11 @@ from debiaslab.config import presets
 from debiaslab.data.fetch import parse_json
 from debiaslab.env import INPUT_ENV, OUTPUT_ENV
 from debiaslab.errors import ConfigError, DebiaslabError
-from debiaslab.gather import gather
+from debiaslab.gather import gather_each
 from debiaslab.handoff import kernel_slug
 from debiaslab.io import write_bytes_atomic
 from debiaslab.models import resolve_source
 from debiaslab.offline_params import ci_parameters
-from debiaslab.results import read_all
 from debiaslab.smollm2 import smollm2_dir
 from debiaslab.tiny.classifiers import TINY_CLASSIFIERS, tiny_classifier_path
 from debiaslab.tiny.t2i import tiny_t2i_path
@@ -252,13 +251,8 @@ def _guard_dir(run_dir: Path) -> Path:
 def gather_sessions(run_dir: Path, names: Sequence[str], results: Path) -> int:
     """Every session's result files into ``results`` (this run's replace a previous run's);
     returns how many sessions had some."""
-    count = 0
-    for name in names:
-        source = session(run_dir, name)[0] / "results"
-        if source.is_dir() and any(True for _ in read_all(source)):
-            gather(source, results, overwrite=True)
-            count += 1
-    return count
+    folders = [session(run_dir, name)[0] / "results" for name in names]
+    return len(gather_each(folders, results, overwrite=True))
 
 
 def _kernel_env(threads: int) -> dict[str, str]:

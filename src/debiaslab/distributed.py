@@ -69,13 +69,26 @@ def share(
     rank, world = rank_and_world()
     if world == 1:
         return run_mine(batches)
-    mine = run_mine(batches[rank::world])
-    own = {i: mine[i] for batch in batches[rank::world] for i in batch}
+    failure: BaseException | None = None
+    try:
+        mine = run_mine(batches[rank::world])
+        payload: dict[str, Any] = {
+            "items": {i: mine[i] for batch in batches[rank::world] for i in batch}
+        }
+    except Exception as exc:  # every process must reach the gather, or the others hang
+        failure, payload = exc, {"error": f"{type(exc).__name__}: {exc}"}
     gathered: list[Any] = [None] * world
-    _group().all_gather_object(gathered, own)
+    _group().all_gather_object(gathered, payload)
+    if failure is not None:
+        raise failure
+    errors = [
+        f"process {k}: {part['error']}" for k, part in enumerate(gathered) if "error" in part
+    ]
+    if errors:
+        raise RuntimeError("another process failed: " + "; ".join(errors))
     results: list = [None] * n_items
     for part in gathered:
-        for i, value in part.items():
+        for i, value in part["items"].items():
             results[i] = value
     return results
 

@@ -15,7 +15,7 @@ import os
 import re
 import stat
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -450,3 +450,16 @@ def gather(
             report.copied.append(dest)
     log.info("gathered from %s into %s: %s", source, out, report.summary())
     return report
+
+
+def gather_each(
+    sources: Iterable[Path], results_dir: str | os.PathLike[str], *, overwrite: bool = False
+) -> list[tuple[Path, GatherReport]]:
+    """:func:`gather` every source folder that holds result files into ``results_dir`` (the
+    others are passed over); returns each gathered source with its report."""
+    done = []
+    for source in sources:
+        folder = Path(source).resolve()
+        if folder.is_dir() and any(record is not None for _, record in collect(folder)):
+            done.append((Path(source), gather(folder, results_dir, overwrite=overwrite)))
+    return done

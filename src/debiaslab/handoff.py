@@ -23,7 +23,7 @@ from pathlib import Path
 
 from debiaslab.env import input_root, output_root
 from debiaslab.errors import ConfigError
-from debiaslab.gather import GatherReport, gather
+from debiaslab.gather import gather, gather_each
 from debiaslab.hub.client import pull
 from debiaslab.hub.scrub import hub_id
 from debiaslab.results import read_all
@@ -137,12 +137,11 @@ def gather_results(results: str = "results", repo: str | None = None) -> list[st
     into this session's ``results`` folder; returns where they came from (identical files are
     kept once, and differing ones stop it: :func:`debiaslab.gather.gather`)."""
     target = output_root() / results
-    sources: list[str] = []
-    for folder in mounted_outputs():
-        source = (folder / "results").resolve()
-        if source.is_dir() and any(True for _ in read_all(source)):
-            report: GatherReport = gather(source, target)
-            sources.append(f"{folder.name}: {len(report.results)} result files")
+    folders = [folder / "results" for folder in mounted_outputs()]
+    sources = [
+        f"{source.parent.name}: {len(report.results)} result files"
+        for source, report in gather_each(folders, target)
+    ]
     if repo:
         report = pull_results(repo, target)
         sources.append(f"{repo}: {len(report.results)} result files")
