@@ -62,6 +62,7 @@ def test_the_bootstrap_installs_the_wheel_from_an_emulated_kaggle_input(tmp_path
 
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"installing debiaslab {__version__} from the attached wheel: {wheel}" in done.stdout
+    assert "did not work" not in done.stdout  # offline, from the wheel, at the first try
     assert "GPU check: no NVIDIA GPU" in done.stdout  # the check ran, from the new install
     imported = subprocess.run(
         [str(python), "-c", "import debiaslab, debiaslab.gpucheck as g; print(debiaslab.__file__,"
@@ -84,7 +85,7 @@ def test_with_no_wheel_and_no_network_each_source_fails_in_order_then_says_what_
     assert done.returncode != 0
     tried = [line for line in done.stdout.splitlines() if line.startswith("installing")]
     sources = [line.split(" from the ")[1].split(":")[0] for line in tried]
-    assert sources == ["package index", "git"]
+    assert sources == ["package index", "git"]  # no wheel attached: nothing to try there
     assert f"debiaslab=={__version__}" in tried[0] and f"@{nb.RELEASE}" in tried[1]
     assert "Attach its wheel" in done.stderr and "Settings → Internet on" in done.stderr
 

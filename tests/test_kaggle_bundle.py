@@ -127,8 +127,10 @@ def test_the_dataset_passes_kaggles_create_checks_with_the_wheel_and_data(bundle
     assert request.is_private and request.license_name == "other"
     assert sorted(name.split(".")[0] for name, _ in uploaded) == ["debiaslab-data", "wheels"]
     dataset = bundle / "dataset"
-    (wheel,) = (dataset / "wheels").glob("*.whl")
+    (wheel,) = (dataset / "wheels").glob("debiaslab-*.whl")
     assert wheel.name.startswith(f"debiaslab-{__version__}-")
+    # What Kaggle's image lacks comes beside it, so the bootstrap cell installs offline.
+    assert [p.name.split("-")[0] for p in (dataset / "wheels").glob("gguf-*.whl")] == ["gguf"]
     data = sorted(p.relative_to(dataset / "debiaslab-data").as_posix()
                   for p in (dataset / "debiaslab-data").rglob("*") if p.is_file())  # fmt: skip
     assert data and all(name.startswith("crows_pairs/") for name in data)

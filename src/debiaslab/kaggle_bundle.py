@@ -43,6 +43,9 @@ WHEELS = "wheels"
 KERNEL_METADATA = "kernel-metadata.json"
 DATASET_METADATA = "dataset-metadata.json"
 T4X2 = "NvidiaTeslaT4"  # Kaggle's machine_shape for "GPU T4 x2"
+# Runtime dependencies Kaggle's image lacks: their wheels go beside debiaslab's, so that the
+# bootstrap cell installs offline (`pip install --no-index --find-links`).
+NOT_ON_KAGGLE = ("gguf",)
 # `kaggle kernels status` ends in one of these when a run is over.
 _FINISHED = ("complete", "error", "cancel_acknowledged", "cancelled")
 
@@ -107,6 +110,24 @@ def _write_json(path: Path, data: dict) -> None:
     write_bytes_atomic(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode())
 
 
+def download_dependencies(out: Path, names: tuple[str, ...] = NOT_ON_KAGGLE) -> list[Path]:
+    """The wheels of ``names`` (at the versions pyproject allows) into ``out``, from the index."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    declared = [Requirement(r) for r in requires("debiaslab") or []]
+    wanted = [f"{r.name}{r.specifier}" for r in declared if r.name in names and not r.marker]
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:",
+         "-d", str(out), *wanted],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise ConfigError(f"downloading {', '.join(wanted)} failed: {done.stderr.strip()[-500:]}")
+    return sorted(p for p in out.glob("*.whl") if not p.name.startswith("debiaslab-"))
+
+
 def build_wheel(out: Path, root: Path | None = None) -> Path:
     """``pip wheel --no-deps`` of the checkout into ``out``; returns the wheel."""
     root = root or repo_root()
@@ -148,7 +169,8 @@ def build(
     shutil.rmtree(out, ignore_errors=True)
     dataset = out / "dataset"
     wheel = build_wheel(dataset / WHEELS)
-    log(f"[kaggle] wheel: {wheel.name}")
+    extra = download_dependencies(dataset / WHEELS)
+    log(f"[kaggle] wheels: {wheel.name}, {', '.join(p.name for p in extra)}")
     if data:
         report = pull_data(dataset / DATA_FOLDER, only=only)
         if report.failed:

@@ -51,7 +51,9 @@ if importlib.util.find_spec("debiaslab") is None:
         path for root in roots
         for path in glob.glob(f"{{root}}/**/debiaslab-{{VERSION}}-*.whl", recursive=True)
     )
-    sources = [("attached wheel", ["--find-links", os.path.dirname(w), w]) for w in wheels[-1:]]
+    links = [["--find-links", os.path.dirname(w), w] for w in wheels[-1:]]
+    sources = [("attached wheel", ["--no-index", *link]) for link in links]
+    sources += [("attached wheel and the index", link) for link in links]
     sources += [
         ("package index", [f"debiaslab=={{VERSION}}"]),
         ("git", [f"debiaslab @ git+{REPOSITORY}@v{{VERSION}}"]),
