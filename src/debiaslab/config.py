@@ -74,8 +74,9 @@ HARDWARE: dict[str, Hardware] = {
         16.0,
         1,
         False,
-        "Kaggle 'GPU P100': one 16 GB P100, compute capability 6.0 (no bfloat16, slow "
-        "float16); recent Kaggle torch builds may lack sm_60 kernels (see env.select_device).",
+        "Kaggle 'GPU P100': one 16 GB P100, compute capability 6.0 (no bfloat16, float16 "
+        "without tensor cores); Kaggle's cu128 torch has no sm_60 kernels, so the notebooks' "
+        "bootstrap installs the CUDA 12.6 build (debiaslab.gpucheck).",
     ),
     "cpu-ci": Hardware(
         "cpu-ci",
