@@ -61,11 +61,13 @@ def run_batches(
     n_items: int,
     progress: bool,
     desc: str,
+    split: bool = True,
 ) -> list:
     """Run ``run`` on each batch; on OOM split the batch in two and retry. Results by item.
 
     Launched as several processes (one per GPU, :mod:`debiaslab.distributed`), each runs its
-    share of the batches and every process gets all the results.
+    share of the batches and every process gets all the results; ``split=False`` runs every
+    batch here (a caller that gave each process its own items already).
     """
 
     def run_mine(mine: list[list[int]]) -> list:
@@ -92,7 +94,7 @@ def run_batches(
                 bar.update(len(batch))
         return results
 
-    return distributed.share(batches, run_mine, n_items)
+    return distributed.share(batches, run_mine, n_items) if split else run_mine(batches)
 
 
 def pad_rows(

@@ -490,4 +490,5 @@ def _generate_rows(
         writer.append(records)
         return flags
 
-    run_batches(batches, run, n_items=len(todo), progress=progress, desc="images")
+    # The jobs were split between processes already (each writes its own manifest shard).
+    run_batches(batches, run, n_items=len(todo), progress=progress, desc="images", split=False)
