@@ -74,7 +74,7 @@ if importlib.util.find_spec("debiaslab") is None:
         )
 from debiaslab import gpucheck
 
-gpucheck.ensure_torch()"""
+gpu_check = gpucheck.ensure_torch()"""
 _T4 = (
     "Kaggle 'GPU T4 x2' (both GPUs used: evaluation and fine-tuning run one process each) or "
     "a P100 (its first cell installs the CUDA 12.6 torch that still runs on it), or a Colab "
