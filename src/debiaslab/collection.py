@@ -225,19 +225,14 @@ def mount(step: Step, run_dir: Path) -> tuple[Path, Path]:
     return working, inputs
 
 
-def _read_only(folder: Path) -> None:
-    """Make a finished session's output read-only, as Kaggle mounts it downstream."""
-    for path in sorted(folder.rglob("*"), reverse=True):
+def _writable(folder: Path, writable: bool = True) -> None:
+    """Give or take the write bits of a session's folder: taken when it has finished, as Kaggle
+    mounts an output read-only downstream; given back when the run is over."""
+    bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+    for path in [folder, *folder.rglob("*")]:
         if not path.is_symlink():
-            path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-    folder.chmod(folder.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-
-
-def _writable(folder: Path) -> None:
-    folder.chmod(folder.stat().st_mode | stat.S_IWUSR)
-    for path in folder.rglob("*"):
-        if not path.is_symlink():
-            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+            mode = path.stat().st_mode
+            path.chmod(mode | stat.S_IWUSR if writable else mode & ~bits)
 
 
 def _guard_dir(run_dir: Path) -> Path:
@@ -298,7 +293,7 @@ def _execute(step: Step, run_dir: Path, env: dict[str, str]) -> Outcome:
     seconds = time.perf_counter() - started
     status = "ok" if code == 0 else "failed"
     if code == 0:
-        _read_only(cwd)
+        _writable(cwd, False)
     outcome = Outcome(step.name, status, seconds, executed and str(executed), str(log_file))
     if code:
         tail = log_file.read_text("utf-8", errors="replace").strip().splitlines()[-3:]

@@ -52,15 +52,6 @@ def init() -> tuple[int, int]:
     return rank_and_world()
 
 
-def local_device() -> str | None:
-    """``cuda:<LOCAL_RANK>`` for a launched process on a GPU machine, else ``None``."""
-    import torch
-
-    if _group() is not None and torch.cuda.is_available():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-    return None
-
-
 def share(
     batches: list[list[int]], run_mine: Callable[[list[list[int]]], list], n_items: int
 ) -> list:

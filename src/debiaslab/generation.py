@@ -143,10 +143,7 @@ def settings_hash(settings: GenerationSettings) -> str:
 
 
 def cache_path(
-    output_dir: str | Path,
-    model_name: str,
-    settings: GenerationSettings,
-    stage: str | None = None,
+    output_dir: str | Path, model_name: str, settings: GenerationSettings, stage: str | None = None
 ) -> Path:
     """The conventional cache file of one model's generations under one set of settings, one
     per ``stage``: a post-mitigation run never appends to the file a pre-mitigation result

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from debiaslab.env import input_root, output_root
 from debiaslab.errors import ConfigError
-from debiaslab.gather import gather, gather_each
+from debiaslab.gather import gather_each
 from debiaslab.hub.client import pull
 from debiaslab.hub.scrub import hub_id
 from debiaslab.results import read_all
@@ -71,8 +71,7 @@ def locate(path: str, *, upstream: str | None = None, required: bool = True) -> 
         ConfigError: ``required`` and it is nowhere; the message says where it looked and what
             to attach or run.
     """
-    candidates = [folder / path for folder in mounted_outputs(upstream)]
-    candidates.append(output_root() / path)
+    candidates = _candidates(path, upstream)
     for candidate in candidates:
         if candidate.exists():
             log.info("%s: found at %s", path, candidate)
@@ -80,6 +79,11 @@ def locate(path: str, *, upstream: str | None = None, required: bool = True) -> 
     if required:
         raise ConfigError(_missing(path, upstream, candidates))
     return None
+
+
+def _candidates(path: str, upstream: str | None) -> list[Path]:
+    """Where ``path`` may be, in order: each mounted output, then this session's folder."""
+    return [*(folder / path for folder in mounted_outputs(upstream)), output_root() / path]
 
 
 def _missing(path: str, upstream: str | None, candidates: list[Path]) -> str:
@@ -104,7 +108,7 @@ def adapter(value: str, *, upstream: str | None = None) -> Path:
     found = locate(value, upstream=upstream, required=False)
     if found is not None:
         return pull(found)
-    where = _missing(value, upstream, [f / value for f in mounted_outputs(upstream)] + [Path()])
+    where = _missing(value, upstream, _candidates(value, upstream))
     if hub_id(value) is None:
         raise ConfigError(where)
     try:
@@ -124,9 +128,7 @@ def bring_results(
     """
     here = output_root() / (into or path)
     for folder in mounted_outputs(upstream):
-        source = folder / path
-        if source.is_dir() and any(True for _ in read_all(source.resolve())):
-            report = gather(source.resolve(), here)
+        for source, report in gather_each([folder / path], here):
             log.info("%s: %d files from %s", path, len(report.copied), source)
             return here
     return here if here.is_dir() else None

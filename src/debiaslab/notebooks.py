@@ -202,7 +202,7 @@ def runtime(entry: Entry, stage: str) -> str:
     quick = QUICK
     preset = get_preset(entry.model)
     family = preset.family if preset is not None else "causal"
-    if stage in ("01_pre_eval", "03_post_eval"):
+    if stage in ("01_pre_eval", "03_post_eval", "decoding_balance", "attention_gate"):
         works = {
             "full": rt.evaluation(entry.model, family, None, 20),
             "quick": rt.evaluation(entry.model, family, quick["LIMIT"], quick["GENERATION_LIMIT"]),
@@ -214,11 +214,6 @@ def runtime(entry: Entry, stage: str) -> str:
         works = {
             "full": rt.finetuning(entry.model, 300, tokens, lora),
             "quick": rt.finetuning(entry.model, quick["STEPS"], tokens, lora),
-        }
-    elif stage in ("decoding_balance", "attention_gate"):
-        works = {
-            "full": rt.evaluation(entry.model, family, None, 20),
-            "quick": rt.evaluation(entry.model, family, quick["LIMIT"], quick["GENERATION_LIMIT"]),
         }
     elif stage in ("t2i_audit", "03_evaluate", "01_run"):
         n = {"t2i_audit": 4 * 16, "03_evaluate": 2 * 4 * 8, "01_run": 30 * 3}[stage]
